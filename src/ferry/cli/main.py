@@ -1,0 +1,44 @@
+"""The typer app: one command group per module, FerryError -> message and exit code 1."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ferry.errors import FerryError
+
+app = typer.Typer(
+    name="ferry",
+    help="Carry a trained model to a fast, validated REST API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from ferry.cli import models, serve
+
+    serve.register(app)
+    models.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except FerryError as exc:
+        from ferry.cli.output import show_error
+
+        show_error(exc)
+        sys.exit(1)
+
+
+@app.command("version")
+def version() -> None:
+    """Print Ferry's version."""
+    from ferry import __version__
+    from ferry.cli.output import show_lines
+
+    show_lines([__version__])

@@ -1,0 +1,69 @@
+"""``ferry serve PATH``: one model behind the three protocols."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def serve(
+    path: Annotated[
+        str, typer.Argument(help="Bundle folder, model file, MLflow folder or file.py:Class.")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: bundle name or file stem).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2."""
+    import uvicorn
+
+    from ferry.cli.output import show_serving
+    from ferry.config.logging import configure_logging
+    from ferry.model.loaded import load
+    from ferry.server.factory import SERVE_NAME_ENV, SERVE_PATH_ENV
+
+    configure_logging(log_level)
+    model = load(Path(path))
+    if name:
+        model.manifest = model.manifest.model_copy(update={"name": name})
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+    show_serving(model.name, base_url, curl_example(model, base_url))
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+    }
+    if workers == 1:
+        from ferry.server.app import create_app
+
+        uvicorn.run(create_app([model]), **options)
+        return
+    os.environ[SERVE_PATH_ENV] = str(Path(path).resolve()) if ".py:" not in path else path
+    if name:
+        os.environ[SERVE_NAME_ENV] = name
+    uvicorn.run("ferry.server.factory:serve_app", factory=True, workers=workers, **options)
+
+
+def curl_example(model: Any, base_url: str) -> str:
+    """A ready-to-paste curl command predicting the model's first example row."""
+    import orjson
+
+    from ferry.server.serving.schemas import example_records
+
+    records = example_records(model, limit=1) or [{c: 0 for c in model.signature.names}]
+    body = orjson.dumps({"instances": records}).decode()
+    url = f"{base_url}/v1/models/{model.name}/predict"
+    return f"curl -s -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,28 @@
+"""Settings from FERRY_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration; every field can be set as ``FERRY_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FERRY_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".ferry")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_batch_rows: int = Field(default=100_000, ge=1)
+    log_level: str = "INFO"
+    log_format: str = "console"
+    access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The one cached global; tests call ``get_settings.cache_clear()``."""
+    return Settings()

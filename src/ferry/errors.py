@@ -1,0 +1,108 @@
+"""The FerryError tree. Every class has a stable string ``code``; HTTP lives in server/errors.py."""
+
+from __future__ import annotations
+
+
+class FerryError(Exception):
+    """Base of every error Ferry raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, object] = details
+
+
+class ConfigError(FerryError):
+    code = "config_error"
+
+
+# --- the caller sent something we cannot read -------------------------------------------------
+class InvalidRequest(FerryError):
+    """The request as a whole is unreadable (bad JSON, wrong layout)."""
+
+    code = "invalid_request"
+
+
+class MalformedBody(InvalidRequest):
+    code = "malformed_body"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidRequest):
+    code = "payload_too_large"
+
+
+# --- the request is readable but its data does not fit the model's signature --------------------
+class InvalidInput(FerryError):
+    """Data that does not match the signature; details name the column/row."""
+
+    code = "invalid_input"
+
+
+class MissingColumn(InvalidInput):
+    code = "missing_column"
+
+
+class UnknownColumn(InvalidInput):
+    code = "unknown_column"
+
+
+class InvalidValue(InvalidInput):
+    code = "invalid_value"
+
+
+class InvalidShape(InvalidInput):
+    code = "invalid_shape"
+
+
+class EmptyBatch(InvalidInput):
+    code = "empty_batch"
+
+
+class UnknownOutput(InvalidInput):
+    code = "unknown_output"
+
+
+# --- lookups ----------------------------------------------------------------------------------
+class NotFound(FerryError):
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class NotReady(FerryError):
+    code = "not_ready"
+
+
+# --- models and bundles -----------------------------------------------------------------------
+class BundleError(FerryError):
+    """A bundle on disk is missing files, has a bad manifest or a checksum mismatch."""
+
+    code = "bundle_error"
+
+
+class FlavorError(FerryError):
+    """A model file could not be recognised or loaded by any flavor."""
+
+    code = "flavor_error"
+
+
+class MissingDependency(FlavorError):
+    code = "missing_dependency"
+
+
+class PredictionFailed(FerryError):
+    """The model itself raised while predicting: the server's fault, not the caller's."""
+
+    code = "prediction_failed"

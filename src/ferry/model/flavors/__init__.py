@@ -1,0 +1,124 @@
+"""The Flavor protocol, the flavor table, and detection of a flavor from a file or folder.
+
+A flavor knows how to store one kind of model in a bundle and how to load it back as a
+``Predictor``. Each lives in its own module, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ferry.errors import ConfigError, FlavorError
+from ferry.model.signature import Batch, ColumnSpec
+
+
+class Predictor(Protocol):
+    """A loaded model, called with validated batches."""
+
+    @property
+    def declared_inputs(self) -> list[ColumnSpec] | None:
+        """What the model itself says about its inputs (names, maybe dtypes), if anything."""
+        ...
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """Class labels, in ``predict_proba`` column order, when the model is a classifier."""
+        ...
+
+    @property
+    def has_proba(self) -> bool: ...
+
+    def predict(self, batch: Batch) -> np.ndarray: ...
+
+    def predict_proba(self, batch: Batch) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SavedArtifact:
+    """What a flavor wrote into a bundle's ``model/`` folder."""
+
+    artifact: str  # path of the model file or folder, relative to model/
+    options: dict[str, str] = field(default_factory=dict)
+    libraries: dict[str, str] = field(default_factory=dict)  # library -> version at save time
+
+
+class Flavor(Protocol):
+    name: str
+
+    def detect(self, path: Path) -> bool:
+        """True when ``path`` (a file or folder the user gave) is a model of this flavor."""
+        ...
+
+    def accepts(self, obj: object) -> bool:
+        """True when an in-memory object can be saved by this flavor."""
+        ...
+
+    def save(self, source: object, model_dir: Path) -> SavedArtifact:
+        """Write ``source`` (an object, or a Path to a model file/folder) into ``model_dir``."""
+        ...
+
+    def load(self, artifact: Path, options: Mapping[str, str]) -> Predictor:
+        """Load the model at ``artifact`` (a file or folder) with the options recorded at save."""
+        ...
+
+
+FLAVORS: dict[str, str] = {
+    "mlflow": "ferry.model.flavors.mlflow:FLAVOR",
+    "custom": "ferry.model.flavors.custom:FLAVOR",
+    "onnx": "ferry.model.flavors.onnx:FLAVOR",
+    "xgboost": "ferry.model.flavors.xgboost:FLAVOR",
+    "lightgbm": "ferry.model.flavors.lightgbm:FLAVOR",
+    "sklearn": "ferry.model.flavors.sklearn:FLAVOR",
+}
+
+
+def get_flavor(name: str) -> Flavor:
+    """The flavor registered under ``name``; ``ConfigError`` naming the known ones otherwise."""
+    if name not in FLAVORS:
+        raise ConfigError(f"unknown flavor {name!r}; known flavors: {sorted(FLAVORS)}", flavor=name)
+    module, _, attr = FLAVORS[name].partition(":")
+    flavor: Flavor = getattr(importlib.import_module(module), attr)
+    return flavor
+
+
+def detect_flavor(path: Path) -> Flavor:
+    """The first flavor (in table order) that recognises ``path``."""
+    for name in FLAVORS:
+        flavor = get_flavor(name)
+        if flavor.detect(path):
+            return flavor
+    raise FlavorError(
+        f"cannot tell what kind of model {str(path)!r} is; supported: pickle/joblib/skops "
+        "(scikit-learn), .onnx, an MLflow model folder (MLmodel), XGBoost .json/.ubj, "
+        "LightGBM .txt, or a Python file 'predictor.py:ClassName'",
+        path=str(path),
+    )
+
+
+def flavor_for_object(obj: object) -> Flavor:
+    """The flavor that can save an in-memory model object."""
+    for name in FLAVORS:
+        flavor = get_flavor(name)
+        if flavor.accepts(obj):
+            return flavor
+    raise FlavorError(
+        f"cannot save an object of type {type(obj).__module__}.{type(obj).__qualname__}; "
+        "give a model file or a supported estimator",
+        type=type(obj).__qualname__,
+    )
+
+
+def library_version(module_name: str) -> str:
+    """Installed version of a library, or '' when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module_name)
+    except PackageNotFoundError:
+        return ""

@@ -1,0 +1,142 @@
+"""scikit-learn estimators and pipelines: pickle, joblib, and skops files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferry.errors import FlavorError, MissingDependency
+from ferry.model.flavors import SavedArtifact, library_version
+from ferry.model.signature import Batch, ColumnSpec
+
+_PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".sav"}
+# skops refuses to load types it does not know; these prefixes cover scikit-learn's own stack
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+class SklearnPredictor:
+    """Calls the estimator with a DataFrame when it was fitted on named columns, else an array."""
+
+    def __init__(self, estimator: Any) -> None:
+        if not callable(getattr(estimator, "predict", None)):
+            raise FlavorError(
+                f"the loaded object ({type(estimator).__qualname__}) has no predict() method",
+                type=type(estimator).__qualname__,
+            )
+        self.estimator = estimator
+        names = getattr(estimator, "feature_names_in_", None)
+        self._feature_names: list[str] | None = None if names is None else [str(n) for n in names]
+        n_features = getattr(estimator, "n_features_in_", None)
+        self._n_features: int | None = None if n_features is None else int(n_features)
+        classes = getattr(estimator, "classes_", None)
+        self._classes: list[Any] | None = None if classes is None else np.asarray(classes).tolist()
+        self._has_proba = hasattr(estimator, "predict_proba")
+
+    @property
+    def declared_inputs(self) -> list[ColumnSpec] | None:
+        if self._feature_names is not None:
+            return [ColumnSpec(name=name, dtype="float64") for name in self._feature_names]
+        if self._n_features is not None:
+            return [ColumnSpec(name=f"f{i}", dtype="float64") for i in range(self._n_features)]
+        return None
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self._classes
+
+    @property
+    def has_proba(self) -> bool:
+        return self._has_proba
+
+    def _features(self, batch: Batch) -> Any:
+        if self._feature_names is not None:
+            return batch.to_frame()[self._feature_names]
+        return batch.to_matrix()
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        return np.asarray(self.estimator.predict(self._features(batch)))
+
+    def predict_proba(self, batch: Batch) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(self._features(batch)))
+
+
+class SklearnFlavor:
+    name = "sklearn"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and (
+            path.suffix.lower() in _PICKLE_SUFFIXES or path.suffix == ".skops"
+        )
+
+    def accepts(self, obj: object) -> bool:
+        try:
+            from sklearn.base import BaseEstimator
+        except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+            return False
+        return isinstance(obj, BaseEstimator)
+
+    def save(self, source: object, model_dir: Path) -> SavedArtifact:
+        libraries = {"scikit-learn": library_version("scikit-learn")}
+        if isinstance(source, Path):
+            fmt = _format_of(source)
+            target = model_dir / f"model{source.suffix.lower()}"
+            shutil.copyfile(source, target)
+            if fmt == "skops":
+                libraries["skops"] = library_version("skops")
+            return SavedArtifact(target.name, {"format": fmt}, libraries)
+        import joblib
+
+        target = model_dir / "model.joblib"
+        joblib.dump(source, target)
+        return SavedArtifact(target.name, {"format": "joblib"}, libraries)
+
+    def load(self, artifact: Path, options: Mapping[str, str]) -> SklearnPredictor:
+        fmt = options.get("format") or _format_of(artifact)
+        if fmt == "skops":
+            trusted = [t for t in options.get("trusted", "").split(",") if t]
+            return SklearnPredictor(_load_skops(artifact, trusted))
+        import joblib
+
+        try:
+            estimator = joblib.load(artifact)
+        except (OSError, EOFError, ValueError, ImportError, AttributeError) as exc:
+            raise FlavorError(
+                f"cannot load {artifact.name} as a scikit-learn {fmt}: {exc}", path=str(artifact)
+            ) from exc
+        return SklearnPredictor(estimator)
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".skops":
+        return "skops"
+    return "joblib" if suffix == ".joblib" else "pickle"
+
+
+def _load_skops(path: Path, trusted: list[str]) -> Any:
+    try:
+        import skops.io as sio
+    except ImportError as exc:
+        raise MissingDependency(
+            "loading a .skops file needs skops: pip install 'ferry-ml[skops]'"
+        ) from exc
+    unknown = [
+        name
+        for name in sio.get_untrusted_types(file=path)
+        if name not in trusted and not name.startswith(_TRUSTED_PREFIXES)
+    ]
+    if unknown:
+        raise FlavorError(
+            f"{path.name} contains types that are not trusted: {unknown}; "
+            "trust them explicitly (ferry save --trust TYPE) if you know where the file came from",
+            untrusted=unknown,
+        )
+    allowed = sio.get_untrusted_types(file=path)
+    return sio.load(path, trusted=allowed)
+
+
+FLAVOR = SklearnFlavor()

@@ -1,0 +1,404 @@
+"""Request data -> validated, typed arrays (a Batch), by a model's signature.
+
+Conversion rules (the same for JSON and CSV, so the same rows give the same arrays):
+- ``float32``/``float64``: numbers; a null (JSON ``null``, empty CSV cell) becomes NaN when the
+  column is nullable, else it is rejected. Strings and booleans are rejected in JSON; CSV cells
+  are parsed.
+- ``int32``/``int64``: whole numbers (``3.0`` is accepted, ``3.5`` is not). A nullable integer
+  column that receives a null becomes ``float64`` with NaN, as pandas does, so scikit-learn
+  imputers see NaN.
+- ``bool``: JSON ``true``/``false``; in CSV ``true/false/1/0/yes/no`` (any case). A null in a
+  nullable bool column turns the column into ``float64`` (1.0/0.0/NaN), like integers.
+- ``string``: any JSON string (numbers are rejected); a null becomes NaN (pandas' missing marker).
+- A column with ``required=False`` may be left out of a request entirely; it is then all-missing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from ferry.errors import EmptyBatch, InvalidShape, InvalidValue, MissingColumn, UnknownColumn
+from ferry.model.signature import NUMPY_DTYPES, Batch, ColumnSpec, Signature
+
+_TRUE = frozenset({"true", "1", "yes", "t", "y"})
+_FALSE = frozenset({"false", "0", "no", "f", "n"})
+
+Source = Literal["json", "text"]
+
+
+# --------------------------------------------------------------------------------------------
+# validation: three request layouts -> Batch
+# --------------------------------------------------------------------------------------------
+def batch_from_records(records: object, signature: Signature, *, source: Source = "json") -> Batch:
+    """Rows as objects (``[{"a": 1, "b": 2}, ...]``) or as lists in signature order."""
+    if not isinstance(records, list):
+        raise InvalidShape("expected a list of rows", expected="list", got=type(records).__name__)
+    if not records:
+        raise EmptyBatch("the request has no rows")
+    first = records[0]
+    if isinstance(first, dict):
+        return _from_objects(records, signature, source)
+    if isinstance(first, list | tuple):
+        return _from_lists(records, signature, source)
+    if len(signature.inputs) == 1 and signature.inputs[0].is_scalar:
+        # a single-column model also takes a bare list of values: [1, 2, 3]
+        return batch_from_columns({signature.inputs[0].name: records}, signature, source=source)
+    raise InvalidShape(
+        "each row must be an object of columns or a list of values",
+        row=0,
+        got=type(first).__name__,
+    )
+
+
+def batch_from_columns(columns: object, signature: Signature, *, source: Source = "json") -> Batch:
+    """Columns as lists (``{"a": [1, 2], "b": [3, 4]}``)."""
+    if not isinstance(columns, dict):
+        raise InvalidShape("expected an object of columns", got=type(columns).__name__)
+    _check_names(columns.keys(), signature)
+    lengths = {name: len(v) for name, v in columns.items() if isinstance(v, list)}
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise InvalidShape(
+                f"column {name!r} must be a list of values", column=name, got=type(values).__name__
+            )
+    n_rows = next(iter(lengths.values()), 0)
+    if n_rows == 0:
+        raise EmptyBatch("the request has no rows")
+    if len(set(lengths.values())) > 1:
+        raise InvalidShape("columns have different lengths", lengths=lengths)
+    arrays = {
+        spec.name: convert_column(columns.get(spec.name), spec, n_rows, source)
+        for spec in signature.inputs
+    }
+    return Batch(arrays, n_rows)
+
+
+def _from_objects(records: list[Any], signature: Signature, source: Source) -> Batch:
+    names = signature.names
+    known = set(names)
+    for row, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidShape("every row must be an object", row=row, got=type(record).__name__)
+        if record.keys() - known:
+            extra = sorted(record.keys() - known)
+            raise UnknownColumn(
+                f"unknown column {extra[0]!r} in row {row}; expected {names}",
+                column=extra[0],
+                row=row,
+                expected=names,
+            )
+    arrays: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        values = [record.get(spec.name, _ABSENT) for record in records]
+        arrays[spec.name] = convert_column(values, spec, len(records), source)
+    return Batch(arrays, len(records))
+
+
+def _from_lists(rows: list[Any], signature: Signature, source: Source) -> Batch:
+    specs = signature.inputs
+    if len(specs) == 1 and not specs[0].is_scalar:
+        # a single tensor input: each row is that tensor's value
+        return Batch({specs[0].name: convert_column(rows, specs[0], len(rows), source)}, len(rows))
+    width = len(specs)
+    for row, values in enumerate(rows):
+        if not isinstance(values, list | tuple):
+            raise InvalidShape("every row must be a list", row=row, got=type(values).__name__)
+        if len(values) != width:
+            raise InvalidShape(
+                f"row {row} has {len(values)} values; the model takes {width}: {signature.names}",
+                row=row,
+                expected=width,
+                got=len(values),
+            )
+    transposed = list(zip(*rows, strict=True))
+    arrays = {
+        spec.name: convert_column(list(transposed[i]), spec, len(rows), source)
+        for i, spec in enumerate(specs)
+    }
+    return Batch(arrays, len(rows))
+
+
+def _check_names(names: Any, signature: Signature) -> None:
+    known = set(signature.names)
+    for name in names:
+        if name not in known:
+            raise UnknownColumn(
+                f"unknown column {name!r}; expected {signature.names}",
+                column=name,
+                expected=signature.names,
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# one column of values -> one typed numpy array
+# --------------------------------------------------------------------------------------------
+class _Absent:
+    """Marks a column missing from an object row (distinct from an explicit null)."""
+
+
+_ABSENT: Any = _Absent()
+
+
+def convert_column(
+    values: list[Any] | None, spec: ColumnSpec, n_rows: int, source: Source
+) -> np.ndarray:
+    """Check and convert one column's values; errors name the column and the first bad row."""
+    if values is None or (values and all(v is _ABSENT for v in values)):
+        if spec.required:
+            raise MissingColumn(
+                f"missing required column {spec.name!r}", column=spec.name, expected=spec.dtype
+            )
+        return _all_missing(spec, n_rows)
+    if not spec.is_scalar:
+        return _convert_tensor(values, spec, source)
+    if source == "text":
+        values = [_parse_text(v, spec, row) for row, v in enumerate(values)]
+    return _convert_scalars(values, spec)
+
+
+def _all_missing(spec: ColumnSpec, n_rows: int) -> np.ndarray:
+    if spec.dtype == "string":
+        return np.full(n_rows, np.nan, dtype=object)
+    return np.full(n_rows, np.nan, dtype=np.float64)
+
+
+def _convert_scalars(values: list[Any], spec: ColumnSpec) -> np.ndarray:
+    dtype = spec.dtype
+    if dtype == "string":
+        return _convert_strings(values, spec)
+    if dtype == "bool":
+        return _convert_bools(values, spec)
+    # numbers: let numpy do the bulk conversion, then inspect only when it looks wrong
+    array = np.asarray(values) if values else np.empty(0)
+    kind = array.dtype.kind
+    if dtype.startswith("float") and kind in "fiu":
+        return array.astype(NUMPY_DTYPES[dtype], copy=False)
+    if dtype.startswith("int") and kind in "iu":
+        return _checked_ints(array, spec)
+    return _convert_numbers_slowly(values, spec)
+
+
+def _convert_numbers_slowly(values: list[Any], spec: ColumnSpec) -> np.ndarray:
+    """Row by row: handles nulls, whole floats in int columns, and names the first bad row."""
+    is_int = spec.dtype.startswith("int")
+    out: list[float | int] = []
+    has_missing = False
+    for row, value in enumerate(values):
+        if value is None or value is _ABSENT or (isinstance(value, float) and math.isnan(value)):
+            _require_nullable(spec, row)
+            has_missing = True
+            out.append(math.nan)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _type_error(spec, row, value)
+        if is_int and isinstance(value, float):
+            if not value.is_integer():
+                raise InvalidValue(
+                    f"column {spec.name!r} row {row}: {value!r} is not a whole number",
+                    column=spec.name,
+                    row=row,
+                    expected=spec.dtype,
+                    got=value,
+                )
+            value = int(value)
+        out.append(value)
+    if is_int and not has_missing:
+        return _checked_ints(np.asarray(out), spec)
+    target = NUMPY_DTYPES[spec.dtype] if not is_int else np.dtype(np.float64)
+    return np.asarray(out, dtype=target)
+
+
+def _checked_ints(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    target = NUMPY_DTYPES[spec.dtype]
+    info = np.iinfo(target)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        row = int(np.argmax((array < info.min) | (array > info.max)))
+        raise InvalidValue(
+            f"column {spec.name!r} row {row}: {array[row]} is out of range for {spec.dtype}",
+            column=spec.name,
+            row=row,
+            expected=spec.dtype,
+        )
+    return array.astype(target, copy=False)
+
+
+def _convert_bools(values: list[Any], spec: ColumnSpec) -> np.ndarray:
+    has_missing = False
+    for row, value in enumerate(values):
+        if value is None or value is _ABSENT:
+            _require_nullable(spec, row)
+            has_missing = True
+        elif not isinstance(value, bool):
+            raise _type_error(spec, row, value)
+    if has_missing:
+        return np.asarray(
+            [math.nan if v is None or v is _ABSENT else float(v) for v in values], dtype=np.float64
+        )
+    return np.asarray(values, dtype=np.bool_)
+
+
+def _convert_strings(values: list[Any], spec: ColumnSpec) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for row, value in enumerate(values):
+        if value is None or value is _ABSENT:
+            _require_nullable(spec, row)
+            out[row] = np.nan
+        elif isinstance(value, str):
+            out[row] = value
+        else:
+            raise _type_error(spec, row, value)
+    return out
+
+
+def _convert_tensor(values: list[Any], spec: ColumnSpec, source: Source) -> np.ndarray:
+    target = NUMPY_DTYPES[spec.dtype]
+    try:
+        array = np.asarray(values, dtype=target if spec.dtype != "string" else None)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValue(
+            f"input {spec.name!r} must hold {spec.dtype} values of shape {spec.shape} per row",
+            column=spec.name,
+            expected=spec.dtype,
+        ) from exc
+    expected = tuple(spec.shape)
+    got = array.shape[1:]
+    if len(got) != len(expected) or any(
+        e not in (-1, g) for e, g in zip(expected, got, strict=False)
+    ):
+        raise InvalidShape(
+            f"input {spec.name!r} must have shape {list(expected)} per row, got {list(got)}",
+            column=spec.name,
+            expected=list(expected),
+            got=list(got),
+        )
+    return array
+
+
+def _parse_text(value: Any, spec: ColumnSpec, row: int) -> Any:
+    """A text cell (CSV, query string) -> the JSON value it stands for."""
+    if value is _ABSENT or value is None:
+        return value
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text == "" or (spec.dtype != "string" and text.lower() in ("nan", "null", "na")):
+        return None
+    if spec.dtype == "string":
+        return value
+    if spec.dtype == "bool":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise _type_error(spec, row, value)
+    try:
+        number = float(text) if spec.dtype.startswith("float") else int(text)
+    except ValueError:
+        try:
+            number = float(text)  # "3.0" in an int column is a whole float: checked later
+        except ValueError:
+            raise _type_error(spec, row, value) from None
+    return number
+
+
+def _require_nullable(spec: ColumnSpec, row: int) -> None:
+    if not (spec.nullable or not spec.required):
+        raise InvalidValue(
+            f"column {spec.name!r} row {row} is null, but the column does not allow missing values",
+            column=spec.name,
+            row=row,
+            expected=spec.dtype,
+            got=None,
+        )
+
+
+def _type_error(spec: ColumnSpec, row: int, value: Any) -> InvalidValue:
+    shown = value if isinstance(value, str | int | float | bool) else type(value).__name__
+    return InvalidValue(
+        f"column {spec.name!r} row {row}: expected {spec.dtype}, got {shown!r}",
+        column=spec.name,
+        row=row,
+        expected=spec.dtype,
+        got=shown,
+    )
+
+
+def batch_from_arrays(arrays: Mapping[str, np.ndarray], signature: Signature) -> Batch:
+    """Typed arrays (V2 tensors, in-process numpy) -> a batch, with the same rules as JSON."""
+    _check_names(arrays.keys(), signature)
+    sizes = {name: int(a.shape[0]) if a.ndim else 1 for name, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise InvalidShape("inputs have different numbers of rows", rows=sizes)
+    n_rows = next(iter(sizes.values()), 0)
+    if n_rows == 0:
+        raise EmptyBatch("the request has no rows")
+    columns: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        array = arrays.get(spec.name)
+        if array is None:
+            if spec.required:
+                raise MissingColumn(
+                    f"missing required input {spec.name!r}", column=spec.name, expected=spec.dtype
+                )
+            columns[spec.name] = _all_missing(spec, n_rows)
+            continue
+        columns[spec.name] = _convert_array(array.reshape(n_rows, *array.shape[1:]), spec)
+    return Batch(columns, n_rows)
+
+
+def _convert_array(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    if spec.is_scalar:
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise InvalidShape(
+                f"input {spec.name!r} must have one value per row, got shape {list(array.shape)}",
+                column=spec.name,
+                expected=[-1],
+                got=list(array.shape),
+            )
+    elif list(array.shape[1:]) != spec.shape and -1 not in spec.shape:
+        raise InvalidShape(
+            f"input {spec.name!r} must have shape {[-1, *spec.shape]}, got {list(array.shape)}",
+            column=spec.name,
+            expected=[-1, *spec.shape],
+            got=list(array.shape),
+        )
+    kind = array.dtype.kind
+    if spec.dtype == "string":
+        if kind not in "OUS":
+            raise _array_type_error(spec, array)
+        return array.astype(object, copy=False)
+    if spec.dtype == "bool":
+        if kind != "b":
+            raise _array_type_error(spec, array)
+        return array
+    if kind not in "iuf":
+        raise _array_type_error(spec, array)
+    if spec.dtype.startswith("int"):
+        if kind == "f" and not (np.all(np.isfinite(array)) and np.all(np.mod(array, 1) == 0)):
+            raise InvalidValue(
+                f"input {spec.name!r} must hold whole numbers",
+                column=spec.name,
+                expected=spec.dtype,
+            )
+        return _checked_ints(array, spec)
+    converted = array.astype(NUMPY_DTYPES[spec.dtype], copy=False)
+    if not (spec.nullable or not spec.required) and np.isnan(converted).any():
+        row = int(np.argmax(np.isnan(converted.reshape(len(converted), -1)).any(axis=1)))
+        _require_nullable(spec, row)
+    return converted
+
+
+def _array_type_error(spec: ColumnSpec, array: np.ndarray) -> InvalidValue:
+    return InvalidValue(
+        f"input {spec.name!r} must hold {spec.dtype} values, got {array.dtype}",
+        column=spec.name,
+        expected=spec.dtype,
+        got=str(array.dtype),
+    )

@@ -1,0 +1,1 @@
+"""Metrics, prediction logs, drift and telemetry."""

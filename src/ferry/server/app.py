@@ -1,0 +1,110 @@
+"""create_app(): the ASGI app serving a set of loaded models over three protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ferry import __version__
+from ferry.config.settings import Settings, get_settings
+from ferry.errors import FerryError
+from ferry.model.loaded import LoadedModel
+from ferry.monitoring.metrics import ServingMetrics
+from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
+from ferry.server.serving.context import ServingContext, serving_context
+from ferry.server.serving.inference import json_response
+from ferry.server.serving.mlflow import mlflow_router
+from ferry.server.serving.native import native_router
+from ferry.server.serving.repository import ModelRepository
+from ferry.server.serving.v2 import v2_router
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+            "required": ["code", "message", "details"],
+        }
+    },
+}
+
+
+def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) -> FastAPI:
+    """An app answering for ``models``; it reports ready once each has answered its example."""
+    settings = settings or get_settings()
+    loaded = list(models)
+    repository = ModelRepository.of(loaded)
+    metrics = ServingMetrics()
+    metrics.loaded.set(len(loaded))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(repository.warm_up)
+        yield
+
+    names = ", ".join(sorted(repository.models))
+    app = FastAPI(
+        title=f"Ferry: {names}",
+        version=__version__,
+        description="Predictions over Ferry's JSON protocol, MLflow's `/invocations` and the "
+        "Open Inference Protocol V2.",
+        lifespan=lifespan,
+    )
+    app.state.serving = ServingContext(repository, metrics, settings)
+    app.add_exception_handler(FerryError, ferry_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+    app.include_router(native_router(loaded))
+    app.include_router(mlflow_router())
+    app.include_router(v2_router())
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
+    _add_error_schema(app)
+    return app
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    repository = serving_context(request).repository
+    checks = {f"{n}:{v}": c.status for (n, v), c in repository.checks.items()}
+    body = {"ready": repository.ready, "models": checks}
+    return json_response(body, status=200 if repository.ready else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    body = serving_context(request).metrics.render()
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_error_schema(app: FastAPI) -> None:
+    """Register the error body once so per-model routes can reference it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {})["FerryError"] = (
+                ERROR_SCHEMA
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

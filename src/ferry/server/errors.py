@@ -1,0 +1,99 @@
+"""The one FerryError -> HTTP status table, and the error bodies of each protocol family."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferry.config.logging import request_id_var
+from ferry.errors import (
+    FerryError,
+    InvalidInput,
+    InvalidRequest,
+    NotFound,
+    NotReady,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[type[FerryError], int] = {
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    InvalidRequest: 400,
+    InvalidInput: 422,
+    NotFound: 404,
+    NotReady: 503,
+}
+_HTTP_CODES: dict[int, str] = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+_MLFLOW_CODES: dict[int, str] = {404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
+MLFLOW_PREFIXES = ("/invocations", "/ping", "/health", "/version", "/mlflow/")
+V2_PREFIX = "/v2"
+
+
+def status_of(exc: FerryError) -> int:
+    return next((_STATUS[c] for c in type(exc).__mro__ if c in _STATUS), 500)
+
+
+def error_body(
+    path: str, status: int, code: str, message: str, details: dict[str, object]
+) -> bytes:
+    """The error body in the shape the route's protocol clients decode."""
+    if path.startswith(V2_PREFIX):
+        return orjson.dumps({"error": message})
+    if path.startswith(MLFLOW_PREFIXES):
+        mlflow_code = _MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
+        return orjson.dumps({"error_code": mlflow_code, "message": message, "ferry_code": code})
+    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+def error_response(path: str, exc: FerryError) -> Response:
+    status = status_of(exc)
+    details = {**exc.details}
+    if status >= 500:
+        details["request_id"] = request_id_var.get()
+    body = error_body(path, status, exc.code, exc.message, details)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def ferry_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FerryError)
+    return error_response(request.url.path, exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405/... (unknown route, wrong method) in our shapes."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = str(exc.detail) if exc.detail else code
+    if exc.status_code == 404:
+        message = f"no route {request.method} {request.url.path}"
+    body = error_body(request.url.path, exc.status_code, code, message, {"path": request.url.path})
+    return Response(
+        body, status_code=exc.status_code, media_type="application/json", headers=exc.headers
+    )
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """Last resort for bugs: a 500 in the route's shape, with the request id to find the log."""
+    request_id = request_id_var.get()
+    log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    body = error_body(
+        request.url.path,
+        500,
+        "internal",
+        f"internal error (request id {request_id})",
+        {"request_id": request_id},
+    )
+    return Response(body, status_code=500, media_type="application/json")

@@ -1,0 +1,168 @@
+"""What every protocol shares: bounded body reading, JSON/CSV decoding, running the model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferry.config.logging import request_id_var
+from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
+from ferry.model.loaded import LoadedModel
+from ferry.model.signature import Batch, Signature
+from ferry.model.validation import batch_from_columns
+from ferry.monitoring.metrics import ServingMetrics
+from ferry.server.errors import status_of
+
+log = logging.getLogger(__name__)
+
+_NUMPY_JSON_KINDS = frozenset("biuf")
+
+
+def new_request_id(request: Request) -> str:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id_var.set(request_id)
+    return request_id
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate"):
+        body = _decompress(body, encoding, limit)
+    return body
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    decompressor = zlib.decompressobj(wbits)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise MalformedBody(f"request body is not valid {encoding}: {exc}") from exc
+    if len(out) > limit:
+        raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes", limit=limit)
+    return out
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedBody("the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from exc
+
+
+def batch_from_csv(body: bytes, signature: Signature) -> Batch:
+    """A CSV with a header row -> a batch; cells are parsed by each column's dtype."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"CSV body is not UTF-8: {exc}") from exc
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [row for row in rows if row]
+    if not rows:
+        raise MalformedBody("the CSV body is empty; send a header row and data rows")
+    header, data = rows[0], rows[1:]
+    if not data:
+        raise EmptyBatch("the CSV has a header but no rows")
+    for number, row in enumerate(data):
+        if len(row) != len(header):
+            raise MalformedBody(
+                f"CSV row {number} has {len(row)} cells; the header has {len(header)}",
+                row=number,
+            )
+    columns = {name: [row[i] for row in data] for i, name in enumerate(header)}
+    return batch_from_columns(columns, signature, source="text")
+
+
+async def predict(
+    model: LoadedModel, batch: Batch, outputs: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Run the model off the event loop; a model that raises is a 500, never the caller's fault."""
+    try:
+        return await anyio.to_thread.run_sync(model.predict_outputs, batch, outputs)
+    except FerryError:
+        raise
+    except Exception as exc:
+        request_id = request_id_var.get()
+        log.exception("model %s:%s raised while predicting", model.name, model.version)
+        raise PredictionFailed(
+            f"model {model.name!r} failed to predict: {type(exc).__name__}: {exc} "
+            f"(request id {request_id})",
+            model=model.name,
+            version=model.version,
+        ) from exc
+
+
+def jsonable(array: np.ndarray) -> Any:
+    """An array orjson can write directly, or plain lists (NaN -> null) for other dtypes."""
+    if array.dtype.kind in _NUMPY_JSON_KINDS and array.flags.c_contiguous:
+        return array
+    values = array.tolist()
+    return _nan_to_none(values) if array.dtype.kind == "O" else values
+
+
+def _nan_to_none(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_nan_to_none(v) for v in values]
+    if isinstance(values, float) and values != values:
+        return None
+    return values
+
+
+def json_response(
+    content: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class Timer:
+    """Times one request and records it in the metrics, whatever its outcome."""
+
+    __slots__ = ("metrics", "protocol", "start")
+
+    def __init__(self, metrics: ServingMetrics, protocol: str) -> None:
+        self.metrics = metrics
+        self.protocol = protocol
+        self.start = time.perf_counter()
+
+    def done(self, model: LoadedModel | None, status: int, rows: int = 0) -> None:
+        name, version = (model.name, model.version) if model is not None else ("-", "-")
+        self.metrics.observe(
+            name, version, self.protocol, status, time.perf_counter() - self.start, rows
+        )
+
+    def failed(self, model: LoadedModel | None, exc: FerryError) -> None:
+        self.metrics.errors.labels(exc.code).inc()
+        self.done(model, status_of(exc))

@@ -1,0 +1,98 @@
+"""The models a server answers for: lookup by name, version or alias, and warm-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ferry.errors import ModelNotFound, NotReady, VersionNotFound
+from ferry.model.example import compare_outputs, outputs_to_json
+from ferry.model.loaded import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ExampleCheck:
+    """Result of replaying the bundle's example at start-up."""
+
+    status: str  # "passed", "mismatch", "no_expected_output", "no_example", "failed"
+    message: str = ""
+
+
+@dataclass(slots=True)
+class ModelRepository:
+    models: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
+    checks: dict[tuple[str, str], ExampleCheck] = field(default_factory=dict)
+    ready: bool = False
+
+    @classmethod
+    def of(cls, models: Iterable[LoadedModel]) -> ModelRepository:
+        repository = cls()
+        for model in models:
+            repository.models.setdefault(model.name, {})[model.version] = model
+        return repository
+
+    def all(self) -> list[LoadedModel]:
+        return [m for versions in self.models.values() for m in versions.values()]
+
+    def resolve(self, name: str, version: str | None = None) -> LoadedModel:
+        """``name``, ``name@alias`` or (``name``, ``version``) -> the loaded model."""
+        alias = None
+        if "@" in name:
+            name, _, alias = name.partition("@")
+        versions = self.models.get(name)
+        if versions is None:
+            raise ModelNotFound(
+                f"no model named {name!r}; this server has {sorted(self.models)}", model=name
+            )
+        if not self.ready:
+            raise NotReady(f"model {name!r} is still loading", model=name)
+        if alias is not None and alias not in ("latest", "production"):
+            raise VersionNotFound(f"model {name!r} has no alias {alias!r}", model=name, alias=alias)
+        if version is None:
+            return versions[max(versions, key=_version_key)]
+        model = versions.get(version)
+        if model is None:
+            raise VersionNotFound(
+                f"model {name!r} has no version {version!r}; it has {sorted(versions)}",
+                model=name,
+                version=version,
+            )
+        return model
+
+    def warm_up(self) -> None:
+        """Answer every model's example once (page in code, check it), then report ready."""
+        for model in self.all():
+            self.checks[(model.name, model.version)] = _check_example(model)
+        self.ready = True
+
+
+def _check_example(model: LoadedModel) -> ExampleCheck:
+    if model.example is None:
+        return ExampleCheck("no_example")
+    outputs = [
+        name for name in (model.expected or {"predictions": None}) if name in model.output_names
+    ]
+    try:
+        actual = outputs_to_json(model.predict_outputs(model.example, outputs or ["predictions"]))
+    except Exception as exc:  # a model that cannot answer its own example is logged, not fatal
+        log.error("model %s:%s failed on its example: %s", model.name, model.version, exc)
+        return ExampleCheck("failed", str(exc))
+    if model.expected is None:
+        return ExampleCheck("no_expected_output")
+    mismatches = compare_outputs(model.expected, actual)
+    if mismatches:
+        first = mismatches[0]
+        message = (
+            f"{len(mismatches)} mismatches; first: {first.output} row {first.row}: "
+            f"expected {first.expected!r}, got {first.got!r}"
+        )
+        log.warning("model %s:%s example check: %s", model.name, model.version, message)
+        return ExampleCheck("mismatch", message)
+    return ExampleCheck("passed")
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)

@@ -1,0 +1,167 @@
+"""Open Inference Protocol V2 (KServe / Triton / MLServer clients), with binary tensor data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferry import __version__
+from ferry.errors import FerryError, InvalidRequest, PayloadTooLarge
+from ferry.model.loaded import OUTPUT_ALIASES, LoadedModel
+from ferry.model.signature import Batch
+from ferry.model.validation import batch_from_arrays
+from ferry.server.serving.context import ServingContext, serving_context
+from ferry.server.serving.inference import (
+    Timer,
+    json_response,
+    new_request_id,
+    predict,
+    read_body,
+)
+from ferry.server.serving.v2_codec import (
+    InferRequest,
+    encode_infer_response,
+    parse_infer_request,
+)
+
+HEADER_LENGTH = "inference-header-content-length"
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
+V2_DATATYPES = {
+    "bool": "BOOL",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float32": "FP32",
+    "float64": "FP64",
+    "string": "BYTES",
+}
+
+
+def batch_from_request(request: InferRequest, model: LoadedModel) -> Batch:
+    """Named tensors -> a batch: one tensor per column, or one 2-D tensor of all columns."""
+    signature = model.signature
+    names = [tensor.name for tensor in request.inputs]
+    if len(set(names)) != len(names):
+        raise InvalidRequest(f"input names must be unique, got {names}", inputs=names)
+    arrays = {tensor.name: tensor.data for tensor in request.inputs}
+    if len(request.inputs) == 1 and names[0] not in signature.names:
+        only = request.inputs[0].data
+        if signature.is_tabular and only.ndim == 2 and only.shape[1] == len(signature.inputs):
+            # MLServer-style: one [rows, n_features] tensor for a tabular model
+            arrays = {column.name: only[:, i] for i, column in enumerate(signature.inputs)}
+        elif len(signature.inputs) == 1:
+            arrays = {signature.inputs[0].name: only}
+    return batch_from_arrays(arrays, signature)
+
+
+async def infer(request: Request) -> Response:
+    context = serving_context(request)
+    params = request.path_params
+    new_request_id(request)
+    timer = Timer(context.metrics, "v2")
+    model: LoadedModel | None = None
+    try:
+        model = context.repository.resolve(params["name"], params.get("version"))
+        body = await read_body(request, context.max_body_bytes)
+        header = request.headers.get(HEADER_LENGTH)
+        if header is not None and not header.strip().isdigit():
+            raise InvalidRequest(f"{HEADER_LENGTH} must be a whole number, got {header!r}")
+        parsed = parse_infer_request(body, int(header) if header is not None else None)
+        batch = batch_from_request(parsed, model)
+        if batch.n_rows > context.settings.max_batch_rows:
+            raise PayloadTooLarge(f"{batch.n_rows} rows exceed the limit")
+        requested = [o.name for o in parsed.outputs] if parsed.outputs else None
+        outputs = model.resolve_outputs(requested) if requested else _default_outputs(model)
+        result = await predict(model, batch, outputs)
+    except FerryError as exc:
+        timer.failed(model, exc)
+        raise
+    binary = _binary_flags(parsed, outputs)
+    content, header_length = encode_infer_response(
+        model_name=model.name,
+        model_version=model.version,
+        request_id=parsed.id,
+        outputs=[(name, result[name], binary[name]) for name in outputs],
+    )
+    timer.done(model, 200, batch.n_rows)
+    if header_length is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+
+
+def _default_outputs(model: LoadedModel) -> list[str]:
+    """All outputs when the request names none, as Triton and MLServer answer."""
+    return model.output_names
+
+
+def _binary_flags(parsed: InferRequest, outputs: list[str]) -> dict[str, bool]:
+    flags = dict.fromkeys(outputs, parsed.binary_output_default)
+    for requested in parsed.outputs or []:
+        if requested.binary is not None:
+            flags[OUTPUT_ALIASES.get(requested.name, requested.name)] = requested.binary
+    return flags
+
+
+def tensor_metadata(model: LoadedModel) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": f"ferry-{model.manifest.flavor}",
+        "inputs": [
+            {"name": c.name, "datatype": V2_DATATYPES[c.dtype], "shape": [-1, *c.shape]}
+            for c in model.signature.inputs
+        ],
+        "outputs": [
+            {"name": o.name, "datatype": V2_DATATYPES[o.dtype], "shape": [-1, *o.shape]}
+            for o in model.signature.outputs
+        ],
+    }
+
+
+async def server_metadata(request: Request) -> Response:
+    return json_response({"name": "ferry", "version": __version__, "extensions": EXTENSIONS})
+
+
+async def live(request: Request) -> Response:
+    return json_response({"live": True})
+
+
+async def server_ready(request: Request) -> Response:
+    ready = serving_context(request).repository.ready
+    return json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def model_metadata(request: Request) -> Response:
+    context: ServingContext = serving_context(request)
+    model = context.repository.resolve(
+        request.path_params["name"], request.path_params.get("version")
+    )
+    metadata = tensor_metadata(model)
+    metadata["versions"] = sorted(context.repository.models[model.name])
+    return json_response(metadata)
+
+
+async def model_ready(request: Request) -> Response:
+    context = serving_context(request)
+    context.repository.resolve(request.path_params["name"], request.path_params.get("version"))
+    return json_response({"name": request.path_params["name"], "ready": True})
+
+
+def v2_router() -> APIRouter:
+    router = APIRouter(tags=["v2"])
+    router.add_api_route("/v2", server_metadata, methods=["GET"], summary="V2 server metadata")
+    router.add_api_route("/v2/health/live", live, methods=["GET"], summary="V2 liveness")
+    router.add_api_route("/v2/health/ready", server_ready, methods=["GET"], summary="V2 readiness")
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        router.add_api_route(base, model_metadata, methods=["GET"], summary="V2 model metadata")
+        router.add_api_route(
+            f"{base}/ready", model_ready, methods=["GET"], summary="V2 model ready"
+        )
+        router.add_api_route(f"{base}/infer", infer, methods=["POST"], summary="V2 inference")
+    return router

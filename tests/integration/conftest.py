@@ -1,0 +1,72 @@
+"""A real ``ferry serve`` process on a free loopback port, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_SECONDS = 60.0
+
+ServeFactory = Callable[..., str]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ferry serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"ferry serve was not ready after {STARTUP_SECONDS}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
+    """Start ``ferry serve PATH [args]`` once per distinct command; returns its base URL."""
+    started: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], str]] = {}
+    logs = tmp_path_factory.mktemp("serve-logs")
+
+    def start(path: Path | str, *args: str) -> str:
+        key = (str(path), *args)
+        if key in started:
+            return started[key][1]
+        port = free_port()
+        log = logs / f"serve-{port}.log"
+        command = [sys.executable, "-m", "ferry", "serve", str(path), "--port", str(port), *args]
+        with log.open("wb") as out:
+            process = subprocess.Popen(  # noqa: S603 - our own CLI
+                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ}
+            )
+        base_url = f"http://127.0.0.1:{port}"
+        started[key] = (process, base_url)
+        wait_ready(base_url, process, log)
+        return base_url
+
+    yield start
+    for process, _ in started.values():
+        process.send_signal(signal.SIGTERM)
+    for process, _ in started.values():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ferry-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+LINT_DIRS := $(wildcard src tests examples bench)
 
 .PHONY: install run test unit lint bench clean
 
@@ -24,8 +25,8 @@ run: install examples/iris/bundle/ferry.yaml
 	$(BIN)/ferry serve examples/iris/bundle --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy src
 
 test: lint

@@ -43,11 +43,11 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> No
 @pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
     """Start ``ferry serve PATH [args]`` once per distinct command; returns its base URL."""
-    started: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], str]] = {}
+    started: dict[tuple[object, ...], tuple[subprocess.Popen[bytes], str]] = {}
     logs = tmp_path_factory.mktemp("serve-logs")
 
-    def start(path: Path | str, *args: str) -> str:
-        key = (str(path), *args)
+    def start(path: Path | str, *args: str, env: dict[str, str] | None = None) -> str:
+        key = (str(path), *args, *sorted((env or {}).items()))
         if key in started:
             return started[key][1]
         port = free_port()
@@ -55,7 +55,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
         command = [sys.executable, "-m", "ferry", "serve", str(path), "--port", str(port), *args]
         with log.open("wb") as out:
             process = subprocess.Popen(  # noqa: S603 - our own CLI
-                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ}
+                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
         base_url = f"http://127.0.0.1:{port}"
         started[key] = (process, base_url)

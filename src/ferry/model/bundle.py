@@ -77,11 +77,13 @@ def save(
     flavor: str | None = None,
     requirements: Iterable[str] | None = None,
     options: Mapping[str, str] | None = None,
+    optional: Iterable[str] = (),
     description: str = "",
     overwrite: bool = False,
 ) -> Manifest:
     """Write ``model`` (an estimator, or a path to a model file/folder) as a bundle at ``dest``.
 
+    Columns named in ``optional`` may be left out of requests (they arrive as missing values).
     The bundle appears only when complete: it is built in a temporary sibling folder and
     renamed into place, so a crash never leaves half a bundle at ``dest``.
     """
@@ -107,6 +109,8 @@ def save(
             options or {},
             description,
         )
+        if optional:
+            manifest = _mark_optional(staging, manifest, set(optional))
         _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -190,6 +194,24 @@ def _build(
         description=description,
     )
     manifest = manifest.model_copy(update={"files": list_files(staging)})
+    manifest.dump(staging / MANIFEST_FILE)
+    return manifest
+
+
+def _mark_optional(staging: Path, manifest: Manifest, optional: set[str]) -> Manifest:
+    unknown = sorted(optional - set(manifest.signature.names))
+    if unknown:
+        raise BundleError(
+            f"optional columns {unknown} are not inputs of the model; it has "
+            f"{manifest.signature.names}",
+            columns=unknown,
+        )
+    inputs = [
+        c.model_copy(update={"required": False, "nullable": True}) if c.name in optional else c
+        for c in manifest.signature.inputs
+    ]
+    signature = manifest.signature.model_copy(update={"inputs": inputs})
+    manifest = manifest.model_copy(update={"signature": signature})
     manifest.dump(staging / MANIFEST_FILE)
     return manifest
 

@@ -60,6 +60,8 @@ def error_body(
 
 def error_response(path: str, exc: FerryError) -> Response:
     status = status_of(exc)
+    if status == 422 and path.startswith((V2_PREFIX, *MLFLOW_PREFIXES)):
+        status = 400  # MLflow and Triton answer 400 for input that does not fit the model
     details = {**exc.details}
     if status >= 500:
         details["request_id"] = request_id_var.get()

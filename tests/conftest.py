@@ -12,7 +12,7 @@ from sklearn.datasets import load_iris
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import ferry.model
 
@@ -68,7 +68,7 @@ def mixed_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
 def mixed_model() -> tuple[Pipeline, pd.DataFrame]:
     frame = mixed_frame()
     target = (frame["member"] & (frame["city"] != "nice")).astype(int).to_numpy()
-    numeric = make_pipeline(SimpleImputer(strategy="median"))
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     categorical = make_pipeline(
         SimpleImputer(strategy="constant", fill_value="none"),
         OneHotEncoder(handle_unknown="ignore"),
@@ -91,5 +91,7 @@ def mixed_bundle(
 ) -> Path:
     model, frame = mixed_model
     dest = tmp_path_factory.mktemp("bundles") / "mixed"
-    ferry.model.save(model, dest, example=frame.head(20), name="mixed", flavor="sklearn")
+    ferry.model.save(
+        model, dest, example=frame.head(20), name="mixed", flavor="sklearn", optional=["referrer"]
+    )
     return dest

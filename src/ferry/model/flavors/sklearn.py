@@ -19,7 +19,13 @@ _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections."
 
 
 class SklearnPredictor:
-    """Calls the estimator with a DataFrame when it was fitted on named columns, else an array."""
+    """Calls the estimator with a plain array when it only uses column names to check them.
+
+    scikit-learn's DataFrame path costs ~0.6 ms per call against ~0.1 ms for an array, so an
+    estimator fitted on a DataFrame of numbers is called with an array in signature order (the
+    same columns, validated by Ferry) once its stored names are dropped. Estimators that select
+    columns by name (ColumnTransformer) or run arbitrary code on the frame keep the DataFrame.
+    """
 
     def __init__(self, estimator: Any) -> None:
         if not callable(getattr(estimator, "predict", None)):
@@ -35,6 +41,7 @@ class SklearnPredictor:
         classes = getattr(estimator, "classes_", None)
         self._classes: list[Any] | None = None if classes is None else np.asarray(classes).tolist()
         self._has_proba = hasattr(estimator, "predict_proba")
+        self._wants_frame = self._feature_names is not None and not _drop_feature_names(estimator)
 
     @property
     def declared_inputs(self) -> list[ColumnSpec] | None:
@@ -53,8 +60,10 @@ class SklearnPredictor:
         return self._has_proba
 
     def _features(self, batch: Batch) -> Any:
-        if self._feature_names is not None:
+        if self._wants_frame:
             return batch.to_frame()[self._feature_names]
+        if self._feature_names is not None:
+            return _matrix(batch, self._feature_names)
         return batch.to_matrix()
 
     def predict(self, batch: Batch) -> np.ndarray:
@@ -108,6 +117,73 @@ class SklearnFlavor:
                 f"cannot load {artifact.name} as a scikit-learn {fmt}: {exc}", path=str(artifact)
             ) from exc
         return SklearnPredictor(estimator)
+
+
+def _matrix(batch: Batch, names: list[str]) -> np.ndarray:
+    columns = batch.columns
+    if list(columns) == names:
+        return batch.to_matrix()
+    return np.column_stack([columns[name] for name in names])
+
+
+# estimators whose fitted state only uses feature names to check them, by module
+_ARRAY_SAFE_MODULES = (
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.tree",
+    "sklearn.neighbors",
+    "sklearn.svm",
+    "sklearn.naive_bayes",
+    "sklearn.discriminant_analysis",
+    "sklearn.neural_network",
+    "sklearn.preprocessing",
+    "sklearn.impute",
+    "sklearn.decomposition",
+    "sklearn.feature_selection",
+    "sklearn.kernel_approximation",
+    "sklearn.cluster",
+    "sklearn.gaussian_process",
+    "sklearn.isotonic",
+    "sklearn.cross_decomposition",
+    "sklearn.multiclass",
+    "sklearn.calibration",
+)
+_FRAME_ONLY = {
+    "ColumnTransformer",
+    "FunctionTransformer",
+    "OneHotEncoder",
+    "OrdinalEncoder",
+    "TargetEncoder",
+}
+
+
+def _drop_feature_names(estimator: Any) -> bool:
+    """Forget the fitted column names when the estimator computes the same on an array.
+
+    Only the first step of a pipeline receives our input, so only it needs checking (later
+    steps see what earlier ones produce). Returns False, changing nothing, when unsure.
+    """
+    first = estimator
+    while type(first).__name__ == "Pipeline" and type(first).__module__.startswith("sklearn."):
+        steps = getattr(first, "steps", None)
+        if not steps:
+            return False
+        first = steps[0][1]
+        if getattr(first, "set_output", None) and _outputs_frames(estimator):
+            return False
+    kind = type(first)
+    if kind.__name__ in _FRAME_ONLY or not kind.__module__.startswith(_ARRAY_SAFE_MODULES):
+        return False
+    if "feature_names_in_" not in vars(first):
+        return False
+    del first.feature_names_in_
+    return True
+
+
+def _outputs_frames(estimator: Any) -> bool:
+    """A pipeline configured with set_output(transform="pandas") passes frames between steps."""
+    config = getattr(estimator, "_sklearn_output_config", {})
+    return bool(config.get("transform") == "pandas")
 
 
 def _format_of(path: Path) -> str:

@@ -16,7 +16,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".ferry")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    max_batch_rows: int = Field(default=100_000, ge=1)
+    max_request_rows: int = Field(default=100_000, ge=1)
+    # adaptive batching: concurrent requests for one model merged into one predict call
+    batching: bool = True
+    max_batch_size: int = Field(default=512, ge=1)
+    max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)

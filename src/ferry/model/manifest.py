@@ -21,6 +21,14 @@ class FileEntry(BaseModel):
     size: int
 
 
+class ServingOptions(BaseModel):
+    """Per-model serving settings; unset fields fall back to the server's FERRY_* settings."""
+
+    batching: bool | None = None
+    max_batch_size: int | None = Field(default=None, ge=1)
+    max_wait_ms: float | None = Field(default=None, ge=0.0, le=1000.0)
+
+
 class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     name: str
@@ -37,6 +45,7 @@ class Manifest(BaseModel):
     example: str | None = None  # relative path of the input example (JSON, split orientation)
     expected_output: str | None = None  # relative path of the example's expected output
     description: str = ""
+    serving: ServingOptions = Field(default_factory=ServingOptions)
 
     def dump(self, path: Path) -> None:
         data = self.model_dump(mode="json", exclude_none=True)

@@ -112,6 +112,15 @@ class Batch:
     def take(self, start: int, stop: int) -> Batch:
         return Batch({k: v[start:stop] for k, v in self.columns.items()}, stop - start)
 
+    @classmethod
+    def concat(cls, batches: Sequence[Batch]) -> Batch:
+        """Rows of several batches of the same signature, in order (dtypes upcast as numpy does)."""
+        if len(batches) == 1:
+            return batches[0]
+        names = batches[0].columns.keys()
+        columns = {name: np.concatenate([b.columns[name] for b in batches]) for name in names}
+        return cls(columns, sum(b.n_rows for b in batches))
+
 
 # --------------------------------------------------------------------------------------------
 # inference

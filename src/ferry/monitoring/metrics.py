@@ -35,6 +35,13 @@ class ServingMetrics:
             ["code"],
             registry=self.registry,
         )
+        self.batch_requests = Histogram(
+            "ferry_batch_requests",
+            "Requests merged into one predict call by adaptive batching.",
+            ["model", "version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
         self.loaded = Gauge(
             "ferry_loaded_models", "Models loaded in this process.", registry=self.registry
         )

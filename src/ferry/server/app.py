@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,10 +51,19 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
     metrics = ServingMetrics()
     metrics.loaded.set(len(loaded))
 
+    # predictions run here, off the event loop; one thread per core is enough since a
+    # model's batcher runs one merged call at a time
+    executor = ThreadPoolExecutor(
+        max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="ferry-predict"
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(repository.warm_up)
-        yield
+        try:
+            yield
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     names = ", ".join(sorted(repository.models))
     app = FastAPI(
@@ -62,7 +73,7 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
         "Open Inference Protocol V2.",
         lifespan=lifespan,
     )
-    app.state.serving = ServingContext(repository, metrics, settings)
+    app.state.serving = ServingContext(repository, metrics, settings, executor)
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

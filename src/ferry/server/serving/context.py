@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from ferry.config.settings import Settings
+from ferry.model.loaded import LoadedModel
 from ferry.monitoring.metrics import ServingMetrics
+from ferry.server.serving.batching import Batcher, BatchingConfig
 from ferry.server.serving.repository import ModelRepository
 
 
@@ -16,10 +19,22 @@ class ServingContext:
     repository: ModelRepository
     metrics: ServingMetrics
     settings: Settings
+    executor: ThreadPoolExecutor
+    batchers: dict[tuple[str, str], Batcher] = field(default_factory=dict)
 
     @property
     def max_body_bytes(self) -> int:
         return self.settings.max_body_bytes
+
+    def batcher(self, model: LoadedModel) -> Batcher:
+        key = (model.name, model.version)
+        batcher = self.batchers.get(key)
+        if batcher is None:
+            config = BatchingConfig.for_model(model, self.settings)
+            histogram = self.metrics.batch_requests.labels(model.name, model.version)
+            batcher = Batcher(model, config, self.executor, histogram.observe)
+            self.batchers[key] = batcher
+        return batcher
 
 
 def serving_context(request: Request) -> ServingContext:

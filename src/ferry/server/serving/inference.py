@@ -11,7 +11,6 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 import orjson
 from starlette.requests import Request
@@ -24,6 +23,7 @@ from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.errors import status_of
+from ferry.server.serving.context import ServingContext
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,11 @@ def batch_from_csv(body: bytes, signature: Signature) -> Batch:
 
 
 async def predict(
-    model: LoadedModel, batch: Batch, outputs: Sequence[str]
+    context: ServingContext, model: LoadedModel, batch: Batch, outputs: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """Run the model off the event loop; a model that raises is a 500, never the caller's fault."""
+    """Run the model (batched, off the event loop); a model that raises is a 500."""
     try:
-        return await anyio.to_thread.run_sync(model.predict_outputs, batch, outputs)
+        return await context.batcher(model).predict(batch, outputs)
     except FerryError:
         raise
     except Exception as exc:

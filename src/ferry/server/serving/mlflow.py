@@ -93,9 +93,9 @@ async def _invoke(request: Request, context: ServingContext, name: str | None) -
                 "application/json or text/csv",
                 content_type=kind,
             )
-        if batch.n_rows > context.settings.max_batch_rows:
+        if batch.n_rows > context.settings.max_request_rows:
             raise PayloadTooLarge(f"{batch.n_rows} rows exceed the limit")
-        result = await predict(model, batch, ["predictions"])
+        result = await predict(context, model, batch, ["predictions"])
     except FerryError as exc:
         timer.failed(model, exc)
         raise

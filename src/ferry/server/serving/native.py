@@ -82,13 +82,13 @@ async def answer(
     try:
         model = context.repository.resolve(name, version)
         batch, requested = await decode(model)
-        if batch.n_rows > context.settings.max_batch_rows:
+        if batch.n_rows > context.settings.max_request_rows:
             raise PayloadTooLarge(
-                f"{batch.n_rows} rows exceed the limit of {context.settings.max_batch_rows}",
-                limit=context.settings.max_batch_rows,
+                f"{batch.n_rows} rows exceed the limit of {context.settings.max_request_rows}",
+                limit=context.settings.max_request_rows,
             )
         outputs = model.resolve_outputs(requested)
-        result = await predict(model, batch, outputs)
+        result = await predict(context, model, batch, outputs)
     except FerryError as exc:
         timer.failed(model, exc)
         raise

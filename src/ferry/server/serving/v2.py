@@ -70,11 +70,11 @@ async def infer(request: Request) -> Response:
             raise InvalidRequest(f"{HEADER_LENGTH} must be a whole number, got {header!r}")
         parsed = parse_infer_request(body, int(header) if header is not None else None)
         batch = batch_from_request(parsed, model)
-        if batch.n_rows > context.settings.max_batch_rows:
+        if batch.n_rows > context.settings.max_request_rows:
             raise PayloadTooLarge(f"{batch.n_rows} rows exceed the limit")
         requested = [o.name for o in parsed.outputs] if parsed.outputs else None
         outputs = model.resolve_outputs(requested) if requested else _default_outputs(model)
-        result = await predict(model, batch, outputs)
+        result = await predict(context, model, batch, outputs)
     except FerryError as exc:
         timer.failed(model, exc)
         raise

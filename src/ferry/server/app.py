@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,11 +19,12 @@ from ferry.model.loaded import LoadedModel
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
 from ferry.server.serving.context import ServingContext, serving_context
+from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
 from ferry.server.serving.inference import json_response
-from ferry.server.serving.mlflow import mlflow_router
-from ferry.server.serving.native import native_router
+from ferry.server.serving.mlflow import invocations, mlflow_router, model_invocations
+from ferry.server.serving.native import native_router, post_predict
 from ferry.server.serving.repository import ModelRepository
-from ferry.server.serving.v2 import v2_router
+from ferry.server.serving.v2 import infer, v2_router
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -50,12 +49,7 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
     repository = ModelRepository.of(loaded)
     metrics = ServingMetrics()
     metrics.loaded.set(len(loaded))
-
-    # predictions run here, off the event loop; one thread per core is enough since a
-    # model's batcher runs one merged call at a time
-    executor = ThreadPoolExecutor(
-        max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="ferry-predict"
-    )
+    context = ServingContext(repository, metrics, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +57,7 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
         try:
             yield
         finally:
-            executor.shutdown(wait=False, cancel_futures=True)
+            context.close()
 
     names = ", ".join(sorted(repository.models))
     app = FastAPI(
@@ -73,7 +67,11 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
         "Open Inference Protocol V2.",
         lifespan=lifespan,
     )
-    app.state.serving = ServingContext(repository, metrics, settings, executor)
+    app.state.serving = context
+    app.add_middleware(
+        FastPathMiddleware,
+        routes=PredictionRoutes(post_predict, invocations, model_invocations, infer),
+    )
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

@@ -87,15 +87,19 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
-async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+def unexpected_error_response(path: str, exc: Exception) -> Response:
     """Last resort for bugs: a 500 in the route's shape, with the request id to find the log."""
     request_id = request_id_var.get()
-    log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    log.error("unhandled error on %s", path, exc_info=exc)
     body = error_body(
-        request.url.path,
+        path,
         500,
         "internal",
         f"internal error (request id {request_id})",
         {"request_id": request_id},
     )
     return Response(body, status_code=500, media_type="application/json")
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    return unexpected_error_response(request.url.path, exc)

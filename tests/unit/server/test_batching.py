@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +57,8 @@ def test_200_concurrent_requests_get_their_own_rows(
     rng = np.random.default_rng(0)
     frames = [X.iloc[rng.integers(0, len(X), size=rng.integers(1, 4))] for _ in range(200)]
     batches = [model.to_batch(frame) for frame in frames]
-    with ThreadPoolExecutor(2) as executor:
-        batcher = Batcher(model, BatchingConfig(enabled, 64, 0.0), executor)
-        results = run_concurrently(batcher, batches)
+    batcher = Batcher(model, BatchingConfig(enabled, 64, 0.0))
+    results = run_concurrently(batcher, batches)
     for frame, result in zip(frames, results, strict=True):
         assert result["predictions"].tolist() == model.predict(frame).tolist()
         np.testing.assert_allclose(result["probabilities"], model.predict_proba(frame))
@@ -76,9 +74,8 @@ def test_batches_respect_max_size(
 ) -> None:
     X, _ = iris_data
     batches = [model.to_batch(X.iloc[[i]]) for i in range(50)]
-    with ThreadPoolExecutor(1) as executor:
-        batcher = Batcher(model, BatchingConfig(True, 8, 0.0), executor)
-        run_concurrently(batcher, batches)
+    batcher = Batcher(model, BatchingConfig(True, 8, 0.0))
+    run_concurrently(batcher, batches)
     predictor = model.predictor
     assert isinstance(predictor, PoisonPill)
     assert predictor.calls * 8 >= 50  # never more than 8 rows per call
@@ -91,9 +88,8 @@ def test_a_failing_request_does_not_fail_its_neighbours(
     frames = [X.iloc[[i]] for i in range(20)]
     poisoned = X.iloc[[3]].assign(sepal_length=-1.0)
     frames[7] = poisoned
-    with ThreadPoolExecutor(1) as executor:
-        batcher = Batcher(model, BatchingConfig(True, 64, 0.0), executor)
-        results = run_concurrently(batcher, [model.to_batch(f) for f in frames])
+    batcher = Batcher(model, BatchingConfig(True, 64, 0.0))
+    results = run_concurrently(batcher, [model.to_batch(f) for f in frames])
     assert isinstance(results[7], ValueError)
     for i, (frame, result) in enumerate(zip(frames, results, strict=True)):
         if i != 7:
@@ -113,9 +109,8 @@ def test_max_wait_gathers_a_lone_request_with_later_ones(
         )
         return list(await asyncio.gather(first, second))
 
-    with ThreadPoolExecutor(1) as executor:
-        batcher = Batcher(model, BatchingConfig(True, 64, 0.05), executor)
-        results = asyncio.run(main(batcher))
+    batcher = Batcher(model, BatchingConfig(True, 64, 0.05))
+    results = asyncio.run(main(batcher))
     assert batcher.batches == 1
     assert [r["predictions"].tolist() for r in results] == [
         model.predict(X.iloc[[0]]).tolist(),

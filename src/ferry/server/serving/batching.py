@@ -5,16 +5,17 @@ Requests that arrive while a prediction runs queue up; when it finishes they run
 up to ``max_batch_size`` rows (optionally waiting ``max_wait_ms`` for more), and each gets
 back exactly its own rows, in order. Requests are validated before they queue, so a bad
 request never joins a batch; if a merged call still raises, its requests are retried one by
-one so only the culprit fails. Predictions always run in a worker thread, off the event loop.
+one so only the culprit fails. Predictions always run in the model's own thread, off the
+event loop; with batching off that thread runs requests one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,7 @@ class _Pending:
     batch: Batch
     outputs: tuple[str, ...]
     future: asyncio.Future[Outputs]
+    loop: asyncio.AbstractEventLoop
     queued_at: float
 
 
@@ -55,83 +57,94 @@ class _Failure:
     error: BaseException
 
 
+class _Stop:
+    """Queued by close(): the thread answers what came before it, then ends."""
+
+
+_STOP = _Stop()
+
+
 class Batcher:
-    """One per loaded model and event loop; ``predict`` is what request handlers await."""
+    """One per loaded model: a thread that runs its predictions, merging what has queued.
+
+    Handing work to a dedicated thread through a SimpleQueue and answering with one
+    ``call_soon_threadsafe`` per group costs a few microseconds; an executor round trip
+    costs several times that.
+    """
 
     def __init__(
         self,
         model: LoadedModel,
         config: BatchingConfig,
-        executor: Executor,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.model = model
         self.config = config
-        self.executor = executor
         self.on_batch = on_batch  # called with the number of requests in each predict call
-        self._queue: deque[_Pending] = deque()
-        self._draining = False
-        self.batches = 0  # merged predict calls made, for tests and metrics
+        self._queue: queue.SimpleQueue[_Pending | _Stop] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0  # merged predict calls made, for tests
         self.merged_requests = 0
 
     async def predict(self, batch: Batch, outputs: Sequence[str]) -> Outputs:
+        if self._thread is None:
+            self._start()
         loop = asyncio.get_running_loop()
-        if not self.config.enabled or batch.n_rows >= self.config.max_batch_size:
-            return await loop.run_in_executor(
-                self.executor, self.model.predict_outputs, batch, tuple(outputs)
-            )
         future: asyncio.Future[Outputs] = loop.create_future()
-        self._queue.append(_Pending(batch, tuple(outputs), future, time.monotonic()))
-        if not self._draining:
-            self._draining = True
-            loop.create_task(self._drain())
+        self._queue.put(_Pending(batch, tuple(outputs), future, loop, time.monotonic()))
         return await future
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._queue:
-                await self._wait_for_more()
-                group = self._take()
-                if self.on_batch is not None:
-                    self.on_batch(len(group))
-                results = await loop.run_in_executor(self.executor, self._run, group)
-                for pending, result in zip(group, results, strict=True):
-                    if pending.future.done():  # the caller went away
-                        continue
-                    if isinstance(result, _Failure):
-                        pending.future.set_exception(result.error)
-                    else:
-                        pending.future.set_result(result)
-        finally:
-            self._draining = False
+    def close(self) -> None:
+        """Stop the thread once the requests already queued are answered."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
 
-    async def _wait_for_more(self) -> None:
-        """With ``max_wait_ms`` set, give a lone request a moment to find company."""
-        wait = self.config.max_wait_s
-        if wait <= 0:
-            return
-        deadline = self._queue[0].queued_at + wait
-        while self._rows_queued() < self.config.max_batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+    def _start(self) -> None:
+        with self._lock:  # started lazily: a forked worker process starts its own
+            if self._thread is None:
+                name = f"ferry-predict-{self.model.name}-{self.model.version}"
+                self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        carry: _Pending | _Stop | None = None
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            carry = None
+            if isinstance(first, _Stop):
                 return
-            await asyncio.sleep(min(remaining, 0.0005))
+            group = [first]
+            if self.config.enabled:
+                carry = self._gather(group)
+            if self.config.enabled and self.on_batch is not None:
+                self.on_batch(len(group))
+            results = self._run(group)
+            first.loop.call_soon_threadsafe(_deliver, group, results)
 
-    def _rows_queued(self) -> int:
-        return sum(p.batch.n_rows for p in self._queue)
-
-    def _take(self) -> list[_Pending]:
-        group = [self._queue.popleft()]
+    def _gather(self, group: list[_Pending]) -> _Pending | _Stop | None:
+        """Add queued requests to ``group`` up to the row limit; returns one that did not fit."""
         rows = group[0].batch.n_rows
-        while self._queue and rows + self._queue[0].batch.n_rows <= self.config.max_batch_size:
-            pending = self._queue.popleft()
-            rows += pending.batch.n_rows
-            group.append(pending)
-        return group
+        limit = self.config.max_batch_size
+        deadline = group[0].queued_at + self.config.max_wait_s
+        while rows < limit:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                return None
+            if isinstance(item, _Stop) or rows + item.batch.n_rows > limit:
+                return item
+            group.append(item)
+            rows += item.batch.n_rows
+        return None
 
     def _run(self, group: list[_Pending]) -> list[Outputs | _Failure]:
-        """In the worker thread: one predict call for the group, split back per request."""
+        """One predict call for the group, split back per request."""
         if len(group) == 1:
             return [self._run_one(group[0])]
         outputs = tuple(dict.fromkeys(name for p in group for name in p.outputs))
@@ -154,3 +167,14 @@ class Batcher:
             return self.model.predict_outputs(pending.batch, pending.outputs)
         except Exception as exc:  # handed to the awaiting request, which reports it
             return _Failure(exc)
+
+
+def _deliver(group: list[_Pending], results: list[Outputs | _Failure]) -> None:
+    """On the event loop: hand each request its result (unless its caller went away)."""
+    for pending, result in zip(group, results, strict=True):
+        if pending.future.done():
+            continue
+        if isinstance(result, _Failure):
+            pending.future.set_exception(result.error)
+        else:
+            pending.future.set_result(result)

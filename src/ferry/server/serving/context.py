@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -19,7 +18,6 @@ class ServingContext:
     repository: ModelRepository
     metrics: ServingMetrics
     settings: Settings
-    executor: ThreadPoolExecutor
     batchers: dict[tuple[str, str], Batcher] = field(default_factory=dict)
 
     @property
@@ -32,9 +30,13 @@ class ServingContext:
         if batcher is None:
             config = BatchingConfig.for_model(model, self.settings)
             histogram = self.metrics.batch_requests.labels(model.name, model.version)
-            batcher = Batcher(model, config, self.executor, histogram.observe)
+            batcher = Batcher(model, config, histogram.observe)
             self.batchers[key] = batcher
         return batcher
+
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
 
 
 def serving_context(request: Request) -> ServingContext:

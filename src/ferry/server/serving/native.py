@@ -145,6 +145,9 @@ def _get_endpoint(fixed_name: str | None = None) -> Endpoint:
     return get_predict
 
 
+post_predict = _post_endpoint()
+
+
 def _metadata(model: LoadedModel, context: ServingContext) -> dict[str, Any]:
     check = context.repository.checks.get((model.name, model.version))
     return {
@@ -204,7 +207,7 @@ def native_router(models: list[LoadedModel]) -> APIRouter:
             },
         )
     for path in ("/v1/models/{name}/predict", "/v1/models/{name}/versions/{version}/predict"):
-        router.add_api_route(path, _post_endpoint(), methods=["POST"], summary="Predict")
+        router.add_api_route(path, post_predict, methods=["POST"], summary="Predict")
         router.add_api_route(path, _get_endpoint(), methods=["GET"], summary="Predict one row")
     router.add_api_route("/v1/models", list_models, methods=["GET"], summary="List models")
     for path in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):

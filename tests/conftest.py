@@ -95,3 +95,7 @@ def mixed_bundle(
         model, dest, example=frame.head(20), name="mixed", flavor="sklearn", optional=["referrer"]
     )
     return dest
+
+
+# every flavor's tiny models (flv_* fixtures), shared by unit and integration tests
+from tests.flavor_fixtures import *  # noqa: E402, F403

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -40,6 +41,44 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> No
     raise RuntimeError(f"ferry serve was not ready after {STARTUP_SECONDS}s:\n{log.read_text()}")
 
 
+def start_server(
+    path: Path | str, *args: str, log: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``ferry serve PATH [args]`` on a free port and wait until it is ready."""
+    port = free_port()
+    command = [sys.executable, "-m", "ferry", "serve", str(path), "--port", str(port), *args]
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, process, log)
+    except BaseException:
+        stop_server(process)
+        raise
+    return process, base_url
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def served(path: Path | str, *args: str, log: Path) -> Iterator[str]:
+    """A server for one test: started, yielded as its base URL, stopped."""
+    process, base_url = start_server(path, *args, log=log)
+    try:
+        yield base_url
+    finally:
+        stop_server(process)
+
+
 @pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
     """Start ``ferry serve PATH [args]`` once per distinct command; returns its base URL."""
@@ -50,23 +89,12 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeFactory]:
         key = (str(path), *args, *sorted((env or {}).items()))
         if key in started:
             return started[key][1]
-        port = free_port()
-        log = logs / f"serve-{port}.log"
-        command = [sys.executable, "-m", "ferry", "serve", str(path), "--port", str(port), *args]
-        with log.open("wb") as out:
-            process = subprocess.Popen(  # noqa: S603 - our own CLI
-                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-            )
-        base_url = f"http://127.0.0.1:{port}"
+        process, base_url = start_server(
+            path, *args, log=logs / f"serve-{len(started)}.log", env=env
+        )
         started[key] = (process, base_url)
-        wait_ready(base_url, process, log)
         return base_url
 
     yield start
     for process, _ in started.values():
-        process.send_signal(signal.SIGTERM)
-    for process, _ in started.values():
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)

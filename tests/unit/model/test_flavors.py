@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,209 +18,7 @@ from ferry.errors import FlavorError, MissingColumn, MissingDependency
 from ferry.model.flavors import detect_flavor, flavor_for_object, get_flavor
 from ferry.model.loaded import LibraryVersionWarning
 from ferry.model.signature import Batch, ColumnSpec
-
-
-@dataclass(frozen=True)
-class Case:
-    """A model to save, the rows to send, and what the original model answers for them."""
-
-    flavor: str
-    source: object
-    example: pd.DataFrame
-    predictions: np.ndarray
-    probabilities: np.ndarray | None = None
-    classes: list[Any] | None = None
-    tolerance: float = 1e-9
-
-
-Builder = Callable[[pytest.FixtureRequest], Case]
-
-
-def _fixture(request: pytest.FixtureRequest, name: str) -> Any:
-    return request.getfixturevalue(name)
-
-
-def _classifier(flavor: str, model: Any, source: object, rows: pd.DataFrame) -> Case:
-    return Case(
-        flavor,
-        source,
-        rows,
-        np.asarray(model.predict(rows)),
-        np.asarray(model.predict_proba(rows)),
-        np.asarray(model.classes_).tolist(),
-    )
-
-
-def _onnx_run(path: Path, matrix: np.ndarray) -> list[Any]:
-    """The ONNX model's own answer, straight from onnxruntime."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return list(session.run(None, {"float_input": matrix.astype(np.float32)}))
-
-
-# --- one builder per flavor variant ------------------------------------------------------------
-def sklearn_logreg(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_logreg"), _fixture(request, "flv_iris_rows")
-    return _classifier("sklearn", model, model, rows)
-
-
-def sklearn_forest_strings(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_forest"), _fixture(request, "flv_iris_rows")
-    return _classifier("sklearn", model, model, rows)
-
-
-def sklearn_pipeline_regressor(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_ridge"), _fixture(request, "flv_diabetes_rows")
-    return Case("sklearn", model, rows, model.predict(rows))
-
-
-def sklearn_joblib_file(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_logreg"), _fixture(request, "flv_iris_rows")
-    return _classifier("sklearn", model, _fixture(request, "flv_files")["joblib"], rows)
-
-
-def onnx_zipmap_proto(request: pytest.FixtureRequest) -> Case:
-    rows = _fixture(request, "flv_iris_rows")
-    path = _fixture(request, "flv_onnx_files")["zipmap"]
-    labels, zipmap = _onnx_run(path, rows.to_numpy())
-    classes = list(zipmap[0])
-    proba = np.array([[row[c] for c in classes] for row in zipmap])
-    source = _fixture(request, "flv_onnx")["zipmap"]
-    return Case("onnx", source, rows, labels, proba, classes, tolerance=1e-6)
-
-
-def onnx_tensor_string_labels(request: pytest.FixtureRequest) -> Case:
-    rows = _fixture(request, "flv_iris_rows")
-    path = _fixture(request, "flv_onnx_files")["tensor"]
-    labels, proba = _onnx_run(path, rows.to_numpy())
-    classes = _fixture(request, "flv_forest").classes_.tolist()
-    return Case("onnx", path, rows, labels, proba, classes, tolerance=1e-6)
-
-
-def onnx_regressor(request: pytest.FixtureRequest) -> Case:
-    rows = _fixture(request, "flv_diabetes_rows")
-    path = _fixture(request, "flv_onnx_files")["regressor"]
-    (values,) = _onnx_run(path, rows.to_numpy())
-    return Case("onnx", path, rows, values.reshape(-1), tolerance=1e-6)
-
-
-def xgboost_classifier(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_xgb_classifier"), _fixture(request, "flv_iris_rows")
-    return _classifier("xgboost", model, model, rows)
-
-
-def xgboost_binary(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_xgb_binary"), _fixture(request, "flv_iris_rows")
-    return _classifier("xgboost", model, model, rows)
-
-
-def xgboost_booster(request: pytest.FixtureRequest) -> Case:
-    import xgboost as xgb
-
-    booster, rows = _fixture(request, "flv_xgb_booster"), _fixture(request, "flv_diabetes_rows")
-    return Case("xgboost", booster, rows, booster.predict(xgb.DMatrix(rows)))
-
-
-def xgboost_ubj_file(request: pytest.FixtureRequest) -> Case:
-    import xgboost as xgb
-
-    booster, rows = _fixture(request, "flv_xgb_booster"), _fixture(request, "flv_diabetes_rows")
-    path = _fixture(request, "flv_files")["xgb_ubj"]
-    return Case("xgboost", path, rows, booster.predict(xgb.DMatrix(rows)))
-
-
-def lightgbm_classifier(request: pytest.FixtureRequest) -> Case:
-    model = _fixture(request, "flv_lgbm_classifier")
-    rows = _fixture(request, "flv_iris_snake_rows")
-    return _classifier("lightgbm", model, model, rows)
-
-
-def lightgbm_binary(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_lgbm_binary"), _fixture(request, "flv_iris_snake_rows")
-    return _classifier("lightgbm", model, model, rows)
-
-
-def lightgbm_booster(request: pytest.FixtureRequest) -> Case:
-    booster, rows = _fixture(request, "flv_lgb_booster"), _fixture(request, "flv_diabetes_rows")
-    return Case("lightgbm", booster, rows, booster.predict(rows.to_numpy()))
-
-
-def lightgbm_text_file(request: pytest.FixtureRequest) -> Case:
-    booster, rows = _fixture(request, "flv_lgb_booster"), _fixture(request, "flv_diabetes_rows")
-    path = _fixture(request, "flv_files")["lgb_booster"]
-    return Case("lightgbm", path, rows, booster.predict(rows.to_numpy()))
-
-
-def mlflow_sklearn_skops(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_logreg"), _fixture(request, "flv_iris_rows")
-    return _classifier("mlflow", model, _fixture(request, "flv_mlflow_sklearn"), rows)
-
-
-def mlflow_sklearn_cloudpickle(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_ridge"), _fixture(request, "flv_diabetes_rows")
-    return Case("mlflow", _fixture(request, "flv_mlflow_cloudpickle"), rows, model.predict(rows))
-
-
-def mlflow_pyfunc(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_logreg"), _fixture(request, "flv_iris_rows")
-    return Case("mlflow", _fixture(request, "flv_mlflow_pyfunc"), rows, model.predict(rows))
-
-
-def mlflow_onnx(request: pytest.FixtureRequest) -> Case:
-    onnx_case = onnx_zipmap_proto(request)
-    source = _fixture(request, "flv_mlflow_onnx")
-    return Case(
-        "mlflow",
-        source,
-        onnx_case.example,
-        onnx_case.predictions,
-        onnx_case.probabilities,
-        onnx_case.classes,
-        onnx_case.tolerance,
-    )
-
-
-def custom_predictor(request: pytest.FixtureRequest) -> Case:
-    model, rows = _fixture(request, "flv_logreg"), _fixture(request, "flv_iris_rows")
-    return _classifier("custom", model, f"{_fixture(request, 'flv_custom')}:IrisPredictor", rows)
-
-
-CASES: dict[str, Builder] = {
-    builder.__name__: builder
-    for builder in (
-        sklearn_logreg,
-        sklearn_forest_strings,
-        sklearn_pipeline_regressor,
-        sklearn_joblib_file,
-        onnx_zipmap_proto,
-        onnx_tensor_string_labels,
-        onnx_regressor,
-        xgboost_classifier,
-        xgboost_binary,
-        xgboost_booster,
-        xgboost_ubj_file,
-        lightgbm_classifier,
-        lightgbm_binary,
-        lightgbm_booster,
-        lightgbm_text_file,
-        mlflow_sklearn_skops,
-        mlflow_sklearn_cloudpickle,
-        mlflow_pyfunc,
-        mlflow_onnx,
-        custom_predictor,
-    )
-}
-
-
-def assert_same(got: Any, want: Any, tolerance: float) -> None:
-    """Exact for labels (ints, strings, bools), relative+absolute tolerance for floats."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape
-    if want.dtype.kind == "f" or got.dtype.kind == "f":
-        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
-    else:
-        assert got.tolist() == want.tolist()
+from tests.flavor_cases import CASES, Case, assert_same, value_of
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
@@ -252,67 +49,67 @@ def test_save_load_predict_matches_the_model(
 
 # --- raw files served without a bundle -----------------------------------------------------
 def _raw_onnx(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = onnx_zipmap_proto(request)
-    return _fixture(request, "flv_onnx_files")["zipmap"], case.example.to_numpy(), case
+    case = CASES["onnx_zipmap_proto"](request)
+    return value_of(request, "flv_onnx_files")["zipmap"], case.example.to_numpy(), case
 
 
 def _raw_onnx_regressor(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = onnx_regressor(request)
-    return _fixture(request, "flv_onnx_files")["regressor"], case.example.to_numpy(), case
+    case = CASES["onnx_regressor"](request)
+    return value_of(request, "flv_onnx_files")["regressor"], case.example.to_numpy(), case
 
 
 def _raw_xgb_json(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = xgboost_classifier(request)
-    return _fixture(request, "flv_files")["xgb_json"], case.example, case
+    case = CASES["xgboost_classifier"](request)
+    return value_of(request, "flv_files")["xgb_json"], case.example, case
 
 
 def _raw_xgb_ubj(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = xgboost_ubj_file(request)
-    return _fixture(request, "flv_files")["xgb_ubj"], case.example, case
+    case = CASES["xgboost_ubj_file"](request)
+    return value_of(request, "flv_files")["xgb_ubj"], case.example, case
 
 
 def _raw_lgb_classifier(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
     """The booster alone knows classes 0..2 and sanitised names; send plain rows."""
-    model = _fixture(request, "flv_lgbm_classifier")
-    rows = _fixture(request, "flv_iris_snake_rows")
+    model = value_of(request, "flv_lgbm_classifier")
+    rows = value_of(request, "flv_iris_snake_rows")
     proba = model.predict_proba(rows)
     case = Case("lightgbm", None, rows, np.argmax(proba, axis=1), proba, [0, 1, 2])
-    return _fixture(request, "flv_files")["lgb_classifier"], rows.to_numpy(), case
+    return value_of(request, "flv_files")["lgb_classifier"], rows.to_numpy(), case
 
 
 def _raw_lgb_booster(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = lightgbm_text_file(request)
-    return _fixture(request, "flv_files")["lgb_booster"], case.example, case
+    case = CASES["lightgbm_text_file"](request)
+    return value_of(request, "flv_files")["lgb_booster"], case.example, case
 
 
 def _raw_joblib(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = sklearn_joblib_file(request)
-    return _fixture(request, "flv_files")["joblib"], case.example, case
+    case = CASES["sklearn_joblib_file"](request)
+    return value_of(request, "flv_files")["joblib"], case.example, case
 
 
 def _raw_skops(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = sklearn_joblib_file(request)
-    return _fixture(request, "flv_files")["skops"], case.example, case
+    case = CASES["sklearn_joblib_file"](request)
+    return value_of(request, "flv_files")["skops"], case.example, case
 
 
 def _raw_mlflow_sklearn(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = mlflow_sklearn_skops(request)
-    return _fixture(request, "flv_mlflow_sklearn"), case.example, case
+    case = CASES["mlflow_sklearn_skops"](request)
+    return value_of(request, "flv_mlflow_sklearn"), case.example, case
 
 
 def _raw_mlflow_cloudpickle(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = mlflow_sklearn_cloudpickle(request)
-    return _fixture(request, "flv_mlflow_cloudpickle"), case.example, case
+    case = CASES["mlflow_sklearn_cloudpickle"](request)
+    return value_of(request, "flv_mlflow_cloudpickle"), case.example, case
 
 
 def _raw_mlflow_pyfunc(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = mlflow_pyfunc(request)
-    return _fixture(request, "flv_mlflow_pyfunc"), case.example, case
+    case = CASES["mlflow_pyfunc"](request)
+    return value_of(request, "flv_mlflow_pyfunc"), case.example, case
 
 
 def _raw_mlflow_onnx(request: pytest.FixtureRequest) -> tuple[Path, Any, Case]:
-    case = mlflow_onnx(request)
-    return _fixture(request, "flv_mlflow_onnx"), case.example.to_numpy(), case
+    case = CASES["mlflow_onnx"](request)
+    return value_of(request, "flv_mlflow_onnx"), case.example.to_numpy(), case
 
 
 RAW: dict[str, Callable[[pytest.FixtureRequest], tuple[Path, Any, Case]]] = {

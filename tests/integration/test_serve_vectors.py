@@ -3,6 +3,9 @@ every protocol, and ``--workers`` serves the same answers from several processes
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -64,16 +67,49 @@ def test_multi_output_regression(
     np.testing.assert_allclose(np.reshape(output["data"], (len(rows), 2)), expected, rtol=1e-9)
 
 
-def test_workers_serve_the_same_answers(
+def worker_pids(url: str) -> set[int]:
+    metrics = httpx.get(f"{url}/metrics").text
+    return {
+        int(line.split('pid="')[1].split('"')[0])
+        for line in metrics.splitlines()
+        if line.startswith('ferry_worker_memory_bytes{kind="pss"')
+    }
+
+
+def test_workers_share_the_model_and_restart(
     serve: ServeFactory, iris_bundle: Path, iris_data: tuple[pd.DataFrame, pd.Series]
 ) -> None:
     X, _ = iris_data
     url = serve(iris_bundle, "--workers", "2")
     rows = X.iloc[::15]
     expected = ferry.model.load(iris_bundle).predict(rows).tolist()
+    body = {"instances": rows.to_dict("records")}
     with httpx.Client() as client:
         for _ in range(20):
-            response = client.post(
-                f"{url}/v1/models/iris/predict", json={"instances": rows.to_dict("records")}
-            )
+            response = client.post(f"{url}/v1/models/iris/predict", json=body)
             assert response.json()["predictions"] == expected
+    metrics = httpx.get(f"{url}/metrics").text
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('ferry_requests_total{model="iris",protocol="native",status="200"')
+    ]
+    assert counted
+    assert float(counted[0].rsplit(" ", 1)[1]) >= 20  # summed over both workers
+    pids = worker_pids(url)
+    assert len(pids) == 2
+    victim = min(pids)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            current = worker_pids(url)
+        except httpx.TransportError:
+            current = set()
+        if len(current) == 2 and victim not in current:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the killed worker was not replaced")
+    response = httpx.post(f"{url}/v1/models/iris/predict", json=body)
+    assert response.json()["predictions"] == expected

@@ -23,12 +23,13 @@ def serve(
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2."""
-    import uvicorn
-
     from ferry.cli.output import show_serving
     from ferry.config.logging import configure_logging
+
+    if workers > 1:
+        _share_metrics_between_workers()
     from ferry.model.loaded import load
-    from ferry.server.factory import SERVE_NAME_ENV, SERVE_PATH_ENV
+    from ferry.server.app import create_app
 
     configure_logging(log_level)
     model = load(Path(path))
@@ -36,21 +37,28 @@ def serve(
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     show_serving(model.name, base_url, curl_example(model, base_url))
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "access_log": False,
-    }
+    app = create_app([model])
+    options: dict[str, Any] = {"log_level": log_level, "access_log": False}
     if workers == 1:
-        from ferry.server.app import create_app
+        import uvicorn
 
-        uvicorn.run(create_app([model]), **options)
+        uvicorn.run(app, host=host, port=port, **options)
         return
-    os.environ[SERVE_PATH_ENV] = str(Path(path).resolve()) if ".py:" not in path else path
-    if name:
-        os.environ[SERVE_NAME_ENV] = name
-    uvicorn.run("ferry.server.factory:serve_app", factory=True, workers=workers, **options)
+    from ferry.server.workers import Supervisor, bind_socket
+
+    Supervisor(app, bind_socket(host, port), workers, options).run()
+
+
+def _share_metrics_between_workers() -> None:
+    """Point prometheus_client at a fresh folder before anything imports it (it reads the
+    variable once, at import), so every worker's samples add up in /metrics."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="ferry-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, True)
 
 
 def curl_example(model: Any, base_url: str) -> str:

@@ -1,49 +1,74 @@
-"""Prometheus collectors for serving; one CollectorRegistry per app, passed in."""
+"""Prometheus collectors for serving; one set per app, multiprocess-safe across workers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``ferry serve --workers N`` sets it before anything
+imports prometheus_client), every worker writes its samples to files in that folder and
+/metrics, answered by any worker, adds them up.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> Path | None:
+    value = os.environ.get(MULTIPROCESS_ENV)
+    return Path(value) if value else None
 
 
 class ServingMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir()
+        # in multiprocess mode samples live in files, so the metrics join no registry
+        registry = None if self.multiprocess else CollectorRegistry()
+        self.registry = registry
         self.requests = Counter(
             "ferry_requests",
             "Prediction requests by model, version, protocol and HTTP status.",
             ["model", "version", "protocol", "status"],
-            registry=self.registry,
+            registry=registry,
         )
         self.duration = Histogram(
             "ferry_request_duration_seconds",
             "Time to answer a prediction request, parsing to serialization.",
             ["model", "version", "protocol"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
         self.rows = Counter(
             "ferry_predicted_rows",
             "Rows predicted, by model and version.",
             ["model", "version"],
-            registry=self.registry,
+            registry=registry,
         )
         self.errors = Counter(
-            "ferry_errors",
-            "Errors answered, by error code.",
-            ["code"],
-            registry=self.registry,
+            "ferry_errors", "Errors answered, by error code.", ["code"], registry=registry
         )
         self.batch_requests = Histogram(
             "ferry_batch_requests",
             "Requests merged into one predict call by adaptive batching.",
             ["model", "version"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=self.registry,
+            registry=registry,
         )
         self.loaded = Gauge(
-            "ferry_loaded_models", "Models loaded in this process.", registry=self.registry
+            "ferry_loaded_models",
+            "Models loaded in a worker.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.memory = Gauge(
+            "ferry_worker_memory_bytes",
+            "Memory of each worker process: rss, pss (its share of pages shared with other "
+            "workers) and uss (pages only it holds).",
+            ["kind"],
+            registry=registry,
+            multiprocess_mode="liveall",
         )
 
     def observe(
@@ -54,5 +79,33 @@ class ServingMetrics:
         if rows:
             self.rows.labels(model, version).inc(rows)
 
+    def update_memory(self) -> None:
+        for kind, value in process_memory().items():
+            self.memory.labels(kind).set(value)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        self.update_memory()
+        if self.multiprocess is None:
+            assert self.registry is not None
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+def process_memory() -> dict[str, int]:
+    """This process's rss, pss and uss in bytes, from /proc (empty where /proc is absent)."""
+    try:
+        text = Path("/proc/self/smaps_rollup").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            fields[name] = int(parts[0]) * 1024
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0), "uss": private}

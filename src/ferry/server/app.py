@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from ferry.server.serving.native import native_router, post_predict
 from ferry.server.serving.repository import ModelRepository
 from ferry.server.serving.v2 import infer, v2_router
 
+MEMORY_REPORT_SECONDS = 5.0
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -54,9 +56,11 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(repository.warm_up)
+        reporter = asyncio.create_task(_report_memory(metrics))
         try:
             yield
         finally:
+            reporter.cancel()
             context.close()
 
     names = ", ".join(sorted(repository.models))
@@ -83,6 +87,13 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
     _add_error_schema(app)
     return app
+
+
+async def _report_memory(metrics: ServingMetrics) -> None:
+    """Each worker refreshes its own memory gauges, whichever worker answers /metrics."""
+    while True:
+        metrics.update_memory()
+        await asyncio.sleep(MEMORY_REPORT_SECONDS)
 
 
 async def healthz(request: Request) -> Response:

@@ -1,0 +1,125 @@
+"""Worker processes that share the loaded models: load once, then fork.
+
+The parent loads every model and builds the app, binds the socket, freezes the garbage
+collector's view of what it loaded, and forks N children that each run uvicorn on the shared
+socket. Model weights stay in pages shared copy-on-write, so N workers cost far less than N
+copies (``ferry_worker_memory_bytes{kind="pss"}`` in /metrics shows each worker's share).
+The parent restarts a worker that dies and stops them all on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Supervisor:
+    """Forks and watches ``workers`` uvicorn processes serving ``app`` on one socket."""
+
+    app: ASGIApp
+    sock: socket.socket
+    workers: int
+    uvicorn_options: dict[str, Any]
+    children: dict[int, int] = field(default_factory=dict)  # pid -> worker index
+    stopping: bool = False
+
+    def run(self) -> None:
+        gc.collect()
+        gc.freeze()  # the loaded models stay out of the collector's writes, so pages stay shared
+        for index in range(self.workers):
+            self._spawn(index)
+        previous = {
+            sig: signal.signal(sig, self._on_stop) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self._watch()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.sock.close()
+
+    def _spawn(self, index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: serve until told to stop, never return into the parent's code
+            code = 0
+            try:
+                self._serve_child()
+            except BaseException:
+                log.exception("worker %d failed", index)
+                code = 1
+            finally:
+                os._exit(code)
+        self.children[pid] = index
+        log.info("started worker %d (pid %d)", index, pid)
+
+    def _serve_child(self) -> None:
+        import uvicorn
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        config = uvicorn.Config(self.app, **self.uvicorn_options)
+        uvicorn.Server(config).run(sockets=[self.sock])
+
+    def _watch(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                return
+            except InterruptedError:  # a signal arrived; _on_stop already forwarded it
+                continue
+            index = self.children.pop(pid, None)
+            if index is None:
+                continue
+            _mark_dead(pid)
+            if not self.stopping:
+                log.error("worker %d (pid %d) exited with %s; restarting", index, pid, status)
+                time.sleep(RESTART_BACKOFF_SECONDS)
+                self._spawn(index)
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        if self.stopping:  # a second signal: stop waiting for a graceful exit
+            for pid in self.children:
+                _kill(pid, signal.SIGKILL)
+            return
+        self.stopping = True
+        for pid in self.children:
+            _kill(pid, signal.SIGTERM)
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _mark_dead(pid: int) -> None:
+    """Let multiprocess Prometheus metrics drop a dead worker's live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

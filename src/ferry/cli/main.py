@@ -17,15 +17,7 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from ferry.cli import models, serve
-
-    serve.register(app)
-    models.register(app)
-
-
 def main() -> None:
-    _register()
     try:
         app()
     except FerryError as exc:
@@ -42,3 +34,15 @@ def version() -> None:
     from ferry.cli.output import show_lines
 
     show_lines([__version__])
+
+
+def _register() -> None:
+    """Attach each command module (they import only typer at module level)."""
+    from ferry.cli import models, predict, serve
+
+    serve.register(app)
+    predict.register(app)
+    models.register(app)
+
+
+_register()

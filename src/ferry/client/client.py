@@ -1,0 +1,214 @@
+"""Client: a small synchronous Python client for a Ferry server's native routes, over httpx."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ferry.errors import FerryError
+from ferry.model.signature import Signature
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+URL_ENV = "FERRY_URL"
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_TIMEOUT = 30.0
+
+Rows = Sequence[Mapping[str, object]] | Sequence[Sequence[object]]
+Columns = Mapping[str, Sequence[object]]
+
+
+class ConnectionFailed(FerryError):
+    """The server could not be reached (refused, timed out, bad address)."""
+
+    code = "connection_failed"
+
+
+class PredictResponse(TypedDict):
+    """The native predict answer: one entry per requested output, plus who answered."""
+
+    predictions: list[Any]
+    probabilities: NotRequired[list[list[float]]]
+    model: str
+    version: str
+    request_id: str
+
+
+class ModelInfo(BaseModel):
+    """``GET /v1/models/{name}``: what the server knows about one loaded model."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    version: str
+    flavor: str
+    signature: Signature
+    created_at: str = ""
+    libraries: dict[str, str] = Field(default_factory=dict)
+    example_check: str = ""
+
+
+class Client:
+    """Talk to a Ferry server: ``Client("http://127.0.0.1:8000").predict("iris", rows)``.
+
+    The base URL comes from the argument, else ``FERRY_URL``, else ``http://127.0.0.1:8000``.
+    Error answers are raised as the ``FerryError`` subclass the server named in ``error.code``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        http: httpx.Client | None = None,
+    ) -> None:
+        if http is not None:
+            self._http = http
+        else:
+            url = base_url or os.environ.get(URL_ENV) or DEFAULT_URL
+            self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url).rstrip("/")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- data plane ---------------------------------------------------------------------------
+    def predict(
+        self,
+        name: str,
+        data: Rows | Columns | pd.DataFrame,
+        outputs: Sequence[str] | None = None,
+        *,
+        version: str | None = None,
+    ) -> PredictResponse:
+        """Predict rows (objects or lists), columns (``{col: [values]}``) or a DataFrame."""
+        body: dict[str, object] = _payload(data)
+        if outputs:
+            body["outputs"] = list(outputs)
+        path = f"/v1/models/{name}" + (f"/versions/{version}" if version else "") + "/predict"
+        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        answer: PredictResponse = self._request(
+            "POST", path, content=content, headers={"content-type": "application/json"}
+        ).json()
+        return answer
+
+    def model(self, name: str, version: str | None = None) -> ModelInfo:
+        path = f"/v1/models/{name}" + (f"/versions/{version}" if version else "")
+        return _model_info(self._request("GET", path).json())
+
+    def models(self) -> list[ModelInfo]:
+        listing = self._request("GET", "/v1/models").json()
+        return [_model_info(item) for item in listing.get("models", [])]
+
+    def ready(self) -> bool:
+        """True once every model is loaded and has answered its example; False if unreachable."""
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, content=content, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(
+                f"cannot reach {self.base_url}: {exc}", url=self.base_url
+            ) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+
+def _payload(data: Rows | Columns | pd.DataFrame) -> dict[str, object]:
+    if _is_frame(data):
+        from ferry.model.example import frame_to_split
+
+        split = frame_to_split(data)
+        rows = split["data"]
+        return {"inputs": {c: [row[i] for row in rows] for i, c in enumerate(split["columns"])}}
+    if isinstance(data, Mapping):
+        return {"inputs": {str(k): list(v) for k, v in data.items()}}
+    return {"instances": list(data)}
+
+
+def _is_frame(data: object) -> bool:
+    module = type(data).__module__
+    return module.startswith("pandas") and hasattr(data, "columns")
+
+
+def _model_info(data: object) -> ModelInfo:
+    try:
+        return ModelInfo.model_validate(data)
+    except ValidationError as exc:
+        raise FerryError(f"the server answered an unexpected model description: {exc}") from exc
+
+
+# --- error answers -> FerryError -----------------------------------------------------------------
+def error_from_response(response: httpx.Response) -> FerryError:
+    """Rebuild the error a server answered: Ferry's shape, MLflow's, V2's, or plain text."""
+    code, message, details = "http_error", "", {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):  # Ferry: {"error": {"code", "message", "details"}}
+            code = str(error.get("code", code))
+            message = str(error.get("message", ""))
+            raw = error.get("details")
+            details = {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
+        elif isinstance(error, str):  # Open Inference V2: {"error": "<message>"}
+            message = error
+        elif "error_code" in body:  # MLflow: {"error_code", "message"}, Ferry adds ferry_code
+            code = str(body.get("ferry_code", code))
+            message = str(body.get("message", ""))
+    if not message:
+        message = f"HTTP {response.status_code} from {response.request.url}: {response.text[:200]}"
+    error_cls = error_class(code)
+    exc = error_cls(message)
+    exc.details = details  # set after: a detail may be named like an __init__ argument
+    if error_cls.code != code:
+        exc.code = code  # an error this client does not know: keep the server's code
+    return exc
+
+
+def error_class(code: str) -> type[FerryError]:
+    """The FerryError subclass whose ``code`` is ``code`` (FerryError itself when none is)."""
+    queue: deque[type[FerryError]] = deque([FerryError])
+    while queue:
+        cls = queue.popleft()
+        if cls.code == code:
+            return cls
+        queue.extend(cls.__subclasses__())
+    return FerryError

@@ -106,3 +106,9 @@ class PredictionFailed(FerryError):
     """The model itself raised while predicting: the server's fault, not the caller's."""
 
     code = "prediction_failed"
+
+
+class ConnectionFailed(FerryError):
+    """A Ferry server could not be reached (refused, timed out, bad address)."""
+
+    code = "connection_failed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -174,7 +173,6 @@ def readme_blocks() -> list[tuple[str, str]]:
 README_BLOCKS = readme_blocks()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's examples use curl")
 @pytest.mark.parametrize(
     ("section", "script"), README_BLOCKS, ids=[f"{n}-{s}" for n, (s, _) in enumerate(README_BLOCKS)]
 )

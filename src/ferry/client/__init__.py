@@ -1,5 +1,6 @@
-"""Python client for a Ferry server (httpx)."""
+"""Python SDK over HTTP."""
 
-from ferry.client.client import Client, ConnectionFailed, ModelInfo, PredictResponse
+from ferry.client.client import Client, ModelInfo, PredictResponse
+from ferry.errors import ConnectionFailed
 
 __all__ = ["Client", "ConnectionFailed", "ModelInfo", "PredictResponse"]

@@ -12,7 +12,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ferry.errors import FerryError
+from ferry.errors import ConnectionFailed, FerryError
 from ferry.model.signature import Signature
 
 if TYPE_CHECKING:
@@ -24,12 +24,6 @@ DEFAULT_TIMEOUT = 30.0
 
 Rows = Sequence[Mapping[str, object]] | Sequence[Sequence[object]]
 Columns = Mapping[str, Sequence[object]]
-
-
-class ConnectionFailed(FerryError):
-    """The server could not be reached (refused, timed out, bad address)."""
-
-    code = "connection_failed"
 
 
 class PredictResponse(TypedDict):

@@ -38,30 +38,41 @@ _HTTP_CODES: dict[int, str] = {
     415: "unsupported_media_type",
 }
 _MLFLOW_CODES: dict[int, str] = {404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
-MLFLOW_PREFIXES = ("/invocations", "/ping", "/health", "/version", "/mlflow/")
+MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
+MLFLOW_PREFIX = "/mlflow/"
 V2_PREFIX = "/v2"
 
 
-def status_of(exc: FerryError) -> int:
-    return next((_STATUS[c] for c in type(exc).__mro__ if c in _STATUS), 500)
+def is_mlflow(path: str) -> bool:
+    return path in MLFLOW_PATHS or path.startswith(MLFLOW_PREFIX)
+
+
+def is_v2(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def status_of(exc: FerryError, path: str = "") -> int:
+    """The HTTP status for ``exc`` on ``path``: the one table, plus the protocols' own rule."""
+    status = next((_STATUS[c] for c in type(exc).__mro__ if c in _STATUS), 500)
+    if status == 422 and (is_v2(path) or is_mlflow(path)):
+        return 400  # MLflow and Triton answer 400 for input that does not fit the model
+    return status
 
 
 def error_body(
     path: str, status: int, code: str, message: str, details: dict[str, object]
 ) -> bytes:
     """The error body in the shape the route's protocol clients decode."""
-    if path.startswith(V2_PREFIX):
+    if is_v2(path):
         return orjson.dumps({"error": message})
-    if path.startswith(MLFLOW_PREFIXES):
+    if is_mlflow(path):
         mlflow_code = _MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
         return orjson.dumps({"error_code": mlflow_code, "message": message, "ferry_code": code})
     return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
 
 
 def error_response(path: str, exc: FerryError) -> Response:
-    status = status_of(exc)
-    if status == 422 and path.startswith((V2_PREFIX, *MLFLOW_PREFIXES)):
-        status = 400  # MLflow and Triton answer 400 for input that does not fit the model
+    status = status_of(exc, path)
     details = {**exc.details}
     if status >= 500:
         details["request_id"] = request_id_var.get()

@@ -150,11 +150,12 @@ def json_response(
 class Timer:
     """Times one request and records it in the metrics, whatever its outcome."""
 
-    __slots__ = ("metrics", "protocol", "start")
+    __slots__ = ("metrics", "path", "protocol", "start")
 
-    def __init__(self, metrics: ServingMetrics, protocol: str) -> None:
+    def __init__(self, metrics: ServingMetrics, protocol: str, path: str) -> None:
         self.metrics = metrics
         self.protocol = protocol
+        self.path = path
         self.start = time.perf_counter()
 
     def done(self, model: LoadedModel | None, status: int, rows: int = 0) -> None:
@@ -165,4 +166,4 @@ class Timer:
 
     def failed(self, model: LoadedModel | None, exc: FerryError) -> None:
         self.metrics.errors.labels(exc.code).inc()
-        self.done(model, status_of(exc))
+        self.done(model, status_of(exc, self.path))

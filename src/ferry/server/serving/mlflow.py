@@ -77,7 +77,7 @@ def _from_split(data: Any, model: LoadedModel) -> Batch:
 
 async def _invoke(request: Request, context: ServingContext, name: str | None) -> Response:
     request_id = new_request_id(request)
-    timer = Timer(context.metrics, "mlflow")
+    timer = Timer(context.metrics, "mlflow", request.scope["path"])
     model: LoadedModel | None = None
     try:
         model = _resolve(context, name)

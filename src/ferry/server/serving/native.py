@@ -77,7 +77,7 @@ async def answer(
     decode: Callable[[LoadedModel], Awaitable[tuple[Batch, list[str] | None]]],
 ) -> Response:
     request_id = new_request_id(request)
-    timer = Timer(context.metrics, "native")
+    timer = Timer(context.metrics, "native", request.scope["path"])
     model: LoadedModel | None = None
     try:
         model = context.repository.resolve(name, version)

@@ -60,7 +60,7 @@ async def infer(request: Request) -> Response:
     context = serving_context(request)
     params = request.path_params
     new_request_id(request)
-    timer = Timer(context.metrics, "v2")
+    timer = Timer(context.metrics, "v2", request.scope["path"])
     model: LoadedModel | None = None
     try:
         model = context.repository.resolve(params["name"], params.get("version"))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -24,7 +23,7 @@ from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
 from ferry.server.serving.inference import json_response
 from ferry.server.serving.mlflow import invocations, mlflow_router, model_invocations
 from ferry.server.serving.native import native_router, post_predict
-from ferry.server.serving.repository import ModelRepository
+from ferry.server.serving.repository import ModelSource, StaticModels
 from ferry.server.serving.v2 import infer, v2_router
 
 MEMORY_REPORT_SECONDS = 5.0
@@ -44,28 +43,33 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) -> FastAPI:
-    """An app answering for ``models``; it reports ready once each has answered its example."""
+def create_app(
+    models: Iterable[LoadedModel] | ModelSource,
+    settings: Settings | None = None,
+    *,
+    routers: Sequence[APIRouter] = (),
+    title: str | None = None,
+) -> FastAPI:
+    """An app answering for ``models`` (loaded models, or a source that loads on demand) over
+    the three protocols, plus ``routers`` (the control plane, in ``ferry server``)."""
     settings = settings or get_settings()
-    loaded = list(models)
-    repository = ModelRepository.of(loaded)
+    source = models if isinstance(models, ModelSource) else StaticModels.of(models)
     metrics = ServingMetrics()
-    metrics.loaded.set(len(loaded))
-    context = ServingContext(repository, metrics, settings)
+    context = ServingContext(source, metrics, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(repository.warm_up)
-        reporter = asyncio.create_task(_report_memory(metrics))
+        await source.start()
+        reporter = asyncio.create_task(_report_memory(context))
         try:
             yield
         finally:
             reporter.cancel()
             context.close()
+            await source.stop()
 
-    names = ", ".join(sorted(repository.models))
     app = FastAPI(
-        title=f"Ferry: {names}",
+        title=title or f"Ferry: {', '.join(source.names())}",
         version=__version__,
         description="Predictions over Ferry's JSON protocol, MLflow's `/invocations` and the "
         "Open Inference Protocol V2.",
@@ -79,7 +83,9 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    app.include_router(native_router(loaded))
+    for router in routers:
+        app.include_router(router)
+    app.include_router(native_router(source.loaded()))
     app.include_router(mlflow_router())
     app.include_router(v2_router())
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
@@ -89,10 +95,11 @@ def create_app(models: Iterable[LoadedModel], settings: Settings | None = None) 
     return app
 
 
-async def _report_memory(metrics: ServingMetrics) -> None:
-    """Each worker refreshes its own memory gauges, whichever worker answers /metrics."""
+async def _report_memory(context: ServingContext) -> None:
+    """Each worker refreshes its own gauges, whichever worker answers /metrics."""
     while True:
-        metrics.update_memory()
+        context.metrics.update_memory()
+        context.metrics.loaded.set(len(context.models.loaded()))
         await asyncio.sleep(MEMORY_REPORT_SECONDS)
 
 
@@ -101,10 +108,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    repository = serving_context(request).repository
-    checks = {f"{n}:{v}": c.status for (n, v), c in repository.checks.items()}
-    body = {"ready": repository.ready, "models": checks}
-    return json_response(body, status=200 if repository.ready else 503)
+    source = serving_context(request).models
+    checks = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
+    body = {"ready": source.ready, "models": checks}
+    return json_response(body, status=200 if source.ready else 503)
 
 
 async def metrics_endpoint(request: Request) -> Response:

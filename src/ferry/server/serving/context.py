@@ -10,12 +10,12 @@ from ferry.config.settings import Settings
 from ferry.model.loaded import LoadedModel
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.serving.batching import Batcher, BatchingConfig
-from ferry.server.serving.repository import ModelRepository
+from ferry.server.serving.repository import ModelSource
 
 
 @dataclass(slots=True)
 class ServingContext:
-    repository: ModelRepository
+    models: ModelSource
     metrics: ServingMetrics
     settings: Settings
     batchers: dict[tuple[str, str], Batcher] = field(default_factory=dict)

@@ -80,7 +80,7 @@ async def _invoke(request: Request, context: ServingContext, name: str | None) -
     timer = Timer(context.metrics, "mlflow", request.scope["path"])
     model: LoadedModel | None = None
     try:
-        model = _resolve(context, name)
+        model = await _resolve(context, name)
         body = await read_body(request, context.max_body_bytes)
         kind = media_type(request)
         if kind == "text/csv":
@@ -105,16 +105,16 @@ async def _invoke(request: Request, context: ServingContext, name: str | None) -
     )
 
 
-def _resolve(context: ServingContext, name: str | None) -> LoadedModel:
+async def _resolve(context: ServingContext, name: str | None) -> LoadedModel:
     if name is not None:
-        return context.repository.resolve(name)
-    names = list(context.repository.models)
+        return await context.models.resolve(name)
+    names = context.models.names()
     if len(names) != 1:
         raise InvalidRequest(
             f"this server has {len(names)} models; post to /mlflow/<name>/invocations",
             models=names,
         )
-    return context.repository.resolve(names[0])
+    return await context.models.resolve(names[0])
 
 
 async def invocations(request: Request) -> Response:
@@ -127,7 +127,7 @@ async def model_invocations(request: Request) -> Response:
 
 async def ping(request: Request) -> Response:
     context = serving_context(request)
-    if not context.repository.ready:
+    if not context.models.ready:
         return PlainTextResponse("loading\n", status_code=503)
     return PlainTextResponse("\n")
 

@@ -80,7 +80,7 @@ async def answer(
     timer = Timer(context.metrics, "native", request.scope["path"])
     model: LoadedModel | None = None
     try:
-        model = context.repository.resolve(name, version)
+        model = await context.models.resolve(name, version)
         batch, requested = await decode(model)
         if batch.n_rows > context.settings.max_request_rows:
             raise PayloadTooLarge(
@@ -149,7 +149,7 @@ post_predict = _post_endpoint()
 
 
 def _metadata(model: LoadedModel, context: ServingContext) -> dict[str, Any]:
-    check = context.repository.checks.get((model.name, model.version))
+    check = context.models.checks.get((model.name, model.version))
     return {
         "name": model.name,
         "version": model.version,
@@ -163,13 +163,13 @@ def _metadata(model: LoadedModel, context: ServingContext) -> dict[str, Any]:
 
 async def list_models(request: Request) -> Response:
     context = serving_context(request)
-    return json_response({"models": [_metadata(m, context) for m in context.repository.all()]})
+    return json_response({"models": [_metadata(m, context) for m in context.models.loaded()]})
 
 
 async def model_metadata(request: Request) -> Response:
     context = serving_context(request)
     params = request.path_params
-    model = context.repository.resolve(params["name"], params.get("version"))
+    model = await context.models.resolve(params["name"], params.get("version"))
     return json_response(_metadata(model, context))
 
 

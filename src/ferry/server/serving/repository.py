@@ -1,10 +1,17 @@
-"""The models a server answers for: lookup by name, version or alias, and warm-up."""
+"""The models a server answers for: the ModelSource protocol and its static implementation.
+
+``ferry serve`` answers for models loaded at start (``StaticModels``); ``ferry server``
+answers for every registered version, loaded on first use (``RegistryModels``).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import anyio.to_thread
 
 from ferry.errors import ModelNotFound, NotReady, VersionNotFound
 from ferry.model.example import compare_outputs, outputs_to_json
@@ -21,23 +28,68 @@ class ExampleCheck:
     message: str = ""
 
 
+@runtime_checkable
+class ModelSource(Protocol):
+    """Where the protocol handlers find the model a request names."""
+
+    @property
+    def ready(self) -> bool:
+        """True once the source can answer (its models warmed up, its store reachable)."""
+        ...
+
+    @property
+    def checks(self) -> dict[tuple[str, str], ExampleCheck]:
+        """Example replay results of the models loaded so far."""
+        ...
+
+    async def resolve(self, name: str, version: str | None = None) -> LoadedModel:
+        """``name``, ``name@alias`` or (``name``, ``version``) -> the loaded model."""
+        ...
+
+    def names(self) -> list[str]:
+        """Names of the models this source answers for."""
+        ...
+
+    def versions(self, name: str) -> list[str]: ...
+
+    def loaded(self) -> list[LoadedModel]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(slots=True)
-class ModelRepository:
+class StaticModels:
+    """A fixed set of models loaded before the server starts (``ferry serve``)."""
+
     models: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
     checks: dict[tuple[str, str], ExampleCheck] = field(default_factory=dict)
     ready: bool = False
 
     @classmethod
-    def of(cls, models: Iterable[LoadedModel]) -> ModelRepository:
-        repository = cls()
+    def of(cls, models: Iterable[LoadedModel]) -> StaticModels:
+        source = cls()
         for model in models:
-            repository.models.setdefault(model.name, {})[model.version] = model
-        return repository
+            source.models.setdefault(model.name, {})[model.version] = model
+        return source
 
-    def all(self) -> list[LoadedModel]:
+    def loaded(self) -> list[LoadedModel]:
         return [m for versions in self.models.values() for m in versions.values()]
 
-    def resolve(self, name: str, version: str | None = None) -> LoadedModel:
+    def names(self) -> list[str]:
+        return sorted(self.models)
+
+    def versions(self, name: str) -> list[str]:
+        return sorted(self.models.get(name, {}), key=_version_key)
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self.warm_up)
+
+    async def stop(self) -> None:
+        return None
+
+    async def resolve(self, name: str, version: str | None = None) -> LoadedModel:
         """``name``, ``name@alias`` or (``name``, ``version``) -> the loaded model."""
         alias = None
         if "@" in name:
@@ -64,12 +116,13 @@ class ModelRepository:
 
     def warm_up(self) -> None:
         """Answer every model's example once (page in code, check it), then report ready."""
-        for model in self.all():
-            self.checks[(model.name, model.version)] = _check_example(model)
+        for model in self.loaded():
+            self.checks[(model.name, model.version)] = check_example(model)
         self.ready = True
 
 
-def _check_example(model: LoadedModel) -> ExampleCheck:
+def check_example(model: LoadedModel) -> ExampleCheck:
+    """Replay the bundle's input example and compare with its stored expected output."""
     if model.example is None:
         return ExampleCheck("no_example")
     outputs = [

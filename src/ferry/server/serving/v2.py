@@ -63,7 +63,7 @@ async def infer(request: Request) -> Response:
     timer = Timer(context.metrics, "v2", request.scope["path"])
     model: LoadedModel | None = None
     try:
-        model = context.repository.resolve(params["name"], params.get("version"))
+        model = await context.models.resolve(params["name"], params.get("version"))
         body = await read_body(request, context.max_body_bytes)
         header = request.headers.get(HEADER_LENGTH)
         if header is not None and not header.strip().isdigit():
@@ -133,23 +133,23 @@ async def live(request: Request) -> Response:
 
 
 async def server_ready(request: Request) -> Response:
-    ready = serving_context(request).repository.ready
+    ready = serving_context(request).models.ready
     return json_response({"ready": ready}, status=200 if ready else 503)
 
 
 async def model_metadata(request: Request) -> Response:
     context: ServingContext = serving_context(request)
-    model = context.repository.resolve(
+    model = await context.models.resolve(
         request.path_params["name"], request.path_params.get("version")
     )
     metadata = tensor_metadata(model)
-    metadata["versions"] = sorted(context.repository.models[model.name])
+    metadata["versions"] = context.models.versions(model.name)
     return json_response(metadata)
 
 
 async def model_ready(request: Request) -> Response:
     context = serving_context(request)
-    context.repository.resolve(request.path_params["name"], request.path_params.get("version"))
+    await context.models.resolve(request.path_params["name"], request.path_params.get("version"))
     return json_response({"name": request.path_params["name"], "ready": True})
 
 

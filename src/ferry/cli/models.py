@@ -152,6 +152,31 @@ def read_requirements(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
+def optimize(
+    source: Annotated[Path, typer.Argument(help="A scikit-learn bundle folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the ONNX bundle.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Largest accepted difference in probabilities or values.")
+    ] = 1e-4,
+) -> None:
+    """Convert a scikit-learn bundle to ONNX, checked against the original on its example and
+    on generated rows; the copy is written only if it answers like the original."""
+    from ferry.cli.output import show_facts
+    from ferry.model.optimize import optimize_to_onnx
+
+    result = optimize_to_onnx(source, out, tolerance=tolerance)
+    comparison = result.comparison
+    show_facts(
+        f"{result.manifest.name}: ONNX copy written to {out}",
+        [
+            ("rows compared", str(comparison.rows)),
+            ("labels that differ", str(comparison.label_mismatches)),
+            ("largest difference", f"{comparison.max_abs_difference:.3g}"),
+        ],
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("inspect")(inspect)
     app.command("save")(save)
+    app.command("optimize")(optimize)

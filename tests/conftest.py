@@ -99,3 +99,6 @@ def mixed_bundle(
 
 # every flavor's tiny models (flv_* fixtures), shared by unit and integration tests
 from tests.flavor_fixtures import *  # noqa: E402, F403
+
+# registry backends (SQLite + folder, PostgreSQL + S3) and bundle helpers
+from tests.registry_fixtures import *  # noqa: E402, F403

@@ -112,3 +112,36 @@ class ConnectionFailed(FerryError):
     """A Ferry server could not be reached (refused, timed out, bad address)."""
 
     code = "connection_failed"
+
+
+# --- registry ---------------------------------------------------------------------------------
+class InvalidName(InvalidRequest):
+    """A model, alias, tag or metric name that breaks the naming rules."""
+
+    code = "invalid_name"
+
+
+class Conflict(FerryError):
+    """The request contradicts what the registry already holds."""
+
+    code = "conflict"
+
+
+class ModelExists(Conflict):
+    code = "model_exists"
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+
+class StorageError(FerryError):
+    """The metadata database or the artifact store failed: the server's fault, not the caller's."""
+
+    code = "storage_error"
+
+
+class BlobNotFound(StorageError):
+    """A content-addressed blob the registry expected is not in the artifact store."""
+
+    code = "blob_not_found"

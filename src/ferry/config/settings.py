@@ -21,9 +21,17 @@ class Settings(BaseSettings):
     batching: bool = True
     max_batch_size: int = Field(default=512, ge=1)
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    # ferry server: versions kept loaded per worker (least recently used out), and how often
+    # aliases are re-read (a moved alias switches traffic within about this long plus a load)
+    max_loaded_models: int = Field(default=8, ge=1)
+    route_refresh_seconds: float = Field(default=0.25, gt=0.0, le=60.0)
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)
+    # registry: metadata database and artifact store (defaults live under ``home``, see paths.py)
+    database_url: str | None = None  # sqlite:///... or postgresql://user@host/db
+    artifacts: str | None = None  # a folder, file:///folder or s3://bucket/prefix
+    s3_endpoint_url: str | None = None  # MinIO-style S3-compatible servers
 
 
 @lru_cache(maxsize=1)

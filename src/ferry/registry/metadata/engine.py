@@ -1,0 +1,107 @@
+"""SQLAlchemy engines for the registry: URL normalising, SQLite pragmas, write transactions.
+
+SQLite: WAL journal (readers never wait for the writer), foreign keys on, a busy timeout, and
+write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue up instead of
+failing mid-transaction. PostgreSQL: psycopg 3, pre-ping, and row locks (``FOR UPDATE``) taken by
+the store where an order matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from ferry.errors import ConfigError
+
+BUSY_TIMEOUT_SECONDS = 60.0
+_WRITE = "ferry_write"
+_POSTGRES = {"postgresql", "postgres", "postgresql+psycopg"}
+
+
+def normalize_url(url: str) -> URL:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; SQLite stays as given."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"{redact(url)!r} is not a database URL: {exc}") from exc
+    if parsed.drivername in _POSTGRES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    """The URL without its password, for logs and messages."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_engine(url: str) -> Engine:
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {}
+    memory = False
+    if backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or "mode=memory" in database
+        options["connect_args"] = {"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+        if memory:
+            options["poolclass"] = StaticPool
+        else:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif backend == "postgresql":
+        options["pool_pre_ping"] = True
+    else:
+        raise ConfigError(
+            f"no metadata store for {redact(parsed)!r}; use sqlite:///path or postgresql://...",
+            url=redact(parsed),
+        )
+    try:
+        engine = sa.create_engine(parsed, **options)
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (pip install 'ferry-ml[postgres]')" if backend == "postgresql" else ""
+        raise ConfigError(f"cannot open {redact(parsed)}: {exc}{hint}") from exc
+    if backend == "sqlite":
+        _configure_sqlite(engine, memory=memory)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own is too late)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock up front."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE: True})
+        with connection.begin():
+            yield connection
+
+
+def is_postgres(connection: Connection | Engine) -> bool:
+    return connection.dialect.name == "postgresql"

@@ -94,6 +94,7 @@ CASES = [
     ),
     Bad("bool-in-float", P, rows({**GOOD_ROW, "sepal_width": True}), 422, "invalid_value"),
     Bad("null-not-nullable", P, rows({**GOOD_ROW, "petal_length": None}), 422, "invalid_value"),
+    Bad("list-in-float", P, rows({**GOOD_ROW, "petal_length": [1.0, 2.0]}), 422, "invalid_value"),
     Bad("object-in-float", P, rows({**GOOD_ROW, "petal_length": {"x": 1}}), 422, "invalid_value"),
     Bad("empty-instances", P, body({"instances": []}), 422, "empty_batch"),
     Bad("short-row", P, body({"instances": [[5.1, 3.5, 1.4]]}), 422, "invalid_shape"),

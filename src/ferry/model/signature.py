@@ -95,6 +95,9 @@ class Batch:
 
     columns: dict[str, np.ndarray]
     n_rows: int
+    # the same rows as one float64 array in signature column order, when they arrived that way
+    # (rows of numbers): the columns are views into it and to_matrix() costs nothing
+    matrix: np.ndarray | None = None
 
     def to_frame(self) -> Any:
         """A pandas DataFrame of the scalar columns, in signature order."""
@@ -104,22 +107,37 @@ class Batch:
 
     def to_matrix(self) -> np.ndarray:
         """A 2-D array (rows x features): scalar columns stacked, vector columns flattened."""
+        if self.matrix is not None:
+            return self.matrix
         arrays = [a.reshape(self.n_rows, -1) for a in self.columns.values()]
         if len(arrays) == 1:
             return arrays[0]
         return np.hstack(arrays)
 
     def take(self, start: int, stop: int) -> Batch:
-        return Batch({k: v[start:stop] for k, v in self.columns.items()}, stop - start)
+        matrix = None if self.matrix is None else self.matrix[start:stop]
+        return Batch({k: v[start:stop] for k, v in self.columns.items()}, stop - start, matrix)
 
     @classmethod
     def concat(cls, batches: Sequence[Batch]) -> Batch:
         """Rows of several batches of the same signature, in order (dtypes upcast as numpy does)."""
         if len(batches) == 1:
             return batches[0]
+        n_rows = sum(b.n_rows for b in batches)
+        if all(b.matrix is not None for b in batches):
+            return cls.of_matrix(
+                np.vstack([b.matrix for b in batches if b.matrix is not None]),
+                list(batches[0].columns),
+            )
         names = batches[0].columns.keys()
         columns = {name: np.concatenate([b.columns[name] for b in batches]) for name in names}
-        return cls(columns, sum(b.n_rows for b in batches))
+        return cls(columns, n_rows)
+
+    @classmethod
+    def of_matrix(cls, matrix: np.ndarray, names: Sequence[str]) -> Batch:
+        """A batch over a 2-D float64 array whose columns are ``names``, in order."""
+        columns = {name: matrix[:, i] for i, name in enumerate(names)}
+        return cls(columns, matrix.shape[0], matrix)
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,6 +104,10 @@ def _from_lists(rows: list[Any], signature: Signature, source: Source) -> Batch:
         # a single tensor input: each row is that tensor's value
         return Batch({specs[0].name: convert_column(rows, specs[0], len(rows), source)}, len(rows))
     width = len(specs)
+    if source == "json" and all(s.is_scalar and s.dtype == "float64" for s in specs):
+        fast = _float_matrix(rows, width)
+        if fast is not None:
+            return Batch.of_matrix(fast, signature.names)
     for row, values in enumerate(rows):
         if not isinstance(values, list | tuple):
             raise InvalidShape("every row must be a list", row=row, got=type(values).__name__)
@@ -120,6 +124,21 @@ def _from_lists(rows: list[Any], signature: Signature, source: Source) -> Batch:
         for i, spec in enumerate(specs)
     }
     return Batch(arrays, len(rows))
+
+
+def _float_matrix(rows: list[Any], width: int) -> np.ndarray | None:
+    """Rows of plain numbers as one float64 array in a single C pass, else None.
+
+    Anything unusual (strings, nulls, ragged rows, nested lists) returns None, and the
+    row-by-row path then converts what it can and names the first bad value.
+    """
+    try:
+        array = np.array(rows)
+    except (ValueError, TypeError):
+        return None
+    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in "fiu":
+        return None
+    return array.astype(np.float64, copy=False)
 
 
 def _check_names(names: Any, signature: Signature) -> None:
@@ -173,7 +192,12 @@ def _convert_scalars(values: list[Any], spec: ColumnSpec) -> np.ndarray:
     if dtype == "bool":
         return _convert_bools(values, spec)
     # numbers: let numpy do the bulk conversion, then inspect only when it looks wrong
-    array = np.asarray(values) if values else np.empty(0)
+    try:
+        array = np.asarray(values) if values else np.empty(0)
+    except (ValueError, TypeError):  # nested lists and the like: found and named below
+        return _convert_numbers_slowly(values, spec)
+    if array.ndim != 1:  # a list where a number belongs
+        return _convert_numbers_slowly(values, spec)
     kind = array.dtype.kind
     if dtype.startswith("float") and kind in "fiu":
         return array.astype(NUMPY_DTYPES[dtype], copy=False)

@@ -171,3 +171,32 @@ def test_vector_input_per_row() -> None:
     assert batch.columns["pixels"].dtype == np.float32
     with pytest.raises(InvalidShape):
         batch_from_records([[0.1, 0.2]], tensor)
+
+
+FLOATS = Signature(inputs=[ColumnSpec(name=n, dtype="float64") for n in ("a", "b", "c")])
+
+
+def test_rows_of_numbers_take_the_matrix_path() -> None:
+    batch = batch_from_records([[1, 2.5, 3], [4, 5, 6.5]], FLOATS)
+    assert batch.matrix is not None
+    assert batch.to_matrix().tolist() == [[1.0, 2.5, 3.0], [4.0, 5.0, 6.5]]
+    assert batch.columns["b"].tolist() == [2.5, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("rows", "error", "column"),
+    [
+        ([[1, 2, 3], [4, "5", 6]], InvalidValue, "b"),
+        ([[1, 2, 3], [4, None, 6]], InvalidValue, "b"),
+        ([[1, 2, 3], [4, 5]], InvalidShape, None),
+        ([[1, 2, 3], [4, [5], 6]], InvalidValue, "b"),
+    ],
+)
+def test_unusual_rows_fall_back_and_name_the_problem(
+    rows: list[Any], error: type[FerryError], column: str | None
+) -> None:
+    with pytest.raises(error) as info:
+        batch_from_records(rows, FLOATS)
+    if column is not None:
+        assert info.value.details["column"] == column
+        assert info.value.details["row"] == 1

@@ -114,6 +114,21 @@ def flavor_for_object(obj: object) -> Flavor:
     )
 
 
+def defined_in(obj: object, library: str) -> bool:
+    """True when the object's class or a base class comes from ``library``: a cheap test that
+    needs no import of the library (a flavor imports it only for objects that pass)."""
+    return any(cls.__module__.split(".")[0] == library for cls in type(obj).__mro__)
+
+
+def copy_model_file(source: Path, model_dir: Path) -> str:
+    """Copy a model file into the bundle as ``model<suffix>``; returns the new name."""
+    import shutil
+
+    target = model_dir / f"model{source.suffix.lower()}"
+    shutil.copyfile(source, target)
+    return target.name
+
+
 def library_version(module_name: str) -> str:
     """Installed version of a library, or '' when it is not installed."""
     from importlib.metadata import PackageNotFoundError, version

@@ -8,7 +8,6 @@ The booster is always fed a numpy matrix in its feature order (no pandas, no nam
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, library_version
+from ferry.model.flavors import SavedArtifact, copy_model_file, defined_in, library_version
 from ferry.model.signature import Batch, ColumnSpec
 
 _SUFFIXES = {".txt", ".lgb", ".model"}
@@ -80,7 +79,7 @@ class LightGBMFlavor:
         return head.startswith(b"tree") and b"version=" in head
 
     def accepts(self, obj: object) -> bool:
-        if not any(cls.__module__.split(".")[0] == "lightgbm" for cls in type(obj).__mro__):
+        if not defined_in(obj, "lightgbm"):
             return False
         try:
             import lightgbm as lgb
@@ -91,9 +90,7 @@ class LightGBMFlavor:
     def save(self, source: object, model_dir: Path) -> SavedArtifact:
         libraries = {"lightgbm": library_version("lightgbm")}
         if isinstance(source, Path):
-            target = model_dir / f"model{source.suffix.lower()}"
-            shutil.copyfile(source, target)
-            return SavedArtifact(target.name, {}, libraries)
+            return SavedArtifact(copy_model_file(source, model_dir), {}, libraries)
         lgb = _import_lightgbm()
         target = model_dir / "model.txt"
         options: dict[str, str] = {}

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency, PredictionFailed
-from ferry.model.flavors import SavedArtifact, library_version
+from ferry.model.flavors import SavedArtifact, defined_in, library_version
 from ferry.model.signature import Batch, ColumnSpec, DType
 
 # onnxruntime element type -> (signature dtype, numpy dtype fed to the session)
@@ -119,7 +119,7 @@ class OnnxFlavor:
         return path.is_file() and path.suffix.lower() == ".onnx"
 
     def accepts(self, obj: object) -> bool:
-        if not any(cls.__module__.split(".")[0] == "onnx" for cls in type(obj).__mro__):
+        if not defined_in(obj, "onnx"):
             return False
         try:
             import onnx

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, library_version
+from ferry.model.flavors import SavedArtifact, copy_model_file, library_version
 from ferry.model.signature import Batch, ColumnSpec
 
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".sav"}
@@ -92,11 +91,9 @@ class SklearnFlavor:
         libraries = {"scikit-learn": library_version("scikit-learn")}
         if isinstance(source, Path):
             fmt = _format_of(source)
-            target = model_dir / f"model{source.suffix.lower()}"
-            shutil.copyfile(source, target)
             if fmt == "skops":
                 libraries["skops"] = library_version("skops")
-            return SavedArtifact(target.name, {"format": fmt}, libraries)
+            return SavedArtifact(copy_model_file(source, model_dir), {"format": fmt}, libraries)
         import joblib
 
         target = model_dir / "model.joblib"

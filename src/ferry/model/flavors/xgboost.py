@@ -7,7 +7,6 @@ Classifier objectives answer class labels from ``predict`` and probabilities fro
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, library_version
+from ferry.model.flavors import SavedArtifact, copy_model_file, defined_in, library_version
 from ferry.model.signature import Batch, ColumnSpec, DType
 
 _SUFFIXES = {".json", ".ubj", ".bst", ".xgb"}
@@ -105,7 +104,7 @@ class XGBoostFlavor:
         return suffix in _SUFFIXES
 
     def accepts(self, obj: object) -> bool:
-        if not any(cls.__module__.split(".")[0] == "xgboost" for cls in type(obj).__mro__):
+        if not defined_in(obj, "xgboost"):
             return False
         try:
             import xgboost as xgb
@@ -116,9 +115,7 @@ class XGBoostFlavor:
     def save(self, source: object, model_dir: Path) -> SavedArtifact:
         libraries = {"xgboost": library_version("xgboost")}
         if isinstance(source, Path):
-            target = model_dir / f"model{source.suffix.lower()}"
-            shutil.copyfile(source, target)
-            return SavedArtifact(target.name, {}, libraries)
+            return SavedArtifact(copy_model_file(source, model_dir), {}, libraries)
         xgb = _import_xgboost()
         target = model_dir / "model.json"
         options: dict[str, str] = {}

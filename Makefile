@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ferry-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make run` keeps its registry (SQLite + artifact folder) inside the checkout, git-ignored
+RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
 .PHONY: install run test unit lint bench clean
@@ -18,11 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-examples/iris/bundle/ferry.yaml: examples/iris/train.py | $(STAMP)
-	$(BIN)/python examples/iris/train.py
+examples/%/bundle/ferry.yaml: examples/%/train.py | $(STAMP)
+	$(BIN)/python examples/$*/train.py
 
-run: install examples/iris/bundle/ferry.yaml
-	$(BIN)/ferry serve examples/iris/bundle --host $(HOST) --port $(PORT)
+run: install examples/iris/bundle/ferry.yaml examples/diabetes/bundle/ferry.yaml
+	FERRY_HOME=$(RUN_HOME) $(BIN)/python examples/register.py http://$(HOST):$(PORT)
+	FERRY_HOME=$(RUN_HOME) $(BIN)/ferry server --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check $(LINT_DIRS)

@@ -145,3 +145,21 @@ class BlobNotFound(StorageError):
     """A content-addressed blob the registry expected is not in the artifact store."""
 
     code = "blob_not_found"
+
+
+class ModelLoadFailed(FerryError):
+    """A registered model could not be loaded for serving: the server's problem, a 500."""
+
+    code = "model_load_failed"
+
+
+def error_class(code: str) -> type[FerryError]:
+    """The FerryError subclass whose ``code`` is ``code`` (FerryError itself when none is);
+    rebuilds an error reported across a process or HTTP boundary."""
+    pending: list[type[FerryError]] = [FerryError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.code == code:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return FerryError

@@ -1,4 +1,4 @@
-"""A real ``ferry serve`` process on a free loopback port, driven over HTTP."""
+"""Real ``ferry serve`` / ``ferry server`` processes on free loopback ports, driven over HTTP."""
 
 from __future__ import annotations
 
@@ -45,8 +45,15 @@ def start_server(
     path: Path | str, *args: str, log: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``ferry serve PATH [args]`` on a free port and wait until it is ready."""
+    return start_ferry(["serve", str(path), *args], log=log, env=env)
+
+
+def start_ferry(
+    arguments: list[str], *, log: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``ferry ARGUMENTS --port <free>`` and wait until /readyz answers 200."""
     port = free_port()
-    command = [sys.executable, "-m", "ferry", "serve", str(path), "--port", str(port), *args]
+    command = [sys.executable, "-m", "ferry", *arguments, "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
@@ -67,6 +74,20 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def platform_server(
+    home: Path, *args: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A ``ferry server`` over the registry in ``home`` for one test."""
+    process, base_url = start_ferry(
+        ["server", *args], log=log, env={"FERRY_HOME": str(home), **(env or {})}
+    )
+    try:
+        yield base_url
+    finally:
+        stop_server(process)
 
 
 @contextmanager

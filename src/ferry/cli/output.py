@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -10,6 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from ferry.errors import FerryError
+
+if TYPE_CHECKING:
+    from ferry.client import (
+        Alias,
+        LineageGraph,
+        LineageNode,
+        ModelVersion,
+        Page,
+        RegisteredModel,
+    )
 
 console = Console()
 err_console = Console(stderr=True)
@@ -95,3 +109,189 @@ def show_check(passed: bool, summary: str, mismatches: list[list[object]]) -> No
     console.print(f"{verdict} {escape(summary)}", highlight=False, soft_wrap=True)
     if mismatches:
         show_grid("first mismatches", ["output", "row", "expected", "got"], mismatches)
+
+
+# --- registry ---------------------------------------------------------------------------------
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover - the loop returns
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _pairs(values: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}={format_value(v)}" for k, v in sorted(values.items()))
+
+
+def show_registered(version: ModelVersion, alias: str | None) -> None:
+    """One line on what ``ferry register`` did, then the version's facts."""
+    if version.created is False:
+        console.print(
+            f"[bold yellow]Already registered[/] as {escape(version.model)} version "
+            f"{version.version} (same content)",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"[bold green]Registered[/] {escape(version.model)} version {version.version}",
+            highlight=False,
+        )
+    if alias is not None:
+        console.print(
+            f"  alias {escape(alias)} -> version {version.version}", highlight=False, markup=False
+        )
+    show_version(version)
+
+
+def show_version(version: ModelVersion) -> None:
+    facts = [
+        ("version", f"{version.model}/{version.version}"),
+        ("flavor", version.flavor),
+        ("size", format_size(version.size)),
+        ("sha256", version.sha256),
+        ("created", f"{_when(version.created_at)} by {version.created_by}"),
+        ("inputs", ", ".join(f"{c.name}:{c.dtype}" for c in version.signature.inputs)),
+        ("outputs", ", ".join(o.name for o in version.signature.outputs)),
+        ("aliases", ", ".join(version.aliases) or "-"),
+        ("metrics", _pairs(version.metrics) or "-"),
+        ("params", _pairs(version.params) or "-"),
+        ("tags", _pairs(version.tags) or "-"),
+        ("parent", f"{version.parent.model}/{version.parent.version}" if version.parent else "-"),
+    ]
+    lineage = version.lineage
+    if lineage.data_fingerprint:
+        facts.append(
+            ("data", f"sha256 {lineage.data_fingerprint[:16]}… ({lineage.data_rows} rows)")
+        )
+    if lineage.code_ref:
+        facts.append(("code", lineage.code_ref))
+    if lineage.run_id:
+        facts.append(("run", lineage.run_id))
+    if version.description:
+        facts.append(("description", version.description))
+    show_facts(f"Model {version.model} version {version.version}", facts)
+
+
+def show_models(page: Page[RegisteredModel]) -> None:
+    rows: list[list[object]] = [
+        [
+            m.name,
+            m.latest_version,
+            _pairs(m.aliases),
+            _pairs(m.tags),
+            _when(m.updated_at),
+            m.description,
+        ]
+        for m in page.items
+    ]
+    columns = ["name", "latest", "aliases", "tags", "updated", "description"]
+    _record_table(_page_title("Models", page), columns, rows, keep=2)
+
+
+def show_versions(name: str, page: Page[ModelVersion]) -> None:
+    rows: list[list[object]] = [
+        [
+            v.version,
+            _when(v.created_at),
+            v.flavor,
+            format_size(v.size),
+            ", ".join(v.aliases),
+            _pairs(v.metrics),
+            _pairs(v.tags),
+            f"{v.parent.model}/{v.parent.version}" if v.parent else "",
+        ]
+        for v in page.items
+    ]
+    columns = ["version", "created", "flavor", "size", "aliases", "metrics", "tags", "parent"]
+    _record_table(_page_title(f"Versions of {name}", page), columns, rows, keep=4)
+
+
+def show_aliases(name: str, aliases: list[Alias]) -> None:
+    rows: list[list[object]] = [
+        [a.alias, a.version, _when(a.updated_at), a.updated_by] for a in aliases
+    ]
+    _record_table(f"Aliases of {name}", ["alias", "version", "updated", "by"], rows, keep=3)
+
+
+def show_alias(alias: Alias) -> None:
+    console.print(
+        f"{alias.model}@{alias.alias} -> version {alias.version}", highlight=False, markup=False
+    )
+
+
+def show_lineage(graph: LineageGraph) -> None:
+    def row(relation: str, node: LineageNode) -> list[object]:
+        data = node.lineage.data_fingerprint
+        return [
+            relation,
+            f"{node.model}/{node.version}",
+            node.depth,
+            f"{data[:12]}… ({node.lineage.data_rows} rows)" if data else "",
+            node.lineage.code_ref or "",
+            node.lineage.run_id or "",
+            _when(node.created_at),
+        ]
+
+    rows = [row("ancestor", n) for n in reversed(graph.ancestors)]
+    rows.append(row("this", graph.root))
+    rows.extend(row("descendant", n) for n in graph.descendants)
+    columns = ["relation", "version", "depth", "data", "code", "run", "created"]
+    _record_table(f"Lineage of {graph.root.model}/{graph.root.version}", columns, rows, keep=3)
+
+
+def show_pulled(path: Path, version: ModelVersion) -> None:
+    console.print(
+        f"[bold green]Pulled[/] {escape(version.model)} version {version.version} "
+        f"({format_size(version.size)}) into {escape(str(path))}",
+        highlight=False,
+    )
+    console.print(f"  serve it: ferry serve {path}", highlight=False, markup=False)
+
+
+def _record_table(title: str, columns: list[str], rows: list[list[object]], keep: int) -> None:
+    """A table whose first ``keep`` columns (short identifiers) never wrap; the rest fold."""
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, no_wrap=index < keep, overflow="fold")
+    for row in rows:
+        table.add_row(*[Text(format_value(v)) for v in row])
+    console.print(table)
+
+
+def _page_title(title: str, page: Page[Any]) -> str:
+    if page.total <= len(page.items) and page.offset == 0:
+        return f"{title} ({page.total})"
+    end = page.offset + len(page.items)
+    return f"{title} ({page.offset + 1}-{end} of {page.total})"
+
+
+@contextmanager
+def transfer_progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr for an upload or a download; yields the callback to feed it."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(
+        "[progress.description]{task.description}",
+        *columns,
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

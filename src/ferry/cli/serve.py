@@ -27,7 +27,7 @@ def serve(
     from ferry.config.logging import configure_logging
 
     if workers > 1:
-        _share_metrics_between_workers()
+        share_metrics_between_workers()
     from ferry.model.loaded import load
     from ferry.server.app import create_app
 
@@ -49,7 +49,7 @@ def serve(
     Supervisor(app, bind_socket(host, port), workers, options).run()
 
 
-def _share_metrics_between_workers() -> None:
+def share_metrics_between_workers() -> None:
     """Point prometheus_client at a fresh folder before anything imports it (it reads the
     variable once, at import), so every worker's samples add up in /metrics."""
     import atexit

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -12,13 +12,15 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ferry.errors import ConnectionFailed, FerryError
+from ferry.client.registry import RegistryCalls
+from ferry.errors import ConnectionFailed, FerryError, error_class
 from ferry.model.signature import Signature
 
 if TYPE_CHECKING:
     import pandas as pd
 
 URL_ENV = "FERRY_URL"
+API_KEY_ENV = "FERRY_API_KEY"
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 30.0
 
@@ -50,16 +52,21 @@ class ModelInfo(BaseModel):
     example_check: str = ""
 
 
-class Client:
+class Client(RegistryCalls):
     """Talk to a Ferry server: ``Client("http://127.0.0.1:8000").predict("iris", rows)``.
 
-    The base URL comes from the argument, else ``FERRY_URL``, else ``http://127.0.0.1:8000``.
+    The base URL comes from the argument, else ``FERRY_URL``, else ``http://127.0.0.1:8000``;
+    the API key from the argument, else ``FERRY_API_KEY`` (sent as ``Authorization: Bearer``).
     Error answers are raised as the ``FerryError`` subclass the server named in ``error.code``.
+
+    Predictions: ``predict``, ``model``, ``models`` (what a server serves). The registry:
+    ``register``, ``registered_models``, ``versions``, ``set_alias``, ``pull``, ``lineage`` ...
     """
 
     def __init__(
         self,
-        base_url: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         http: httpx.Client | None = None,
@@ -67,8 +74,10 @@ class Client:
         if http is not None:
             self._http = http
         else:
-            url = base_url or os.environ.get(URL_ENV) or DEFAULT_URL
-            self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+            base = url or os.environ.get(URL_ENV) or DEFAULT_URL
+            self._http = httpx.Client(base_url=base.rstrip("/"), timeout=timeout)
+        key = api_key or os.environ.get(API_KEY_ENV)
+        self._auth: dict[str, str] = {"authorization": f"Bearer {key}"} if key else {}
 
     @property
     def base_url(self) -> str:
@@ -109,10 +118,12 @@ class Client:
         return answer
 
     def model(self, name: str, version: str | None = None) -> ModelInfo:
+        """What the server serves as ``name`` (see ``registered_model`` for the registry)."""
         path = f"/v1/models/{name}" + (f"/versions/{version}" if version else "")
         return _model_info(self._request("GET", path).json())
 
     def models(self) -> list[ModelInfo]:
+        """The models the server serves (see ``registered_models`` for the registry)."""
         listing = self._request("GET", "/v1/models").json()
         return [_model_info(item) for item in listing.get("models", [])]
 
@@ -129,11 +140,22 @@ class Client:
         method: str,
         path: str,
         *,
-        content: bytes | None = None,
+        read_timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
+        """Send one request; ``kwargs`` are httpx's (content, json, params, files)."""
+        kwargs.update(self._timeouts(read_timeout))
         try:
-            response = self._http.request(method, path, content=content, headers=headers)
+            response = self._http.request(
+                method, path, headers={**self._auth, **(headers or {})}, **kwargs
+            )
+        except httpx.WriteError as exc:
+            raise ConnectionFailed(
+                f"{self.base_url} closed the connection while the request was sent ({exc}); "
+                "an upload may exceed the server's limit (FERRY_MAX_UPLOAD_BYTES)",
+                url=self.base_url,
+            ) from exc
         except httpx.TransportError as exc:
             raise ConnectionFailed(
                 f"cannot reach {self.base_url}: {exc}", url=self.base_url
@@ -141,6 +163,33 @@ class Client:
         if response.is_error:
             raise error_from_response(response)
         return response
+
+    @contextmanager
+    def _stream(
+        self, method: str, path: str, *, read_timeout: float | None = None
+    ) -> Iterator[httpx.Response]:
+        """A streamed answer (downloads); errors are read whole and raised as FerryError."""
+        extra = self._timeouts(read_timeout)
+        try:
+            with self._http.stream(method, path, headers=self._auth, **extra) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(
+                f"cannot reach {self.base_url}: {exc}", url=self.base_url
+            ) from exc
+
+    def _timeouts(self, read_timeout: float | None) -> dict[str, Any]:
+        """httpx ``timeout=`` waiting ``read_timeout`` seconds for the answer, else nothing."""
+        if read_timeout is None:
+            return {}
+        base = self._http.timeout
+        timeout = httpx.Timeout(
+            connect=base.connect, read=read_timeout, write=base.write, pool=base.pool
+        )
+        return {"timeout": timeout}
 
 
 def _payload(data: Rows | Columns | pd.DataFrame) -> dict[str, object]:
@@ -195,14 +244,3 @@ def error_from_response(response: httpx.Response) -> FerryError:
     if error_cls.code != code:
         exc.code = code  # an error this client does not know: keep the server's code
     return exc
-
-
-def error_class(code: str) -> type[FerryError]:
-    """The FerryError subclass whose ``code`` is ``code`` (FerryError itself when none is)."""
-    queue: deque[type[FerryError]] = deque([FerryError])
-    while queue:
-        cls = queue.popleft()
-        if cls.code == code:
-            return cls
-        queue.extend(cls.__subclasses__())
-    return FerryError

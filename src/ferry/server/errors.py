@@ -11,7 +11,10 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import (
+    BundleError,
+    Conflict,
     FerryError,
+    FlavorError,
     InvalidInput,
     InvalidRequest,
     NotFound,
@@ -29,11 +32,16 @@ _STATUS: dict[type[FerryError], int] = {
     InvalidInput: 422,
     NotFound: 404,
     NotReady: 503,
+    Conflict: 409,
+    # an uploaded model the inspector could not load, or a bundle that fails its checks
+    BundleError: 422,
+    FlavorError: 422,
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 
 import ferry.errors
 from ferry.client import Client, ConnectionFailed
-from ferry.client.client import error_class, error_from_response
+from ferry.client.client import error_from_response
 from ferry.errors import (
     EmptyBatch,
     FerryError,
@@ -25,6 +25,7 @@ from ferry.errors import (
     ModelNotFound,
     UnknownColumn,
     UnknownOutput,
+    error_class,
 )
 from ferry.model import load
 from ferry.server.app import create_app

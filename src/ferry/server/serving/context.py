@@ -34,6 +34,12 @@ class ServingContext:
             self.batchers[key] = batcher
         return batcher
 
+    def forget(self, model: LoadedModel) -> None:
+        """A model left memory: stop its prediction thread."""
+        batcher = self.batchers.pop((model.name, model.version), None)
+        if batcher is not None:
+            batcher.close()
+
     def close(self) -> None:
         for batcher in self.batchers.values():
             batcher.close()

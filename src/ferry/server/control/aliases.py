@@ -1,0 +1,90 @@
+"""Routes for aliases: list, get, set (create or move), delete, and each alias's history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from ferry.errors import AliasNotFound
+from ferry.registry.filters import check_page
+from ferry.registry.names import check_alias
+from ferry.server.control.models import Limit, Offset
+from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.schemas import (
+    AliasHistoryPage,
+    AliasIn,
+    AliasOut,
+    AliasPage,
+    alias_event_out,
+    alias_out,
+)
+
+T = TypeVar("T")
+
+
+class AliasRoutes:
+    def __init__(self, registry: RegistryProvider) -> None:
+        self.registry = registry
+
+    def router(self) -> APIRouter:
+        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
+        base = "/models/{name}/aliases"
+        router.add_api_route(base, self.list_aliases, methods=["GET"])
+        router.add_api_route(base + "/{alias}", self.get_alias, methods=["GET"])
+        router.add_api_route(base + "/{alias}", self.set_alias, methods=["PUT"])
+        router.add_api_route(
+            base + "/{alias}",
+            self.delete_alias,
+            methods=["DELETE"],
+            status_code=204,
+            response_class=Response,
+        )
+        router.add_api_route(base + "/{alias}/history", self.history, methods=["GET"])
+        return router
+
+    def list_aliases(self, name: str, limit: Limit = 100, offset: Offset = 0) -> AliasPage:
+        """The model's aliases, by name."""
+        check_page(limit, offset)
+        records = self.registry().list_aliases(name)
+        return AliasPage(
+            items=[alias_out(r) for r in _slice(records, limit, offset)],
+            total=len(records),
+            limit=limit,
+            offset=offset,
+        )
+
+    def get_alias(self, name: str, alias: str) -> AliasOut:
+        """The version an alias points at."""
+        check_alias(alias)
+        for record in self.registry().list_aliases(name):
+            if record.alias == alias:
+                return alias_out(record)
+        raise AliasNotFound(f"model {name!r} has no alias {alias!r}", model=name, alias=alias)
+
+    def set_alias(self, name: str, alias: str, body: AliasIn) -> AliasOut:
+        """Point the alias at a version: creates it, or moves it (kept in its history)."""
+        return alias_out(self.registry().set_alias(name, alias, body.version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove the alias (the version stays)."""
+        self.registry().delete_alias(name, alias)
+
+    def history(
+        self, name: str, alias: str, limit: Limit = 100, offset: Offset = 0
+    ) -> AliasHistoryPage:
+        """Every move of the alias, oldest first: created, moved, deleted."""
+        check_page(limit, offset)
+        events = self.registry().alias_history(name, alias)
+        return AliasHistoryPage(
+            items=[alias_event_out(e) for e in _slice(events, limit, offset)],
+            total=len(events),
+            limit=limit,
+            offset=offset,
+        )
+
+
+def _slice(items: Sequence[T], limit: int, offset: int) -> Sequence[T]:
+    return items[offset : offset + limit]

@@ -1,0 +1,36 @@
+"""control_router(): the registry's REST API under /api/v1, for ``create_app(routers=[...])``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ferry.config.settings import Settings, get_settings
+from ferry.server.control.aliases import AliasRoutes
+from ferry.server.control.config import ControlConfig
+from ferry.server.control.models import ModelRoutes
+from ferry.server.control.routing import PREFIX, RegistryProvider
+from ferry.server.control.staging import sweep_staging
+from ferry.server.control.uploads import UploadRoutes
+from ferry.server.control.versions import VersionRoutes
+
+
+def control_router(
+    registry_provider: RegistryProvider,
+    *,
+    settings: Settings | None = None,
+    config: ControlConfig | None = None,
+) -> APIRouter:
+    """Models, versions (with uploads and downloads), aliases, lineage and the audit log.
+
+    ``registry_provider`` returns the process's open ``Registry``; it is called on every
+    request (so a registry opened in the app's lifespan, after a fork, is the one used).
+    ``config`` defaults to ``ControlConfig.from_settings(settings or get_settings())``.
+    """
+    config = config or ControlConfig.from_settings(settings or get_settings())
+    sweep_staging(config.staging_root())  # what a killed server left behind
+    router = APIRouter(prefix=PREFIX)
+    router.include_router(ModelRoutes(registry_provider).router())
+    router.include_router(UploadRoutes(registry_provider, config).router())
+    router.include_router(VersionRoutes(registry_provider, config).router())
+    router.include_router(AliasRoutes(registry_provider).router())
+    return router

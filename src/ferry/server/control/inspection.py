@@ -1,0 +1,156 @@
+"""Run the inspector in a child process: the API process never unpickles an uploaded model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pydantic import JsonValue, ValidationError
+
+from ferry.errors import FerryError, FlavorError, error_class
+from ferry.server.control.inspector import InspectError, InspectReport, InspectSpec
+from ferry.server.errors import status_of
+
+log = logging.getLogger(__name__)
+
+MODULE = "ferry.server.control.inspector"
+MAX_REPORT_BYTES = 1024 * 1024
+STDERR_TAIL_BYTES = 4096
+
+
+class Inspector:
+    """Starts inspector processes, at most ``slots`` at once per event loop, each with a
+    deadline; turns their report into an ``InspectReport`` or the FerryError it names."""
+
+    def __init__(self, *, timeout: float, slots: int) -> None:
+        self.timeout = timeout
+        self.slots = slots
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
+
+    async def run(self, spec: InspectSpec, work: Path) -> InspectReport:
+        spec_file = work / "inspect.json"
+        spec_file.write_text(spec.model_dump_json(), encoding="utf-8")
+        async with self._slot():
+            stdout, stderr, code = await self._execute(spec_file, work)
+        report = _parse_report(stdout, stderr, code)
+        if report.warnings:
+            log.info("inspector warnings", extra={"warnings": report.warnings})
+        if report.error is not None:
+            raise rebuild_error(_without_paths(report.error, work))
+        return report
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.slots)
+        async with semaphore:
+            yield
+
+    async def _execute(self, spec_file: Path, work: Path) -> tuple[bytes, bytes, int]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            MODULE,
+            str(spec_file),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=work,
+            start_new_session=True,  # its own process group: a timeout kills all it started
+        )
+        assert process.stdout is not None
+        assert process.stderr is not None
+        try:
+            stdout, stderr, code = await asyncio.wait_for(
+                asyncio.gather(
+                    _read_head(process.stdout, MAX_REPORT_BYTES),
+                    _read_tail(process.stderr, STDERR_TAIL_BYTES),
+                    process.wait(),
+                ),
+                self.timeout,
+            )
+        except TimeoutError as exc:
+            raise FlavorError(
+                f"inspecting the model took longer than {self.timeout:g} s; it was stopped",
+                timeout_seconds=self.timeout,
+            ) from exc
+        finally:
+            if process.returncode is None:
+                _kill_group(process.pid)
+                await process.wait()
+        return stdout, stderr, code
+
+
+async def _read_head(stream: asyncio.StreamReader, limit: int) -> bytes:
+    head = bytearray()
+    while chunk := await stream.read(65536):
+        if len(head) < limit:
+            head += chunk[: limit - len(head)]
+    return bytes(head)
+
+
+async def _read_tail(stream: asyncio.StreamReader, limit: int) -> bytes:
+    tail = b""
+    while chunk := await stream.read(65536):
+        tail = (tail + chunk)[-limit:]
+    return tail
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _parse_report(stdout: bytes, stderr: bytes, code: int) -> InspectReport:
+    try:
+        return InspectReport.model_validate_json(stdout)
+    except ValidationError:
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        log.warning("inspector exited with %s without a report", code, extra={"stderr": tail})
+        raise FlavorError(
+            f"the model crashed the process that loaded it (exit code {code})"
+            + (f": {tail[-1]}" if tail else ""),
+            exit_code=code,
+        ) from None
+
+
+def _without_paths(error: InspectError, work: Path) -> InspectError:
+    """The error with the server's staging folder cut out of its message and details."""
+    prefixes = (f"{work}{os.sep}", str(work))
+
+    def clean(value: JsonValue) -> JsonValue:
+        if isinstance(value, str):
+            for prefix in prefixes:
+                value = value.replace(prefix, "")
+            return value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    message = clean(error.message)
+    assert isinstance(message, str)
+    details = {key: clean(value) for key, value in error.details.items()}
+    return InspectError(code=error.code, message=message, details=details)
+
+
+def rebuild_error(error: InspectError) -> FerryError:
+    """The FerryError the inspector reported; a server-side kind becomes a ``FlavorError``."""
+    cls = error_class(error.code)
+    exc = cls(error.message)
+    exc.details = dict(error.details)
+    if status_of(exc) >= 500:
+        return FlavorError(error.message, reported_code=error.code, **error.details)
+    return exc

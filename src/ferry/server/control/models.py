@@ -1,0 +1,88 @@
+"""Routes for registered models (list, create, get, update, delete) and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.schemas import (
+    AuditPage,
+    CreateModelIn,
+    ModelOut,
+    ModelPage,
+    UpdateModelIn,
+    audit_event_out,
+    model_out,
+    page_fields,
+)
+
+Limit = Annotated[int, Query(description="Page size (1-1000).")]
+Offset = Annotated[int, Query(description="Items to skip.")]
+
+
+class ModelRoutes:
+    """Handlers are plain functions: FastAPI runs them in its thread pool, off the event loop."""
+
+    def __init__(self, registry: RegistryProvider) -> None:
+        self.registry = registry
+
+    def router(self) -> APIRouter:
+        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
+        router.add_api_route("/models", self.list_models, methods=["GET"])
+        router.add_api_route("/models", self.create_model, methods=["POST"], status_code=201)
+        router.add_api_route("/models/{name}", self.get_model, methods=["GET"])
+        router.add_api_route("/models/{name}", self.update_model, methods=["PATCH"])
+        router.add_api_route(
+            "/models/{name}",
+            self.delete_model,
+            methods=["DELETE"],
+            status_code=204,
+            response_class=Response,
+        )
+        router.add_api_route("/audit", self.audit, methods=["GET"], tags=["admin"])
+        return router
+
+    def list_models(
+        self,
+        tag: Annotated[
+            str | None, Query(description="`key` or `key=value`: models with that tag.")
+        ] = None,
+        prefix: Annotated[str | None, Query(description="Names starting with this.")] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> ModelPage:
+        """Registered models, by name."""
+        page = self.registry().list_models(tag=tag, name_prefix=prefix, limit=limit, offset=offset)
+        return ModelPage(items=[model_out(r) for r in page.items], **page_fields(page))
+
+    def create_model(self, body: CreateModelIn) -> ModelOut:
+        """Create an empty model (uploading a first version also creates it)."""
+        record = self.registry().create_model(
+            body.name, description=body.description, tags=body.tags
+        )
+        return model_out(record)
+
+    def get_model(self, name: str) -> ModelOut:
+        """One model: description, tags, latest version and aliases."""
+        return model_out(self.registry().get_model(name))
+
+    def update_model(self, name: str, body: UpdateModelIn) -> ModelOut:
+        """Set the description and/or replace the tags (fields left out stay as they are)."""
+        record = self.registry().update_model(name, description=body.description, tags=body.tags)
+        return model_out(record)
+
+    def delete_model(self, name: str) -> None:
+        """Remove the model with its versions and aliases (their files stay until `ferry gc`)."""
+        self.registry().delete_model(name)
+
+    def audit(self, limit: Limit = 100, offset: Offset = 0) -> AuditPage:
+        """Every write to the registry, newest first."""
+        registry = self.registry()
+        events = registry.audit(limit=limit, offset=offset)
+        total = registry.metadata.row_counts().get("audit_log", offset + len(events))
+        return AuditPage(
+            items=[audit_event_out(e) for e in events], total=total, limit=limit, offset=offset
+        )

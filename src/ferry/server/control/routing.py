@@ -1,0 +1,55 @@
+"""What every control-plane route shares: the registry provider, the route class, error docs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferry.errors import InvalidRequest, MalformedBody
+from ferry.registry import Registry
+from ferry.server.control.schemas import ErrorAnswer
+
+RegistryProvider = Callable[[], Registry]
+PREFIX = "/api/v1"
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorAnswer, "description": "The caller's mistake, in Ferry's error shape."}
+}
+
+
+class ControlRoute(APIRoute):
+    """An APIRoute whose request validation failures are Ferry's 400s, not FastAPI's 422s.
+
+    Path, query and body parameters stay typed (and documented in OpenAPI); a value that does
+    not fit is raised as ``InvalidRequest`` naming the field, so the app's one error handler
+    answers it in Ferry's error shape.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise invalid_request(exc.errors()) from exc
+
+        return route
+
+
+def invalid_request(errors: Sequence[Any]) -> InvalidRequest:
+    """The first of pydantic's/FastAPI's validation errors as an ``InvalidRequest``."""
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    field = ".".join(loc) or "body"
+    message = str(first.get("msg", "invalid value"))
+    if first.get("type") == "json_invalid":
+        return MalformedBody(f"request body is not valid JSON: {message}", field="body")
+    return InvalidRequest(f"{field}: {message}", field=field, problems=len(errors))

@@ -1,0 +1,209 @@
+"""``POST /api/v1/models/{name}/versions``: a multipart upload becomes a registered version.
+
+The body is streamed to a staging folder (size-limited). A ``bundle`` archive is unpacked and
+its checksums verified; a raw ``model`` file is built into a bundle. Either way the model is
+loaded, and its input example replayed, only in an inspector child process. The API process
+then registers the folder (hashing and storing files, never unpickling) and sets the alias.
+Nothing is visible in the registry until ``Registry.register`` commits, and the staging folder
+is removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferry.errors import ModelNotFound, VersionNotFound
+from ferry.registry import Registry, VersionRecord
+from ferry.registry.names import check_name
+from ferry.server.control.config import ControlConfig
+from ferry.server.control.inspection import Inspector
+from ferry.server.control.inspector import InspectSpec
+from ferry.server.control.multipart import receive_parts
+from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
+from ferry.server.control.staging import (
+    find_existing,
+    read_form,
+    stage_bundle,
+    stage_model,
+)
+
+UNPACK_FACTOR = 4  # an archive may unpack to this many times the upload limit
+
+_BINARY = {"type": "string", "format": "binary"}
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "bundle": {
+                            **_BINARY,
+                            "description": "A bundle folder as .tar.gz (what `download` gives). "
+                            "Either this or `model`.",
+                        },
+                        "model": {
+                            **_BINARY,
+                            "description": "A raw model: .pkl/.joblib/.skops, .onnx, XGBoost "
+                            ".json/.ubj, LightGBM .txt, or a folder (an MLflow model) as "
+                            ".tar.gz. The flavor is detected from it.",
+                        },
+                        "requirements": {**_BINARY, "description": "A requirements.txt."},
+                        "code": {
+                            "type": "array",
+                            "items": _BINARY,
+                            "description": "Custom models: predictor.py and the files it needs, "
+                            "named by relative path; see metadata.entrypoint.",
+                        },
+                        "example": {
+                            **_BINARY,
+                            "description": "An input example (.csv, or .json as records or "
+                            "split): the signature is inferred from it and its answers kept.",
+                        },
+                        "metadata": {
+                            "type": "string",
+                            "description": "JSON: description, tags, metrics, params, parent "
+                            "(a version, or {model, version}), lineage {data_fingerprint, "
+                            "data_rows, code_ref, run_id}, alias, entrypoint "
+                            "('predictor.py:Class'), flavor, create_model.",
+                        },
+                    },
+                },
+                "encoding": {"metadata": {"contentType": "application/json"}},
+            }
+        },
+    }
+}
+
+
+class UploadRoutes:
+    def __init__(self, registry: RegistryProvider, config: ControlConfig) -> None:
+        self.registry = registry
+        self.config = config
+        self.inspector = Inspector(
+            timeout=config.inspect_timeout_seconds, slots=config.inspector_slots
+        )
+
+    def router(self) -> APIRouter:
+        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
+        router.add_api_route(
+            # ``:path`` so that a name with '/' reaches check_name (400 invalid_name), not a 404
+            "/models/{name:path}/versions",
+            self.upload,
+            methods=["POST"],
+            status_code=201,
+            response_model=UploadOut,
+            responses={200: {"model": UploadOut, "description": "Already registered"}},
+            openapi_extra=UPLOAD_BODY,
+        )
+        return router
+
+    async def upload(self, name: str, request: Request) -> Response:
+        """Register a new version from a bundle archive or a raw model file (multipart).
+
+        Answers 201 with the new version, or 200 with the existing one when the same content
+        is already registered. The model is created on its first upload.
+        """
+        check_name(name)
+        registry = self.registry()
+        root = await anyio.to_thread.run_sync(self.config.staging_root)
+        work = Path(await anyio.to_thread.run_sync(_mkdtemp, root))
+        try:
+            record, created, metadata = await self._receive(registry, name, request, work)
+        finally:
+            await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, True))
+        if metadata.alias is not None:
+            await anyio.to_thread.run_sync(registry.set_alias, name, metadata.alias, record.version)
+        aliases = (await anyio.to_thread.run_sync(registry.get_model, name)).aliases
+        answer = UploadOut.model_validate(
+            {**version_fields(record, aliases), "created": created, "alias": metadata.alias}
+        )
+        return Response(
+            answer.model_dump_json(),
+            status_code=201 if created else 200,
+            media_type="application/json",
+        )
+
+    async def _receive(
+        self, registry: Registry, name: str, request: Request, work: Path
+    ) -> tuple[VersionRecord, bool, UploadMetadata]:
+        parts_dir = work / "parts"
+        parts_dir.mkdir()
+        parts = await receive_parts(request, parts_dir, limit=self.config.max_upload_bytes)
+        form = await anyio.to_thread.run_sync(read_form, parts)
+        metadata = form.metadata
+        await anyio.to_thread.run_sync(_check_targets, registry, name, metadata)
+        unpack_limit = self.config.max_upload_bytes * UNPACK_FACTOR
+        if form.bundle is not None:
+            bundle = await anyio.to_thread.run_sync(stage_bundle, form.bundle, work, unpack_limit)
+            existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
+            if existing is None:
+                # find_existing verified every checksum; the inspector need not hash again
+                spec = InspectSpec(mode="check", bundle=str(bundle), verify=False)
+                await self.inspector.run(spec, work)
+        else:
+            spec = await anyio.to_thread.run_sync(stage_model, form, work, name, unpack_limit)
+            await self.inspector.run(spec, work)
+            bundle = Path(spec.bundle)
+            existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
+        if existing is not None:
+            return existing, False, metadata
+        register = functools.partial(_register, registry, name, bundle, metadata)
+        return await anyio.to_thread.run_sync(register), True, metadata
+
+
+def _mkdtemp(root: Path) -> str:
+    return tempfile.mkdtemp(prefix="upload-", dir=root)
+
+
+def _check_targets(registry: Registry, name: str, metadata: UploadMetadata) -> None:
+    """404 before any work for a model that must exist, or a parent that does not."""
+    if not metadata.create_model:
+        registry.get_model(name)
+    parent = metadata.parent_key()
+    if isinstance(parent, tuple):
+        registry.get_version(*parent)
+    elif parent is not None:
+        if not _has_model(registry, name):
+            raise VersionNotFound(
+                f"parent version {parent} of model {name!r} does not exist: the model has no "
+                "versions yet",
+                model=name,
+                version=parent,
+            )
+        registry.get_version(name, parent)
+
+
+def _has_model(registry: Registry, name: str) -> bool:
+    try:
+        registry.get_model(name)
+    except ModelNotFound:
+        return False
+    return True
+
+
+def _register(
+    registry: Registry, name: str, bundle: Path, metadata: UploadMetadata
+) -> VersionRecord:
+    return registry.register(
+        bundle,
+        name,
+        parent=metadata.parent_key(),
+        lineage=metadata.lineage_record(),
+        metrics=metadata.metrics,
+        params=metadata.param_strings(),
+        tags=metadata.tags,
+        description=metadata.description,
+        create_model=metadata.create_model,
+    )

@@ -1,0 +1,108 @@
+"""Routes for versions: list and search, get, tags, metrics, lineage, download."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse
+
+from ferry.server.control.config import ControlConfig
+from ferry.server.control.models import Limit, Offset
+from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.schemas import (
+    LineageGraphOut,
+    MetricsIn,
+    UpdateVersionIn,
+    VersionOut,
+    VersionPage,
+    lineage_graph_out,
+    page_fields,
+    version_out,
+)
+
+ARCHIVE_MEDIA_TYPE = "application/gzip"
+
+
+class VersionRoutes:
+    def __init__(self, registry: RegistryProvider, config: ControlConfig) -> None:
+        self.registry = registry
+        self.config = config
+
+    def router(self) -> APIRouter:
+        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
+        base = "/models/{name}/versions"
+        router.add_api_route(base, self.list_versions, methods=["GET"])
+        router.add_api_route(base + "/{version}", self.get_version, methods=["GET"])
+        router.add_api_route(base + "/{version}", self.update_version, methods=["PATCH"])
+        router.add_api_route(base + "/{version}/metrics", self.log_metrics, methods=["POST"])
+        router.add_api_route(base + "/{version}/lineage", self.lineage, methods=["GET"])
+        router.add_api_route(
+            base + "/{version}/download",
+            self.download,
+            methods=["GET"],
+            response_class=FileResponse,
+            responses={200: {"content": {ARCHIVE_MEDIA_TYPE: {}}, "description": "A .tar.gz"}},
+        )
+        return router
+
+    def list_versions(
+        self,
+        name: str,
+        tag: Annotated[
+            str | None, Query(description="`key` or `key=value`: versions with that tag.")
+        ] = None,
+        metric: Annotated[
+            str | None, Query(description="A metric condition such as `acc>=0.9`.")
+        ] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> VersionPage:
+        """The model's versions, newest first."""
+        registry = self.registry()
+        page = registry.list_versions(name, tag=tag, metric=metric, limit=limit, offset=offset)
+        aliases = registry.get_model(name).aliases
+        return VersionPage(items=[version_out(r, aliases) for r in page.items], **page_fields(page))
+
+    def get_version(self, name: str, version: int) -> VersionOut:
+        """One version: flavor, signature, files, metrics, params, tags, lineage, aliases."""
+        registry = self.registry()
+        record = registry.get_version(name, version)
+        return version_out(record, registry.get_model(name).aliases)
+
+    def update_version(self, name: str, version: int, body: UpdateVersionIn) -> VersionOut:
+        """Add or change tags (`replace: true` makes them exactly the given ones)."""
+        registry = self.registry()
+        record = registry.set_tags(name, version, body.tags, replace=body.replace)
+        return version_out(record, registry.get_model(name).aliases)
+
+    def log_metrics(self, name: str, version: int, body: MetricsIn) -> VersionOut:
+        """Record metrics measured after registration (an existing key is overwritten)."""
+        registry = self.registry()
+        record = registry.log_metrics(name, version, body.metrics)
+        return version_out(record, registry.get_model(name).aliases)
+
+    def lineage(self, name: str, version: int) -> LineageGraphOut:
+        """The version's ancestors (through parents) and descendants (versions naming it)."""
+        return lineage_graph_out(self.registry().lineage(name, version))
+
+    def download(self, name: str, version: int) -> FileResponse:
+        """The version as a bundle `.tar.gz` (unpack it and `ferry serve` the folder)."""
+        registry = self.registry()
+        registry.get_version(name, version)  # 404 before any work
+        work = Path(tempfile.mkdtemp(prefix="download-", dir=self.config.staging_root()))
+        try:
+            archive = registry.archive(name, version, work / f"{name}-{version}.tar.gz")
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return FileResponse(
+            archive,
+            media_type=ARCHIVE_MEDIA_TYPE,
+            filename=archive.name,
+            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+        )

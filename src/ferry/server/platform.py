@@ -1,0 +1,42 @@
+"""``ferry server``: the registry's control plane and every registered model's data plane."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, FastAPI
+
+from ferry.config.paths import cache_dir
+from ferry.config.settings import Settings, get_settings
+from ferry.server.app import create_app
+from ferry.server.serving.catalog import RegistryModels
+
+if TYPE_CHECKING:
+    from ferry.registry import Registry
+
+
+def create_platform_app(
+    settings: Settings | None = None,
+    *,
+    control: Callable[[Callable[[], Registry]], APIRouter] | None = None,
+) -> FastAPI:
+    """An app over the registry in ``settings``: models load on first request, per process."""
+    from ferry.registry import Registry
+
+    settings = settings or get_settings()
+    home = settings.home.expanduser()
+
+    def open_registry() -> Registry:
+        return Registry.from_settings(settings, migrate=False)
+
+    source = RegistryModels(
+        open_registry,
+        cache_dir(home) / "models",
+        max_loaded=settings.max_loaded_models,
+        refresh_seconds=settings.route_refresh_seconds,
+    )
+    routers = [control(lambda: source.registry)] if control is not None else []
+    app = create_app(source, settings, routers=routers, title="Ferry server")
+    source.on_evict = app.state.serving.forget
+    return app

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 import ferry.model
 from ferry.cli.main import app
-from tests.integration.conftest import ServeFactory
+from tests.integration.conftest import ServeFactory, platform_server
 
 pytestmark = pytest.mark.integration
 
@@ -177,10 +178,11 @@ README_BLOCKS = readme_blocks()
     ("section", "script"), README_BLOCKS, ids=[f"{n}-{s}" for n, (s, _) in enumerate(README_BLOCKS)]
 )
 def test_readme_examples_run_against_the_iris_example(
-    section: str, script: str, serve: ServeFactory, iris_example: Path, tmp_path: Path
+    section: str, script: str, make_run_server: str, iris_example: Path, tmp_path: Path
 ) -> None:
-    """Each README block, pointed at a served examples/iris bundle, runs and answers."""
-    url = serve(iris_example)
+    """Each README block runs against what `make run` starts: `ferry server` with the iris and
+    diabetes examples registered (alias production)."""
+    url = make_run_server
     (tmp_path / "examples" / "iris").mkdir(parents=True)
     (tmp_path / "examples" / "iris" / "bundle").symlink_to(iris_example)
     (tmp_path / ".curlrc").write_text("max-time = 60\n")  # a hung server fails, never blocks
@@ -204,13 +206,40 @@ def test_readme_examples_run_against_the_iris_example(
 
 
 @pytest.fixture(scope="session")
-def iris_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/iris/train.py's bundle, written to a temporary folder."""
-    dest = tmp_path_factory.mktemp("iris-example") / "bundle"
-    subprocess.run(  # noqa: S603 - the repository's own example
-        [sys.executable, str(ROOT / "examples" / "iris" / "train.py"), str(dest)],
+def examples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/*/train.py's bundles, written to examples_dir/<name>/bundle."""
+    root = tmp_path_factory.mktemp("examples")
+    for name in ("iris", "diabetes"):
+        subprocess.run(  # noqa: S603 - the repository's own example
+            [
+                sys.executable,
+                str(ROOT / "examples" / name / "train.py"),
+                str(root / name / "bundle"),
+            ],
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def iris_example(examples_dir: Path) -> Path:
+    return examples_dir / "iris" / "bundle"
+
+
+@pytest.fixture(scope="session")
+def make_run_server(examples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """What `make run` starts: the examples registered by examples/register.py, then
+    `ferry server` over that registry."""
+    home = tmp_path_factory.mktemp("make-run-home")
+    env = {**os.environ, "FERRY_HOME": str(home)}
+    subprocess.run(  # noqa: S603 - the repository's own script
+        [sys.executable, str(ROOT / "examples" / "register.py"), "http://x", str(examples_dir)],
+        env=env,
         capture_output=True,
         timeout=300,
         check=True,
     )
-    return dest
+    with platform_server(home, "--workers", "1", log=home / "server.log") as url:
+        yield url

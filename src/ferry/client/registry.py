@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -41,18 +42,20 @@ API = "/api/v1"
 TRANSFER_READ_TIMEOUT = 900.0
 
 
-class RegistryCalls:
+class RegistryCalls(ABC):
     """Calls on ``/api/v1``; mixed into ``Client``, which supplies the HTTP plumbing."""
 
+    @abstractmethod
     def _request(
         self, method: str, path: str, *, read_timeout: float | None = None, **kwargs: Any
-    ) -> httpx.Response:  # pragma: no cover - Client's
-        raise NotImplementedError
+    ) -> httpx.Response:
+        """Send one request; an error answer raises the FerryError it names."""
 
+    @abstractmethod
     def _stream(
         self, method: str, path: str, *, read_timeout: float | None = None
-    ) -> AbstractContextManager[httpx.Response]:  # pragma: no cover - Client's
-        raise NotImplementedError
+    ) -> AbstractContextManager[httpx.Response]:
+        """A streamed response (downloads)."""
 
     # --- models -------------------------------------------------------------------------------
     def registered_models(

@@ -115,3 +115,28 @@ def test_alias_move_switches_traffic_without_failures(
     after = [version for at, _, version, _ in answers if at > last_old]
     assert after
     assert set(after) == {"2"}
+
+
+def test_optimize_a_registered_version(tmp_path: Path, iris_bundle: Path) -> None:
+    """``ferry optimize iris@1`` registers an ONNX copy as version 2, with version 1 as parent."""
+    from typer.testing import CliRunner
+
+    from ferry.cli.main import app
+
+    with (
+        platform_server(tmp_path / "home", "--workers", "1", log=tmp_path / "s.log") as url,
+        Client(url) as client,
+    ):
+        client.register(iris_bundle, "iris")
+        result = CliRunner().invoke(app, ["optimize", "iris@1", "--url", url])
+        assert result.exit_code == 0, result.output
+        copy = client.version("iris", 2)
+        assert copy.flavor == "onnx"
+        assert copy.parent is not None
+        assert (copy.parent.model, copy.parent.version) == ("iris", 1)
+        rows = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+        answers = [
+            httpx.post(f"{url}/v1/models/iris/versions/{v}/predict", json=rows).json()
+            for v in (1, 2)
+        ]
+        assert answers[0]["predictions"] == answers[1]["predictions"]

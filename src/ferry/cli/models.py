@@ -153,27 +153,62 @@ def read_requirements(path: Path) -> list[str]:
 
 
 def optimize(
-    source: Annotated[Path, typer.Argument(help="A scikit-learn bundle folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the ONNX bundle.")],
+    source: Annotated[
+        str,
+        typer.Argument(help="A scikit-learn bundle folder, or a registered version: iris@1."),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write the ONNX bundle (folders).")
+    ] = None,
     tolerance: Annotated[
         float, typer.Option(help="Largest accepted difference in probabilities or values.")
     ] = 1e-4,
+    url: Annotated[
+        str | None, typer.Option(help="Registry server (for a registered version); $FERRY_URL.")
+    ] = None,
 ) -> None:
-    """Convert a scikit-learn bundle to ONNX, checked against the original on its example and
-    on generated rows; the copy is written only if it answers like the original."""
+    """Convert a scikit-learn model to ONNX, checked against the original on its example and
+    on generated rows. A folder gives a folder (--out); a registered version (``iris@1``,
+    ``iris@production``) gives a new version of the same model, with the original as parent."""
+    import tempfile
+
     from ferry.cli.output import show_facts
     from ferry.model.optimize import optimize_to_onnx
 
-    result = optimize_to_onnx(source, out, tolerance=tolerance)
-    comparison = result.comparison
-    show_facts(
-        f"{result.manifest.name}: ONNX copy written to {out}",
-        [
-            ("rows compared", str(comparison.rows)),
-            ("labels that differ", str(comparison.label_mismatches)),
-            ("largest difference", f"{comparison.max_abs_difference:.3g}"),
-        ],
-    )
+    local = Path(source).is_dir()
+    if local and out is None:
+        raise typer.BadParameter("give --out for the ONNX copy of a bundle folder")
+    with tempfile.TemporaryDirectory(prefix="ferry-optimize-") as scratch:
+        if local:
+            original, dest = Path(source), out or Path(scratch) / "onnx"
+        else:
+            from ferry.client import Client
+
+            client = Client(url)
+            version = client.resolve(source)
+            original = client.pull(f"{version.model}/{version.version}", Path(scratch) / "sk")
+            dest = out or Path(scratch) / "onnx"
+        result = optimize_to_onnx(original, dest, tolerance=tolerance)
+        facts = [
+            ("rows compared", str(result.comparison.rows)),
+            ("labels that differ", str(result.comparison.label_mismatches)),
+            ("largest difference", f"{result.comparison.max_abs_difference:.3g}"),
+        ]
+        title = f"{result.manifest.name}: ONNX copy written to {dest}"
+        if not local:
+            registered = client.register(
+                dest,
+                version.model,
+                parent=version.version,
+                tags={"optimized": "onnx"},
+                description=f"ONNX conversion of version {version.version}",
+            )
+            client.close()
+            title = (
+                f"{registered.model}: version {registered.version} is the ONNX copy of "
+                f"version {version.version}"
+            )
+        show_facts(title, facts)
 
 
 def register(app: typer.Typer) -> None:

@@ -115,11 +115,14 @@ def check_actor(actor: str) -> str:
 
 
 def parse_ref(ref: str) -> Ref:
-    """``iris``, ``iris@staging``, ``iris/3`` or ``iris:3``."""
+    """``iris``, ``iris@staging``, ``iris/3``, ``iris:3`` or ``iris@3`` (aliases are never all
+    digits, so ``@3`` can only mean version 3)."""
     if not isinstance(ref, str) or not ref:
         raise InvalidName(f"{ref!r} is not a model reference", field="ref", value=str(ref))
     if "@" in ref:
         model, _, alias = ref.partition("@")
+        if alias.isdigit() and int(alias) >= 1:
+            return Ref(check_name(model), version=int(alias))
         return Ref(check_name(model), alias=check_alias(alias))
     for separator in ("/", ":"):
         if separator in ref:

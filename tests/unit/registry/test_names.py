@@ -52,6 +52,7 @@ def test_alias_names_are_never_all_digits() -> None:
         ("iris@staging", Ref("iris", alias="staging")),
         ("iris/3", Ref("iris", version=3)),
         ("iris:12", Ref("iris", version=12)),
+        ("iris@3", Ref("iris", version=3)),  # aliases are never all digits
     ],
 )
 def test_parse_ref(text: str, ref: Ref) -> None:
@@ -59,7 +60,7 @@ def test_parse_ref(text: str, ref: Ref) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "iris/", "iris/0", "iris/x", "iris:-1", "iris@3", "iris@", "a/b/c", "../x", "@p"]
+    "text", ["", "iris/", "iris/0", "iris/x", "iris:-1", "iris@0", "iris@", "a/b/c", "../x", "@p"]
 )
 def test_bad_refs(text: str) -> None:
     with pytest.raises(InvalidName):

@@ -8,15 +8,19 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 import ferry.model
+from ferry.client import Client
 from ferry.registry import Registry, write_archive
 from tests.integration.conftest import platform_server, start_ferry
 
@@ -102,3 +106,33 @@ def test_sigkill_during_a_large_upload_leaves_no_version(big_archive: Path, tmp_
             )
         assert response.status_code == 201, response.text
         assert response.json()["version"] == 1
+
+
+def test_20_concurrent_uploads_on_postgresql_get_versions_1_to_20(
+    pg_database_factory: Callable[[], str],
+    iris_data: tuple[pd.DataFrame, pd.Series],
+    tmp_path: Path,
+) -> None:
+    """Twenty different models uploaded at once over HTTP to a server on PostgreSQL: each
+    version number 1..20 is given exactly once, with no gap."""
+    X, y = iris_data
+    bundles = []
+    for i in range(20):
+        model = LogisticRegression(C=0.05 * (i + 1), max_iter=1000).fit(X, y)
+        bundles.append(tmp_path / f"v{i}")
+        ferry.model.save(model, bundles[-1], example=X.head(3), name="iris")
+    home = tmp_path / "home"
+    env = {"FERRY_DATABASE_URL": pg_database_factory()}
+    with (
+        platform_server(home, "--workers", "2", log=tmp_path / "server.log", env=env) as url,
+        ThreadPoolExecutor(20) as pool,
+    ):
+
+        def upload(bundle: Path) -> int:
+            with Client(url, timeout=300) as client:
+                return client.register(bundle, "iris").version
+
+        versions = list(pool.map(upload, bundles))
+        listed = httpx.get(f"{url}/api/v1/models/iris/versions", params={"limit": 100}).json()
+    assert sorted(versions) == list(range(1, 21))
+    assert sorted(item["version"] for item in listed["items"]) == list(range(1, 21))

@@ -14,7 +14,6 @@ import pytest
 from tests.integration.conftest import start_ferry, stop_server
 
 REPO = Path(__file__).resolve().parents[3]
-STARTUP_SECONDS = 60.0
 ISOLATED = ("FERRY_DATABASE_URL", "FERRY_ARTIFACTS", "FERRY_S3_ENDPOINT_URL", "FERRY_URL")
 
 

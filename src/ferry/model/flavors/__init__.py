@@ -120,6 +120,18 @@ def defined_in(obj: object, library: str) -> bool:
     return any(cls.__module__.split(".")[0] == library for cls in type(obj).__mro__)
 
 
+def instance_of(obj: object, library: str, class_names: tuple[str, ...]) -> bool:
+    """True when ``obj`` is one of ``library``'s ``class_names``; the library is imported only
+    for objects whose classes come from it, and a missing library answers False."""
+    if not defined_in(obj, library):
+        return False
+    try:
+        module = importlib.import_module(library)
+    except ImportError:
+        return False
+    return isinstance(obj, tuple(getattr(module, name) for name in class_names))
+
+
 def copy_model_file(source: Path, model_dir: Path) -> str:
     """Copy a model file into the bundle as ``model<suffix>``; returns the new name."""
     import shutil

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, copy_model_file, defined_in, library_version
+from ferry.model.flavors import SavedArtifact, copy_model_file, instance_of, library_version
 from ferry.model.signature import Batch, ColumnSpec
 
 _SUFFIXES = {".txt", ".lgb", ".model"}
@@ -79,13 +79,7 @@ class LightGBMFlavor:
         return head.startswith(b"tree") and b"version=" in head
 
     def accepts(self, obj: object) -> bool:
-        if not defined_in(obj, "lightgbm"):
-            return False
-        try:
-            import lightgbm as lgb
-        except ImportError:
-            return False
-        return isinstance(obj, lgb.Booster | lgb.LGBMModel)
+        return instance_of(obj, "lightgbm", ("Booster", "LGBMModel"))
 
     def save(self, source: object, model_dir: Path) -> SavedArtifact:
         libraries = {"lightgbm": library_version("lightgbm")}

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency, PredictionFailed
-from ferry.model.flavors import SavedArtifact, defined_in, library_version
+from ferry.model.flavors import SavedArtifact, instance_of, library_version
 from ferry.model.signature import Batch, ColumnSpec, DType
 
 # onnxruntime element type -> (signature dtype, numpy dtype fed to the session)
@@ -119,13 +119,7 @@ class OnnxFlavor:
         return path.is_file() and path.suffix.lower() == ".onnx"
 
     def accepts(self, obj: object) -> bool:
-        if not defined_in(obj, "onnx"):
-            return False
-        try:
-            import onnx
-        except ImportError:
-            return False
-        return isinstance(obj, onnx.ModelProto)
+        return instance_of(obj, "onnx", ("ModelProto",))
 
     def save(self, source: object, model_dir: Path) -> SavedArtifact:
         target = model_dir / "model.onnx"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, copy_model_file, defined_in, library_version
+from ferry.model.flavors import SavedArtifact, copy_model_file, instance_of, library_version
 from ferry.model.signature import Batch, ColumnSpec, DType
 
 _SUFFIXES = {".json", ".ubj", ".bst", ".xgb"}
@@ -104,13 +104,7 @@ class XGBoostFlavor:
         return suffix in _SUFFIXES
 
     def accepts(self, obj: object) -> bool:
-        if not defined_in(obj, "xgboost"):
-            return False
-        try:
-            import xgboost as xgb
-        except ImportError:
-            return False
-        return isinstance(obj, xgb.Booster | xgb.XGBModel)
+        return instance_of(obj, "xgboost", ("Booster", "XGBModel"))
 
     def save(self, source: object, model_dir: Path) -> SavedArtifact:
         libraries = {"xgboost": library_version("xgboost")}

@@ -118,25 +118,45 @@ def test_alias_move_switches_traffic_without_failures(
 
 
 def test_optimize_a_registered_version(tmp_path: Path, iris_bundle: Path) -> None:
-    """``ferry optimize iris@1`` registers an ONNX copy as version 2, with version 1 as parent."""
+    """``ferry optimize iris@1`` registers an ONNX copy as version 2, with version 1 as parent;
+    a server that prefers optimized copies routes ``iris@production`` (-> 1) to it."""
     from typer.testing import CliRunner
 
     from ferry.cli.main import app
 
+    home = tmp_path / "home"
+    rows = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
     with (
-        platform_server(tmp_path / "home", "--workers", "1", log=tmp_path / "s.log") as url,
+        platform_server(home, "--workers", "1", log=tmp_path / "s.log") as url,
         Client(url) as client,
     ):
         client.register(iris_bundle, "iris")
+        client.set_alias("iris", "production", 1)
         result = CliRunner().invoke(app, ["optimize", "iris@1", "--url", url])
         assert result.exit_code == 0, result.output
         copy = client.version("iris", 2)
         assert copy.flavor == "onnx"
+        assert copy.tags == {"optimized": "onnx"}
         assert copy.parent is not None
         assert (copy.parent.model, copy.parent.version) == ("iris", 1)
-        rows = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
         answers = [
-            httpx.post(f"{url}/v1/models/iris/versions/{v}/predict", json=rows).json()
+            httpx.post(f"{url}/v1/models/iris/versions/{v}/predict", json=rows, timeout=60).json()
             for v in (1, 2)
         ]
         assert answers[0]["predictions"] == answers[1]["predictions"]
+        # by default the alias is served as it points
+        assert (
+            httpx.post(f"{url}/v1/models/iris/predict", json=rows, timeout=60).json()["version"]
+            == "1"
+        )
+
+    prefer = {"FERRY_PREFER_OPTIMIZED": "true"}
+    with platform_server(home, "--workers", "1", log=tmp_path / "p.log", env=prefer) as url:
+        for path in ("iris", "iris@production"):
+            answer = httpx.post(f"{url}/v1/models/{path}/predict", json=rows, timeout=60).json()
+            assert answer["version"] == "2", path
+            assert answer["predictions"] == answers[0]["predictions"]
+        pinned = httpx.post(
+            f"{url}/v1/models/iris/versions/1/predict", json=rows, timeout=60
+        ).json()
+        assert pinned["version"] == "1"

@@ -183,6 +183,7 @@ def optimize(
             original, dest = Path(source), out or Path(scratch) / "onnx"
         else:
             from ferry.client import Client
+            from ferry.registry.names import OPTIMIZED_TAG
 
             client = Client(url)
             version = client.resolve(source)
@@ -200,7 +201,7 @@ def optimize(
                 dest,
                 version.model,
                 parent=version.version,
-                tags={"optimized": "onnx"},
+                tags={OPTIMIZED_TAG: "onnx"},
                 description=f"ONNX conversion of version {version.version}",
             )
             client.close()

@@ -16,7 +16,9 @@ def serve(
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Model name (default: bundle name or file stem).")
     ] = None,
@@ -26,6 +28,7 @@ def serve(
     from ferry.cli.output import show_serving
     from ferry.config.logging import configure_logging
 
+    workers = workers or os.cpu_count() or 1
     if workers > 1:
         share_metrics_between_workers()
     from ferry.model.loaded import load

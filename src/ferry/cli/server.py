@@ -19,6 +19,13 @@ def server(
         int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    prefer_optimized: Annotated[
+        bool,
+        typer.Option(
+            help="Route names and aliases to the ONNX copy `ferry optimize` made of their "
+            "version, when there is one ($FERRY_PREFER_OPTIMIZED)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the registry API (/api/v1) and every registered model (/v1, /v2, /mlflow)."""
     workers = workers or os.cpu_count() or 1
@@ -33,6 +40,8 @@ def server(
 
     configure_logging(log_level)
     settings = get_settings()
+    if prefer_optimized:
+        settings = settings.model_copy(update={"prefer_optimized": True})
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)

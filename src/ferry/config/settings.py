@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # aliases are re-read (a moved alias switches traffic within about this long plus a load)
     max_loaded_models: int = Field(default=8, ge=1)
     route_refresh_seconds: float = Field(default=0.25, gt=0.0, le=60.0)
+    # ferry server: a name or alias routes to the ONNX copy `ferry optimize` registered of the
+    # version it points at (checked equal on the example), when there is one
+    prefer_optimized: bool = False
     # uploads to the registry API: the whole multipart body, and how long the separate process
     # that loads and checks an uploaded model may take
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)

@@ -12,6 +12,8 @@ from ferry.errors import InvalidName, InvalidRequest
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:/-]{0,127}$")
 PRODUCTION = "production"
+# the tag `ferry optimize` puts on the ONNX copy it registers (value: the target format)
+OPTIMIZED_TAG = "optimized"
 MAX_TAG_VALUE = 1000
 MAX_ACTOR = 256
 MAX_DESCRIPTION = 10_000

@@ -267,6 +267,15 @@ class Registry:
             offset=offset,
         )
 
+    def optimized_copy(self, name: str, version: int) -> VersionRecord | None:
+        """The newest version `ferry optimize` made of ``name/version`` (tagged
+        ``optimized``, with that version as parent), or None."""
+        page = self.list_versions(name, tag=names.OPTIMIZED_TAG, limit=1000)
+        for record in page.items:  # newest first
+            if record.parent == (name, version):
+                return record
+        return None
+
     def set_tags(
         self,
         name: str,

@@ -37,6 +37,7 @@ def create_platform_app(
         cache_dir(home) / "models",
         max_loaded=settings.max_loaded_models,
         refresh_seconds=settings.route_refresh_seconds,
+        prefer_optimized=settings.prefer_optimized,
     )
     routers = [control(lambda: source.registry)] if control is not None else []
     app = create_app(source, settings, routers=routers, title="Ferry server", observers=observers)

@@ -48,6 +48,7 @@ class RegistryModels:
     cache_dir: Path
     max_loaded: int = 8
     refresh_seconds: float = 0.25
+    prefer_optimized: bool = False
     on_evict: Callable[[LoadedModel], None] | None = None
     checks: dict[tuple[str, str], ExampleCheck] = field(default_factory=dict)
     _registry: Registry | None = None
@@ -102,7 +103,15 @@ class RegistryModels:
     async def _lookup(self, route: Route) -> int:
         name, alias = route
         ref = f"{name}@{alias}" if alias else name
-        record = await anyio.to_thread.run_sync(self.registry.resolve, ref)
+        return await anyio.to_thread.run_sync(self._route_target, ref)
+
+    def _route_target(self, ref: str) -> int:
+        """In a thread: the version a name or alias serves (its ONNX copy when preferred)."""
+        record = self.registry.resolve(ref)
+        if self.prefer_optimized:
+            copy = self.registry.optimized_copy(record.model, record.version)
+            if copy is not None:
+                return copy.version
         return record.version
 
     async def _model(self, key: Key) -> LoadedModel:

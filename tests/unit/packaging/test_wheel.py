@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ferry.errors import BundleError, FlavorError
+from ferry.errors import BundleError, ConnectionFailed, FlavorError
 from ferry.model.example import compare_outputs
 from ferry.model.manifest import MANIFEST_FILE, read_manifest
-from ferry.packaging.wheel import build_wheel, distribution_name, package_name
+from ferry.packaging.wheel import build_wheel, distribution_name, package_name, upload_wheel
 from ferry.registry import Registry
+from tests.registry_fixtures import free_port
 
 
 @pytest.fixture
@@ -107,3 +108,11 @@ def test_wheel_refuses_what_it_cannot_carry(
 def test_names() -> None:
     assert distribution_name("My_Model.v2") == "ferry-model-my-model-v2"
     assert package_name("My_Model.v2") == "ferry_model_my_model_v2"
+
+
+def test_upload_to_an_unreachable_index_is_a_clear_error(pulled: Path, tmp_path: Path) -> None:
+    built = build_wheel(pulled, tmp_path / "dist")
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    with pytest.raises(ConnectionFailed, match="cannot reach the package index") as info:
+        upload_wheel(built, url, username="u", password="p", timeout=5)
+    assert info.value.details["url"] == url

@@ -143,6 +143,7 @@ def project(target: DeployTarget, options: KitOptions) -> dict[str, Any]:
                 "FERRY_S3_ENDPOINT_URL": "http://minio:9000",
                 "FERRY_HOME": "/tmp/ferry",  # noqa: S108 - caches only; the registry is remote
                 "FERRY_LOG_FORMAT": "json",
+                "HOME": "/tmp",  # noqa: S108 - the user has no home in the image
                 **s3_env,
             },
             "depends_on": {
@@ -167,7 +168,11 @@ def project(target: DeployTarget, options: KitOptions) -> dict[str, Any]:
                 "--workers",
                 str(options.workers),
             ],
-            "environment": {"FERRY_LOG_FORMAT": "json"},
+            "environment": {
+                "FERRY_LOG_FORMAT": "json",
+                "HOME": "/tmp",  # noqa: S108 - the user has no home in the image
+                "FERRY_HOME": "/tmp/ferry",  # noqa: S108
+            },
             "labels": {
                 "dev.ferry.model": target.model,
                 "dev.ferry.version": str(target.version),

@@ -139,11 +139,16 @@ def deployment(target: DeployTarget, options: KitOptions, config: Manifest) -> M
         ],
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": options.port, "protocol": "TCP"}],
         "env": [
-            {
-                "name": key,
-                "valueFrom": {"configMapKeyRef": {"name": name_of(target), "key": key}},
-            }
-            for key in SETTINGS
+            # uid 10001 has no home in the image: point HOME and FERRY_HOME at the emptyDir
+            {"name": "HOME", "value": "/tmp"},  # noqa: S108 - a private emptyDir
+            {"name": "FERRY_HOME", "value": "/tmp/ferry"},  # noqa: S108
+            *(
+                {
+                    "name": key,
+                    "valueFrom": {"configMapKeyRef": {"name": name_of(target), "key": key}},
+                }
+                for key in SETTINGS
+            ),
         ],
         "resources": {
             "requests": {"cpu": options.cpu_request, "memory": options.memory_request},

@@ -1,11 +1,13 @@
 """A registered version as a Python package: ``ferry-model-<name>`` with ``predict(rows)`` and
 ``load()``, and its upload to a private package index.
 
-The wheel depends on the model's own requirements (plus numpy and pandas), not on ferry-ml: a
-team that ships a model as a library should not pull a web server, a database layer and
-Ferry's own pins into their application. It carries the bundle's files verbatim and a small
-loader (``wheel_runtime.py``, copied in) that reads them. The same bundle gives byte-identical
-wheels: entries are sorted and dated 1980-01-01, whatever the clock says.
+A scikit-learn model's wheel depends on the model's own requirements (plus numpy and pandas),
+not on ferry-ml: a team that ships a model as a library should not pull a web server, a
+database layer and Ferry's own pins into their application. It carries the bundle's files
+verbatim and a small loader (``wheel_runtime.py``, copied in) that reads them. Other flavors
+need Ferry's flavor code to load them the way the server does, so their wheels also depend on
+``ferry-ml[<flavor>]`` (which must then be installable from the same index). The same bundle
+gives byte-identical wheels: entries are sorted and dated 1980-01-01, whatever the clock says.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from ferry.errors import BundleError, ConnectionFailed, FlavorError, IndexUpload
 from ferry.model.bundle import verify_files
 from ferry.model.manifest import MANIFEST_FILE, read_manifest
 
-SUPPORTED_FLAVORS = ("sklearn",)
+STANDALONE_FLAVORS = ("sklearn",)
+# flavors the tiny loader does not read go through ferry-ml, with the extra each one needs
+FERRY_EXTRAS: dict[str, str | None] = {
+    "onnx": "onnx",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "mlflow": "mlflow",
+    "custom": None,
+}
 # what the loader itself imports besides the model's requirements
 RUNTIME_REQUIREMENTS = ("numpy>=1.23", "pandas>=1.5")
 REQUIRES_PYTHON = ">=3.10"
@@ -63,10 +73,10 @@ def build_wheel(bundle_dir: Path, out_dir: Path) -> BuiltWheel:
             "register it, then build from the registry: ferry package wheel NAME@ALIAS",
             path=str(bundle_dir),
         )
-    if manifest.flavor not in SUPPORTED_FLAVORS:
+    if manifest.flavor not in STANDALONE_FLAVORS and manifest.flavor not in FERRY_EXTRAS:
         raise FlavorError(
-            f"a wheel can carry {list(SUPPORTED_FLAVORS)} models; {manifest.name} version "
-            f"{manifest.version} is {manifest.flavor!r} (serve it, or ship its image instead)",
+            f"no wheel for flavor {manifest.flavor!r}; known: "
+            f"{sorted([*STANDALONE_FLAVORS, *FERRY_EXTRAS])}",
             flavor=manifest.flavor,
         )
     if manifest.example is None or manifest.expected_output is None:
@@ -100,7 +110,11 @@ def build_wheel(bundle_dir: Path, out_dir: Path) -> BuiltWheel:
     }
     for entry in manifest.files:
         entries[f"{package}/bundle/{entry.path}"] = (bundle_dir / entry.path).read_bytes()
-    requirements = [*manifest.requirements, *RUNTIME_REQUIREMENTS]
+    requirements = [
+        *manifest.requirements,
+        *RUNTIME_REQUIREMENTS,
+        *_ferry_requirement(manifest.flavor),
+    ]
     info = f"{package}-{version}.dist-info"
     entries[f"{info}/METADATA"] = _metadata(distribution, version, manifest.name, requirements)
     entries[f"{info}/WHEEL"] = (
@@ -115,6 +129,13 @@ def build_wheel(bundle_dir: Path, out_dir: Path) -> BuiltWheel:
     data = _zip(entries)
     _write_atomically(path, data)
     return BuiltWheel(path, distribution, package, version, hashlib.sha256(data).hexdigest())
+
+
+def _ferry_requirement(flavor: str) -> list[str]:
+    if flavor in STANDALONE_FLAVORS:
+        return []
+    extra = FERRY_EXTRAS[flavor]
+    return [f"ferry-ml{f'[{extra}]' if extra else ''}>={__version__}"]
 
 
 def _init_module(model: str, version: str, digest: str, package: str) -> str:

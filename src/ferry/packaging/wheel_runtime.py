@@ -1,7 +1,9 @@
 """The loader shipped inside a model wheel (copied in as ``<package>/_runtime.py``).
 
-It must run where Ferry is not installed, so it imports nothing from ``ferry``: only the standard
-library, numpy, and what the model's own requirements bring (scikit-learn, pandas, skops).
+For scikit-learn models it must run where Ferry is not installed, so it imports nothing from
+``ferry``: only the standard library, numpy, and what the model's own requirements bring
+(scikit-learn, pandas, skops). Other flavors (ONNX, XGBoost, LightGBM, MLflow, custom) load
+through ``ferry.model.load``: their wheels depend on ferry-ml with the flavor's extra.
 ``model.json`` beside it says where the artifact is and what the signature is.
 """
 
@@ -39,7 +41,16 @@ class Model:
         self.inputs: list[dict[str, Any]] = spec["signature"]["inputs"]
         self.outputs: list[dict[str, Any]] = spec["signature"]["outputs"]
         self.bundle = package_dir / BUNDLE_DIR
-        self.estimator = _load(self.bundle / spec["artifact"], spec["flavor"], spec["options"])
+        self._ferry: Any = None
+        self.estimator: Any = None
+        self._frame_columns: list[str] | None = None
+        if spec["flavor"] != "sklearn":
+            # other flavors: the wheel depends on ferry-ml with that flavor's extra
+            from ferry.model import load
+
+            self._ferry = load(self.bundle)
+            return
+        self.estimator = _load(self.bundle / spec["artifact"], spec["options"])
         names = getattr(self.estimator, "feature_names_in_", None)
         self._frame_columns = None if names is None else [str(n) for n in names]
 
@@ -58,9 +69,13 @@ class Model:
         return np.column_stack([columns[name] for name in self.columns])
 
     def predict(self, rows: Any) -> list[Any]:
+        if self._ferry is not None:
+            return self._ferry.predict(_records(rows)).tolist()  # type: ignore[no-any-return]
         return np.asarray(self.estimator.predict(self.features(rows))).tolist()  # type: ignore[no-any-return]
 
     def predict_proba(self, rows: Any) -> list[list[float]]:
+        if self._ferry is not None:
+            return self._ferry.predict_proba(_records(rows)).tolist()  # type: ignore[no-any-return]
         if not hasattr(self.estimator, "predict_proba"):
             raise TypeError(f"{self.name} version {self.version} gives no probabilities")
         return np.asarray(self.estimator.predict_proba(self.features(rows))).tolist()  # type: ignore[no-any-return]
@@ -78,9 +93,14 @@ class Model:
         return data
 
 
-def _load(artifact: Path, flavor: str, options: Mapping[str, str]) -> Any:
-    if flavor != "sklearn":
-        raise ValueError(f"this loader reads scikit-learn models, not {flavor!r}")
+def _records(rows: Any) -> Any:
+    """Lists in column order are not something Ferry's loader guesses; everything else is."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], list | tuple):
+        raise ValueError("give rows as dicts (column -> value) or a DataFrame")
+    return rows
+
+
+def _load(artifact: Path, options: Mapping[str, str]) -> Any:
     if options.get("format") == "skops" or artifact.suffix == ".skops":
         import skops.io as sio
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import ferry.model
 from ferry.errors import BundleError, ConnectionFailed, FlavorError
 from ferry.model.example import compare_outputs
 from ferry.model.manifest import MANIFEST_FILE, read_manifest
@@ -99,8 +100,8 @@ def test_wheel_refuses_what_it_cannot_carry(
     with pytest.raises(BundleError, match="not a registered version"):
         build_wheel(iris_bundle, tmp_path / "dist")
     manifest = read_manifest(pulled)
-    manifest.model_copy(update={"flavor": "onnx"}).dump(pulled / MANIFEST_FILE)
-    with pytest.raises(FlavorError, match="'onnx'"):
+    manifest.model_copy(update={"flavor": "tensorflow"}).dump(pulled / MANIFEST_FILE)
+    with pytest.raises(FlavorError, match="no wheel for flavor 'tensorflow'"):
         build_wheel(pulled, tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
 
@@ -116,3 +117,37 @@ def test_upload_to_an_unreachable_index_is_a_clear_error(pulled: Path, tmp_path:
     with pytest.raises(ConnectionFailed, match="cannot reach the package index") as info:
         upload_wheel(built, url, username="u", password="p", timeout=5)
     assert info.value.details["url"] == url
+
+
+@pytest.mark.parametrize(
+    ("fixture", "extra"), [("flv_xgb_classifier", "xgboost"), ("flv_lgbm_classifier", "lightgbm")]
+)
+def test_other_flavors_load_through_ferry(
+    fixture: str, extra: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    model = request.getfixturevalue(fixture)
+    X = (
+        request.getfixturevalue("flv_iris_snake")
+        if extra == "lightgbm"
+        else request.getfixturevalue("flv_iris")[0]
+    )
+    bundle = tmp_path / "bundle"
+    ferry.model.save(model, bundle, example=X.sample(6, random_state=1), name="booster")
+    with Registry.open(f"sqlite:///{tmp_path / 'ferry.db'}", str(tmp_path / "artifacts")) as reg:
+        reg.register(bundle, "booster")
+        pulled = reg.materialize("booster", 1, tmp_path / "pulled")
+    built = build_wheel(pulled, tmp_path / "dist")
+    with zipfile.ZipFile(built.path) as archive:
+        metadata = archive.read("ferry_model_booster-1.dist-info/METADATA").decode()
+        archive.extractall(tmp_path / "site")
+    assert f"Requires-Dist: ferry-ml[{extra}]>=" in metadata
+    sys.path.insert(0, str(tmp_path / "site"))
+    try:
+        module = importlib.import_module("ferry_model_booster")
+        rows = module.load().example()
+        answer = {"predictions": module.predict(rows), "probabilities": module.predict_proba(rows)}
+        assert compare_outputs(module.load().expected(), answer) == []
+    finally:
+        sys.path.remove(str(tmp_path / "site"))
+        for name in [m for m in sys.modules if m.startswith("ferry_model_booster")]:
+            del sys.modules[name]

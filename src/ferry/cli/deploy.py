@@ -69,18 +69,26 @@ def _options(**values: object) -> KitOptions:
 def _write(
     kit: str, ref: str, url: str | None, out: Path | None, force: bool, options: KitOptions
 ) -> None:
-    from ferry.cli.output import show_lines
     from ferry.client import Client
-    from ferry.packaging.kits import render_kit
-    from ferry.packaging.kits.target import write_kit
 
     with Client(url) as client:
         target = target_of(client.resolve(ref), ref)
+    _emit(kit, target, out, force, options)
+
+
+def _emit(
+    kit: str, target: DeployTarget, out: Path | None, force: bool, options: KitOptions
+) -> None:
+    from ferry.cli.output import show_lines
+    from ferry.packaging.kits import render_kit
+    from ferry.packaging.kits.target import write_kit
+
     files = render_kit(kit, target, options)
     folder = out or Path(f"ferry-{target.slug}-{kit}")
     written = write_kit(files, folder, force=force)
+    which = f"version {target.version} ({target.ref})" if target.version else "(not registered)"
     show_lines(
-        [f"{kit} kit for {target.model} version {target.version} ({target.ref}) in {folder}:"]
+        [f"{kit} kit for {target.model} {which} in {folder}:"]
         + [f"  {path.relative_to(folder)}" for path in written]
     )
 
@@ -214,7 +222,13 @@ def paas(
 
 @deploy_app.command("ci")
 def ci(
-    ref: RefArgument,
+    ref: Annotated[
+        str | None,
+        typer.Argument(help="A registered version (its requirements go in the pipeline)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A model not registered yet (uses requirements.txt).")
+    ] = None,
     provider: Annotated[str, typer.Option(help="github or circleci.")] = "github",
     train_command: Annotated[
         str, typer.Option(help="Command that trains and writes the bundle.")
@@ -227,18 +241,15 @@ def ci(
     url: UrlOption = None,
 ) -> None:
     """A CI pipeline for the model's repository: train, check, register, wheel, image."""
-    _write(
-        "ci",
-        ref,
-        url,
-        out,
-        force,
-        _options(
-            provider=provider,
-            train_command=train_command,
-            bundle_dir=bundle_dir,
-        ),
-    )
+    options = _options(provider=provider, train_command=train_command, bundle_dir=bundle_dir)
+    if ref is not None:
+        _write("ci", ref, url, out, force, options)
+        return
+    if name is None:
+        raise typer.BadParameter("give a registered REF, or --name for a new model")
+    from ferry.packaging.kits.ci import unregistered
+
+    _emit("ci", unregistered(name), out, force, options)
 
 
 def register(app: typer.Typer) -> None:

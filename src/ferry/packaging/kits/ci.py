@@ -43,7 +43,17 @@ def render(target: DeployTarget, options: KitOptions) -> dict[str, str]:
     )
 
 
+def unregistered(model: str) -> DeployTarget:
+    """A model the registry does not know yet: its pipeline installs requirements.txt."""
+    from ferry.model.signature import Signature
+    from ferry.registry.names import check_name
+
+    return DeployTarget(check_name(model), 0, "", "", Signature(inputs=[]), (), 0, model)
+
+
 def _header(target: DeployTarget) -> str:
+    if not target.version:
+        return f"# Train, check and ship {target.model} (not registered yet)\n"
     return (
         f"# Train, check and ship {target.model} (written from version {target.version}, "
         f"{target.ref})\n"
@@ -61,6 +71,8 @@ def steps(target: DeployTarget, options: KitOptions) -> list[tuple[str, str, boo
     install = " ".join(
         shlex.quote(r) for r in (f"ferry-ml[s3]=={__version__}", *target.requirements)
     )
+    if not target.version:  # the registry does not know the model: the repository says
+        install += " -r requirements.txt"
     base = f"http://127.0.0.1:{CHECK_PORT}"
     check = "\n".join(
         [

@@ -193,8 +193,6 @@ def write_kit(files: Mapping[str, str], out: Path, *, force: bool = False) -> li
         temp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
             temp.write_text(text, encoding="utf-8")
-            if path.name.endswith(".sh"):
-                temp.chmod(0o755)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)

@@ -32,7 +32,13 @@ lint: install
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy src
 
-test: lint
+# checkov pins its own python-hcl2 (clashing with the dev extra's): it lives in its own venv
+CHECKOV := .tools/checkov/bin/checkov
+$(CHECKOV):
+	@test -x .tools/checkov/bin/python || $(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet 'checkov>=3.2'
+
+test: lint $(CHECKOV)
 	$(BIN)/pytest -n 2 -q
 
 unit: install
@@ -42,4 +48,4 @@ bench: install
 	$(BIN)/python bench/serve.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache examples/*/bundle
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache examples/*/bundle

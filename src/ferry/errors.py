@@ -163,3 +163,10 @@ def error_class(code: str) -> type[FerryError]:
             return cls
         pending.extend(cls.__subclasses__())
     return FerryError
+
+
+# --- packaging --------------------------------------------------------------------------------
+class IndexUploadFailed(FerryError):
+    """A package index refused an upload (credentials, an existing version, a bad file)."""
+
+    code = "index_upload_failed"

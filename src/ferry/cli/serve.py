@@ -15,7 +15,9 @@ def serve(
         str, typer.Argument(help="Bundle folder, model file, MLflow folder or file.py:Class.")
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(envvar="PORT", help="Port to listen on ($PORT, as PaaS platforms set).")
+    ] = 8000,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
     ] = None,

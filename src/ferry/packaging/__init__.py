@@ -1,0 +1,1 @@
+"""Packaging: container build contexts, image builders, model wheels and deploy kits."""

@@ -320,7 +320,13 @@ def scan_model(path: Path, flavor: str | None = None, *, trust: bool = False) ->
     return ScanReport(files=tuple(files), trusted=trust)
 
 
-def enforce(report: ScanReport) -> None:
+UPLOAD_HINT = (
+    "if you know where this file came from, an admin can register it with --trust "
+    "(form field trust=true)"
+)
+
+
+def enforce(report: ScanReport, hint: str = UPLOAD_HINT) -> None:
     """``UnsafeModel`` naming the offending imports (or parse errors) unless the report is
     clean or trusted."""
     if report.ok or report.trusted:
@@ -332,10 +338,9 @@ def enforce(report: ScanReport) -> None:
         message = f"the model's pickle imports names that are not allowed: {shown}"
     else:
         path, error = next(iter(errors.items()))
-        message = f"{path} cannot be checked, so it is refused: {error}"
+        message = f"{path} is not a pickle the scanner can read, so it is refused: {error}"
     raise UnsafeModel(
-        message + "; if you know where this file came from, register it with --trust "
-        "(form field trust=true) as an admin",
+        f"{message}; {hint}",
         globals=unsafe,
         errors=errors,
         files=[f.path for f in report.files if not f.ok],

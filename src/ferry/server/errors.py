@@ -20,8 +20,8 @@ from ferry.errors import (
     NotFound,
     NotReady,
     PayloadTooLarge,
-    UnsupportedMediaType,
     UnsafeModel,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)

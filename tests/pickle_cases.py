@@ -42,6 +42,7 @@ def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     frame = X.copy()
+    frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     rng = np.random.default_rng(0)
     frame["color"] = rng.choice(["red", "green", "blue"], len(frame))
     return frame, y

@@ -29,14 +29,24 @@ class _Unbuildable(Exception):
     pass
 
 
-def array_layout(state: dict[str, object]) -> ArrayLayout | str:
+def array_layout(
+    state: dict[str, object], cache: dict[int, tuple[object, np.dtype[Any]]] | None = None
+) -> ArrayLayout | str:
     """The layout of the data after a wrapper with this ``__dict__``, or why it cannot be
-    known (the loader would fail, or the wrapper is not one joblib writes)."""
+    known (the loader would fail, or the wrapper is not one joblib writes). ``cache`` keeps
+    rebuilt dtypes by the identity of their (memoized, so shared) pickled value."""
     for key in ("shape", "dtype"):
         if key not in state:
             return f"the wrapper has no {key!r}"
     try:
-        dtype = _dtype(state["dtype"])
+        value = state["dtype"]
+        hit = None if cache is None else cache.get(id(value))
+        if hit is not None and hit[0] is value:
+            dtype = hit[1]
+        else:
+            dtype = _dtype(value)
+            if cache is not None:
+                cache[id(value)] = (value, dtype)  # the value is kept, so its id stays unique
     except (_Unbuildable, TypeError, ValueError) as exc:
         return f"its dtype cannot be rebuilt ({exc})"
     shape = state["shape"]

@@ -18,7 +18,7 @@ import io
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 RECONSTRUCTOR = ("copyreg", "_reconstructor")
@@ -196,6 +196,7 @@ class Machine:
         self.offset = 0
         self.opname = ""
         self.arrays = 0
+        self.dtypes: dict[int, tuple[object, Any]] = {}  # rebuilt numpy dtypes, see arrays.py
 
     def run(self) -> None:
         while True:
@@ -315,7 +316,7 @@ class Machine:
         it: a nested pickle for object arrays, else an alignment pad and the raw data."""
         from ferry.security.arrays import array_layout
 
-        layout = array_layout(wrapper.state)
+        layout = array_layout(wrapper.state, self.dtypes)
         if isinstance(layout, str):
             raise self.fail(f"a joblib array that cannot be read: {layout}")
         self.arrays += 1

@@ -72,6 +72,7 @@ def _dtype(value: object) -> np.dtype[Any]:
 
     if not isinstance(value, Made) or value.factory.key != DTYPE:
         raise _Unbuildable("not a numpy.dtype")
+    value.used = True
     args = tuple(_plain(a) for a in value.args)
     if not args or not isinstance(args[0], str):
         raise _Unbuildable("numpy.dtype without a type string")

@@ -25,7 +25,7 @@ RECONSTRUCTOR = ("copyreg", "_reconstructor")
 OBJECT = ("builtins", "object")
 DTYPE = ("numpy", "dtype")
 HIGHEST_PROTOCOL = 5
-MAX_FRAME = 1 << 30  # pickle writes 64 KiB frames; a larger one is not from a real pickler
+MAX_FRAME = 1 << 24  # picklers write ~64 KiB frames (big payloads go outside them)
 BIG = 1 << 16  # string/bytes payloads longer than this are skipped, not kept
 CHUNK = 1 << 20
 MAX_LINE = 1 << 20  # GLOBAL/INT text arguments are short; a longer line is refused
@@ -74,6 +74,7 @@ class Made:
     state: dict[str, object] = field(default_factory=dict)
     dtype_state: object = None
     built: bool = False
+    used: bool = False  # a numpy.dtype already turned into a real one to size an array
 
 
 @dataclass(eq=False, slots=True)
@@ -213,7 +214,14 @@ class Machine:
                 raise PickleRejected(f"unknown opcode {code!r}", self.offset)
             try:
                 handler(self)
-            except (IndexError, KeyError, TypeError, ValueError, struct.error) as exc:
+            except (
+                IndexError,
+                KeyError,
+                TypeError,
+                ValueError,
+                struct.error,
+                RecursionError,
+            ) as exc:
                 raise PickleRejected(
                     f"malformed pickle: {type(exc).__name__} in {self.opname}", self.offset
                 ) from exc
@@ -294,6 +302,10 @@ class Machine:
         if not isinstance(target, Made):
             return
         if target.factory.key == DTYPE:
+            # numpy's __setstate__ changes a dtype in place: one already used to size an
+            # array, or set twice, could make the same bytes mean two layouts
+            if target.dtype_state is not None or target.used:
+                raise self.fail("a numpy dtype whose state is set twice or after its use")
             target.dtype_state = state
             return
         if target.factory.key != WRAPPER:

@@ -264,3 +264,50 @@ def test_non_pickle_formats_are_not_scanned(tmp_path: Path) -> None:
         assert scan_model(tmp_path / name).files == ()
     (tmp_path / "model.bin").write_bytes(b"not a pickle")
     assert not scan_model(tmp_path / "model.bin", "sklearn").ok  # forced: joblib will load it
+
+
+def _u(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data
+
+
+def _wrapper_stream(dtype_builds: list[bytes], data: bytes) -> bytes:
+    """A hand-written joblib array: wrapper (NEWOBJ), its dict with a float64 dtype whose state
+    is set by each of ``dtype_builds``, BUILD, then ``data`` as the raw array bytes."""
+    dtype = b"cnumpy\ndtype\n" + _u("f8") + b"\x89\x88\x87R" + b"".join(dtype_builds)
+    return (
+        b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}("
+        + _u("shape")
+        + b"K\x01\x85"
+        + _u("order")
+        + _u("C")
+        + _u("dtype")
+        + dtype
+        + b"ub"
+        + data
+        + b"."
+    )
+
+
+STATE = b"(K\x03" + _u("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+
+
+def test_a_hand_written_joblib_array_is_skipped_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "array.joblib"
+    path.write_bytes(_wrapper_stream([STATE], b"\x00" * 8))
+    assert joblib.load(path).tolist() == [0.0]  # the layout is what joblib.load reads
+    scan = scan_file(path)
+    assert (scan.ok, scan.arrays) == (True, 1)
+    path.write_bytes(_wrapper_stream([STATE], b"\x00" * 7))  # one byte short
+    assert "ends inside" in (scan_file(path).error or "")
+
+
+def test_a_dtype_whose_state_changes_is_refused(tmp_path: Path) -> None:
+    error = scan_bytes(tmp_path, _wrapper_stream([STATE, b")b"], b"\x00" * 8))
+    assert "set twice" in (error or "")
+
+
+def test_deep_nesting_is_refused_not_crashed_on(tmp_path: Path) -> None:
+    nested = b")" + b"\x85" * 200_000 + b"b"
+    error = scan_bytes(tmp_path, _wrapper_stream([nested], b"\x00" * 8))
+    assert "RecursionError" in (error or "")

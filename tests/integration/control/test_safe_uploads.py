@@ -35,6 +35,7 @@ API = "/api/v1"
 class Server:
     url: str
     home: Path
+    log: Path
 
     def ferry(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "FERRY_URL": self.url, "COLUMNS": "200", "NO_COLOR": "1"}
@@ -58,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env={**env, "FERRY_HOME": str(root / "home")},
     )
     try:
-        yield Server(url, root / "home")
+        yield Server(url, root / "home", root / "server.log")
     finally:
         stop_server(process)
 
@@ -98,6 +99,7 @@ def test_malicious_pickles_are_refused_at_upload_and_never_run(
         assert not marker.exists(), name
     assert _models(server.url) == 0
     assert not marker.exists()
+    assert "unsafe model upload refused" in server.log.read_text()
 
 
 def test_a_bundle_hiding_a_payload_is_refused(

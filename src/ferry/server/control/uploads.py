@@ -22,7 +22,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import ModelNotFound, VersionNotFound
+from ferry.errors import ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.registry import Registry, VersionRecord
 from ferry.registry.names import check_name
 from ferry.server.control.config import ControlConfig
@@ -161,10 +161,10 @@ class UploadRoutes:
             if existing is None:
                 # find_existing verified every checksum; the inspector need not hash again
                 spec = InspectSpec(mode="check", bundle=str(bundle), verify=False, trust=form.trust)
-                report = await self.inspector.run(spec, work)
+                report = await self._inspect(name, spec, work)
         else:
             spec = await anyio.to_thread.run_sync(stage_model, form, work, name, unpack_limit)
-            report = await self.inspector.run(spec, work)
+            report = await self._inspect(name, spec, work)
             bundle = Path(spec.bundle)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
         if existing is not None:
@@ -177,6 +177,17 @@ class UploadRoutes:
             log.warning("model registered with trust=true", extra={"model": name, "scan": scan})
         register = functools.partial(_register, registry, name, bundle, metadata, audit)
         return await anyio.to_thread.run_sync(register), True, metadata
+
+    async def _inspect(self, name: str, spec: InspectSpec, work: Path) -> InspectReport:
+        try:
+            return await self.inspector.run(spec, work)
+        except UnsafeModel as exc:
+            # a refused pickle is a security event: say what it tried to import
+            log.warning(
+                "unsafe model upload refused",
+                extra={"model": name, "globals": exc.details.get("globals")},
+            )
+            raise
 
 
 def _mkdtemp(root: Path) -> str:

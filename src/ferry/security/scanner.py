@@ -186,7 +186,8 @@ class _Limited(io.RawIOBase):
 
 
 class _Inflate(io.RawIOBase):
-    """A zlib stream (or several, back to back, as joblib's reader accepts) decompressed."""
+    """A zlib (or, with wbits=31, gzip) stream decompressed, and any streams after it: joblib
+    reads only the first, the scanner reads on so that nothing follows unread."""
 
     def __init__(self, source: BinaryIO, wbits: int) -> None:
         self.source = source
@@ -228,9 +229,7 @@ def _opened(
     if compression == "zlib":
         inner = _Inflate(handle, zlib.MAX_WBITS)  # type: ignore[assignment]
     elif compression == "gzip":
-        import gzip
-
-        inner = gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[assignment]
+        inner = _Inflate(handle, 16 + zlib.MAX_WBITS)  # type: ignore[assignment]
     elif compression == "bz2":
         inner = bz2.BZ2File(handle, "rb")  # type: ignore[assignment]  # noqa: SIM115
     elif compression in ("lzma", "xz"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.security.allowlist import is_allowed
-from ferry.security.pickle_ops import Global
+from ferry.security.pickle_stream import Global
 
 DENIED = [
     "builtins.eval",

@@ -102,6 +102,13 @@ class MissingDependency(FlavorError):
     code = "missing_dependency"
 
 
+class UnsafeModel(FerryError):
+    """A model file (a pickle) imports names outside the allowlist, or cannot be checked;
+    ``details["globals"]`` lists the offending imports."""
+
+    code = "unsafe_model"
+
+
 class PredictionFailed(FerryError):
     """The model itself raised while predicting: the server's fault, not the caller's."""
 

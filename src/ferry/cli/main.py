@@ -38,7 +38,7 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each command module (they import only typer at module level)."""
-    from ferry.cli import deploy, models, package, predict, registry, serve, server
+    from ferry.cli import certs, deploy, models, package, predict, registry, serve, server
 
     serve.register(app)
     predict.register(app)
@@ -47,6 +47,7 @@ def _register() -> None:
     registry.register(app)
     deploy.register(app)
     package.register(app)
+    certs.register(app)
 
 
 _register()

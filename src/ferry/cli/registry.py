@@ -113,6 +113,14 @@ def register_version(
     flavor: Annotated[str | None, typer.Option(help="Force the flavor (default: detect).")] = None,
     code_ref: Annotated[str | None, typer.Option(help="Code reference, e.g. a git commit.")] = None,
     run_id: Annotated[str | None, typer.Option(help="The training run's id.")] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Load the model even if the pickle scanner refuses it (its imports are not on "
+            "the allowlist); for files you know. Recorded in the audit log.",
+        ),
+    ] = False,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -136,6 +144,7 @@ def register_version(
             flavor=flavor,
             code_ref=code_ref,
             run_id=run_id,
+            trust=trust,
             progress=progress,
         )
     if as_json:

@@ -9,6 +9,22 @@ from typing import Annotated, Any
 
 import typer
 
+CertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssl-certfile",
+        exists=True,
+        dir_okay=False,
+        help="Serve HTTPS with this certificate (PEM; `ferry certs dev` makes one).",
+    ),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssl-keyfile", exists=True, dir_okay=False, help="The certificate's private key (PEM)."
+    ),
+]
+
 
 def serve(
     path: Annotated[
@@ -25,8 +41,21 @@ def serve(
         str | None, typer.Option(help="Model name (default: bundle name or file stem).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Load a pickle even if the scanner refuses it (imports outside the allowlist).",
+        ),
+    ] = False,
+    ssl_certfile: CertOption = None,
+    ssl_keyfile: KeyOption = None,
 ) -> None:
-    """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2."""
+    """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2.
+
+    Pickles are scanned before they are loaded; one that imports names outside the allowlist
+    is refused unless --trust is given.
+    """
     from ferry.cli.output import show_serving
     from ferry.config.logging import configure_logging
 
@@ -37,13 +66,15 @@ def serve(
     from ferry.server.app import create_app
 
     configure_logging(log_level)
+    tls = tls_options(ssl_certfile, ssl_keyfile)
+    check_pickles(path, trust=trust)
     model = load(Path(path))
     if name:
         model.manifest = model.manifest.model_copy(update={"name": name})
-    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+    base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
     app = create_app([model])
-    options: dict[str, Any] = {"log_level": log_level, "access_log": False}
+    options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
     if workers == 1:
         import gc
 
@@ -58,6 +89,45 @@ def serve(
     from ferry.server.workers import Supervisor, bind_socket
 
     Supervisor(app, bind_socket(host, port), workers, options).run()
+
+
+def tls_options(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's TLS options; both files or neither."""
+    if (certfile is None) != (keyfile is None):
+        missing = "--ssl-keyfile" if keyfile is None else "--ssl-certfile"
+        raise typer.BadParameter(f"HTTPS needs both files: add {missing}", param_hint=missing)
+    if certfile is None or keyfile is None:
+        return {}
+    import ssl
+
+    try:  # a wrong pair fails here, with a message, not in every worker
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise typer.BadParameter(
+            f"cannot use {certfile} with {keyfile}: {exc}", param_hint="--ssl-certfile"
+        ) from exc
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+
+
+def public_url(host: str, port: int, tls: dict[str, str]) -> str:
+    scheme = "https" if tls else "http"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    return f"{scheme}://{shown}:{port}"
+
+
+def check_pickles(path: str, *, trust: bool) -> None:
+    """Scan the pickles a local model would unpickle; refuse unsafe ones unless trusted."""
+    from ferry.security.scanner import enforce, scan_model
+
+    if ".py:" in path:
+        return  # custom Python code: the user runs their own code
+    report = scan_model(Path(path), trust=trust)
+    enforce(report, hint="pass --trust to load it anyway if you know where it came from")
+    if not report.ok:
+        from ferry.cli.output import show_lines
+
+        unsafe = ", ".join(report.unsafe_globals) or "; ".join(report.errors.values())
+        show_lines([f"warning: loading a pickle the scanner refuses (--trust): {unsafe}"])
 
 
 def share_metrics_between_workers() -> None:

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ferry.cli.serve import share_metrics_between_workers
+from ferry.cli.serve import (
+    CertOption,
+    KeyOption,
+    public_url,
+    share_metrics_between_workers,
+    tls_options,
+)
 
 db_app = typer.Typer(help="The registry's metadata database.", no_args_is_help=True)
 
@@ -26,8 +32,11 @@ def server(
             "version, when there is one ($FERRY_PREFER_OPTIMIZED)."
         ),
     ] = False,
+    ssl_certfile: CertOption = None,
+    ssl_keyfile: KeyOption = None,
 ) -> None:
     """Serve the registry API (/api/v1) and every registered model (/v1, /v2, /mlflow)."""
+    tls = tls_options(ssl_certfile, ssl_keyfile)
     workers = workers or os.cpu_count() or 1
     if workers > 1:
         share_metrics_between_workers()
@@ -45,7 +54,7 @@ def server(
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)
-    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+    base_url = public_url(host, port, tls)
     show_lines(
         [
             f"Ferry server on {base_url} ({workers} workers, home {settings.home})",
@@ -54,7 +63,7 @@ def server(
             "-H 'Content-Type: application/json' -d '{\"instances\": [...]}'",
         ]
     )
-    options: dict[str, Any] = {"log_level": log_level, "access_log": False}
+    options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
     if workers == 1:
         import gc
 

@@ -117,6 +117,7 @@ class RegistryCalls(ABC):
         code_ref: str | None = None,
         run_id: str | None = None,
         create_model: bool = True,
+        trust: bool = False,
         progress: Progress | None = None,
     ) -> ModelVersion:
         """Upload ``path`` as the next version of ``name`` and return it.
@@ -126,7 +127,8 @@ class RegistryCalls(ABC):
         its other files in ``code``). For a raw model, ``example`` (a .csv/.json file or a
         DataFrame) gives the signature. ``data`` is the training data file: its fingerprint and
         row count are computed here and stored as lineage. Uploading content that is already
-        registered returns that version (``created`` is False).
+        registered returns that version (``created`` is False). ``trust`` asks the server to
+        load a pickle its scanner refuses (an admin's call; it is recorded in the audit log).
         """
         with tempfile.TemporaryDirectory(prefix="ferry-upload-") as tmp:
             parts, entrypoint = plan_upload(
@@ -144,6 +146,8 @@ class RegistryCalls(ABC):
                 flavor=flavor,
                 create_model=create_model,
             )
+            if trust:
+                parts.fields["trust"] = "true"
             with parts.opened(progress) as files:
                 response = self._request(
                     "POST",

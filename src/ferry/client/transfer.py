@@ -71,6 +71,7 @@ class UploadParts:
 
     files: list[tuple[str, Path, str]] = field(default_factory=list)  # (part, file, send name)
     metadata: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # plain form fields (trust=true)
 
     def add(self, part: str, path: Path, name: str | None = None) -> None:
         self.files.append((part, path, name or path.name))
@@ -89,6 +90,7 @@ class UploadParts:
                 fields.append(
                     ("metadata", ("metadata.json", orjson.dumps(self.metadata), "application/json"))
                 )
+            fields.extend((name, (None, value.encode())) for name, value in self.fields.items())
             yield fields
 
 

@@ -167,8 +167,11 @@ class Registry:
         description: str = "",
         actor: str = ANONYMOUS,
         create_model: bool = True,
+        audit: dict[str, object] | None = None,
     ) -> VersionRecord:
         """Register the bundle folder as the next version of ``name``.
+
+        ``audit`` adds details to the version's audit record (e.g. the pickle scan's verdict).
 
         Same content as an existing version of the model: that version is returned unchanged.
         ``parent`` is a version of the same model, or ``(model, version)`` of another one.
@@ -209,6 +212,7 @@ class Registry:
             lineage=lineage,
             files=list(manifest.files),
             manifest=manifest.model_copy(update={"name": name, "version": None}),
+            audit=dict(audit or {}),
         )
         record, created = self.metadata.add_version(new, actor=actor, create_model=create_model)
         if created:

@@ -20,6 +20,7 @@ from ferry.errors import (
     NotFound,
     NotReady,
     PayloadTooLarge,
+    UnsafeModel,
     UnsupportedMediaType,
 )
 
@@ -36,6 +37,7 @@ _STATUS: dict[type[FerryError], int] = {
     # an uploaded model the inspector could not load, or a bundle that fails its checks
     BundleError: 422,
     FlavorError: 422,
+    UnsafeModel: 422,  # a pickle the scanner refuses
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",

@@ -152,7 +152,7 @@ def test_cli_errors_are_one_line_and_exit_1(control_server: ControlServer, tmp_p
     corrupt.write_bytes(b"definitely not a pickle")
     result = control_server.ferry("register", str(corrupt), "--name", "iris")
     assert result.returncode == 1
-    assert "error (flavor_error)" in result.stderr
+    assert "error (unsafe_model)" in result.stderr  # the pickle scanner cannot parse it
     bad = control_server.ferry("register", str(corrupt), "--name", "iris", "--metric", "acc")
     assert bad.returncode == 2
     assert "KEY=VALUE" in bad.stderr

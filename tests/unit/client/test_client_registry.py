@@ -16,11 +16,11 @@ import ferry.model
 from ferry.client import Client, ModelVersion
 from ferry.errors import (
     AliasNotFound,
-    FlavorError,
     InvalidName,
     InvalidRequest,
     ModelExists,
     ModelNotFound,
+    UnsafeModel,
     VersionNotFound,
 )
 from ferry.model.manifest import read_manifest
@@ -144,9 +144,9 @@ def test_register_refusals(client: Client, tmp_path: Path) -> None:
         client.register(tmp_path / "missing.pkl", "iris")
     corrupt = tmp_path / "model.joblib"
     corrupt.write_bytes(b"not a pickle")
-    with pytest.raises(FlavorError) as caught:
+    with pytest.raises(UnsafeModel) as caught:  # the pickle scanner cannot parse it
         client.register(corrupt, "iris")
-    assert caught.value.code == "flavor_error"
+    assert caught.value.code == "unsafe_model"
     with pytest.raises(InvalidName):
         client.register(corrupt, "bad/name")
 

@@ -7,7 +7,7 @@ that every write and its audit row commit together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ferry.model.manifest import FileEntry, Manifest
@@ -43,6 +43,7 @@ class NewVersion:
     lineage: Lineage
     files: list[FileEntry]
     manifest: Manifest
+    audit: dict[str, object] = field(default_factory=dict)  # more for the version.create row
 
 
 class MetadataStore(Protocol):

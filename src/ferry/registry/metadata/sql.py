@@ -264,7 +264,7 @@ class SqlMetadataStore:
                 actor,
                 "version.create",
                 f"{new.model}/{number}",
-                {"sha256": new.sha256, "size": new.size, "flavor": new.flavor},
+                {"sha256": new.sha256, "size": new.size, "flavor": new.flavor, **new.audit},
             )
             return load_versions(conn, [version_row(conn, new.model, number)])[0], True
 

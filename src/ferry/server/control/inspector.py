@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, JsonValue
 
 from ferry.errors import BundleError, FerryError, FlavorError
+from ferry.security.scanner import ScanReport, enforce, scan_model
 
 MAX_WARNINGS = 20
 
@@ -32,6 +33,7 @@ class InspectSpec(BaseModel):
     description: str = ""
     flavor: str | None = None  # build: None detects it
     verify: bool = True  # check every file's sha256 before loading (the API may have already)
+    trust: bool = False  # an admin vouches for the file: pickles the scanner refuses still load
 
 
 class InspectError(BaseModel):
@@ -46,10 +48,12 @@ class InspectReport(BaseModel):
     example_check: str = ""  # "passed", "no_example", "no_expected_output"
     warnings: list[str] = Field(default_factory=list)
     error: InspectError | None = None
+    scan: dict[str, JsonValue] | None = None  # the pickle scan's summary, for the audit log
 
 
 def inspect(spec: InspectSpec) -> InspectReport:
-    """Build (``build``) and load the bundle, then replay its example; raises FerryError."""
+    """Scan the model's pickles, build (``build``) and load the bundle, then replay its
+    example; raises FerryError (``UnsafeModel`` before anything is unpickled)."""
     bundle = Path(spec.bundle)
     if spec.mode == "build":
         from ferry.model import save
@@ -57,6 +61,7 @@ def inspect(spec: InspectSpec) -> InspectReport:
         if spec.source is None:
             raise FlavorError("nothing to build: the spec names no model source")
         source: str | Path = spec.source if ".py:" in spec.source else Path(spec.source)
+        scan = None if isinstance(source, str) else scan_pickles(source, spec.flavor, spec.trust)
         save(
             source,
             bundle,
@@ -66,7 +71,20 @@ def inspect(spec: InspectSpec) -> InspectReport:
             requirements=spec.requirements,
             description=spec.description,
         )
-    return check_bundle(bundle, verify=spec.verify or spec.mode == "build")
+    else:
+        scan = scan_pickles(bundle, None, spec.trust)
+    report = check_bundle(bundle, verify=spec.verify or spec.mode == "build")
+    if scan is not None and scan.files:
+        report.scan = {key: _jsonable(value) for key, value in scan.summary().items()}
+    return report
+
+
+def scan_pickles(path: Path, flavor: str | None, trust: bool) -> ScanReport:
+    """Every pickle loading ``path`` would unpickle, scanned; ``UnsafeModel`` unless clean
+    or trusted."""
+    report = scan_model(path, flavor, trust=trust)
+    enforce(report)
+    return report
 
 
 def check_bundle(bundle: Path, *, verify: bool = True) -> InspectReport:

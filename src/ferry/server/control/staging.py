@@ -25,7 +25,7 @@ from ferry.server.control.routing import invalid_request
 from ferry.server.control.schemas import UploadMetadata
 
 FILE_PARTS = ("bundle", "model", "example")
-TEXT_PARTS = ("metadata", "requirements")
+TEXT_PARTS = ("metadata", "requirements", "trust")
 KNOWN_PARTS = (*FILE_PARTS, *TEXT_PARTS, "code")
 MAX_TEXT_BYTES = 1024 * 1024
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -42,6 +42,7 @@ class UploadForm:
     example: Part | None
     requirements: list[str] | None
     code: list[Part]
+    trust: bool = False  # load pickles the scanner refuses (an admin vouches for the file)
 
 
 def read_form(parts: list[Part]) -> UploadForm:
@@ -62,6 +63,7 @@ def read_form(parts: list[Part]) -> UploadForm:
         return by_name.get(name, [None])[0]
 
     metadata_part, requirements_part = one("metadata"), one("requirements")
+    trust_part = one("trust")
     form = UploadForm(
         metadata=_metadata(metadata_part),
         bundle=one("bundle"),
@@ -69,6 +71,7 @@ def read_form(parts: list[Part]) -> UploadForm:
         example=one("example"),
         requirements=None if requirements_part is None else _requirements(requirements_part),
         code=by_name.get("code", []),
+        trust=trust_part is not None and _flag(trust_part),
     )
     _check_combination(form)
     return form
@@ -85,6 +88,15 @@ def _text(part: Part) -> str:
         return part.path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"the {part.name!r} part is not UTF-8 text", field=part.name) from exc
+
+
+def _flag(part: Part) -> bool:
+    value = _text(part).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidRequest(
+            f"the {part.name!r} field must be true or false, not {value[:40]!r}", field=part.name
+        )
+    return value in ("true", "1", "yes")
 
 
 def _metadata(part: Part | None) -> UploadMetadata:
@@ -275,6 +287,7 @@ def stage_model(form: UploadForm, work: Path, name: str, unpack_limit: int) -> I
         name=name,
         description=form.metadata.description,
         flavor=form.metadata.flavor,
+        trust=form.trust,
     )
 
 

@@ -11,6 +11,7 @@ is removed whatever happens.
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,12 +22,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import ModelNotFound, VersionNotFound
+from ferry.errors import ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.registry import Registry, VersionRecord
 from ferry.registry.names import check_name
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.inspection import Inspector
-from ferry.server.control.inspector import InspectSpec
+from ferry.server.control.inspector import InspectReport, InspectSpec
 from ferry.server.control.multipart import receive_parts
 from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
 from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
@@ -36,6 +37,8 @@ from ferry.server.control.staging import (
     stage_bundle,
     stage_model,
 )
+
+log = logging.getLogger(__name__)
 
 UNPACK_FACTOR = 4  # an archive may unpack to this many times the upload limit
 
@@ -60,6 +63,11 @@ UPLOAD_BODY: dict[str, Any] = {
                             ".tar.gz. The flavor is detected from it.",
                         },
                         "requirements": {**_BINARY, "description": "A requirements.txt."},
+                        "trust": {
+                            "type": "boolean",
+                            "description": "Load the model even if the pickle scanner refuses "
+                            "it (imports outside the allowlist); recorded in the audit log.",
+                        },
                         "code": {
                             "type": "array",
                             "items": _BINARY,
@@ -144,23 +152,42 @@ class UploadRoutes:
         form = await anyio.to_thread.run_sync(read_form, parts)
         metadata = form.metadata
         await anyio.to_thread.run_sync(_check_targets, registry, name, metadata)
+        # TODO(issue 6, keys): only an admin key may send trust=true once keys exist
+        report: InspectReport | None = None
         unpack_limit = self.config.max_upload_bytes * UNPACK_FACTOR
         if form.bundle is not None:
             bundle = await anyio.to_thread.run_sync(stage_bundle, form.bundle, work, unpack_limit)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
             if existing is None:
                 # find_existing verified every checksum; the inspector need not hash again
-                spec = InspectSpec(mode="check", bundle=str(bundle), verify=False)
-                await self.inspector.run(spec, work)
+                spec = InspectSpec(mode="check", bundle=str(bundle), verify=False, trust=form.trust)
+                report = await self._inspect(name, spec, work)
         else:
             spec = await anyio.to_thread.run_sync(stage_model, form, work, name, unpack_limit)
-            await self.inspector.run(spec, work)
+            report = await self._inspect(name, spec, work)
             bundle = Path(spec.bundle)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
         if existing is not None:
             return existing, False, metadata
-        register = functools.partial(_register, registry, name, bundle, metadata)
+        scan = None if report is None else report.scan
+        audit: dict[str, object] = {} if scan is None else {"pickle_scan": scan}
+        if form.trust:
+            audit["trust"] = True
+        if scan is not None and form.trust:
+            log.warning("model registered with trust=true", extra={"model": name, "scan": scan})
+        register = functools.partial(_register, registry, name, bundle, metadata, audit)
         return await anyio.to_thread.run_sync(register), True, metadata
+
+    async def _inspect(self, name: str, spec: InspectSpec, work: Path) -> InspectReport:
+        try:
+            return await self.inspector.run(spec, work)
+        except UnsafeModel as exc:
+            # a refused pickle is a security event: say what it tried to import
+            log.warning(
+                "unsafe model upload refused",
+                extra={"model": name, "globals": exc.details.get("globals")},
+            )
+            raise
 
 
 def _mkdtemp(root: Path) -> str:
@@ -194,7 +221,11 @@ def _has_model(registry: Registry, name: str) -> bool:
 
 
 def _register(
-    registry: Registry, name: str, bundle: Path, metadata: UploadMetadata
+    registry: Registry,
+    name: str,
+    bundle: Path,
+    metadata: UploadMetadata,
+    audit: dict[str, object],
 ) -> VersionRecord:
     return registry.register(
         bundle,
@@ -206,4 +237,5 @@ def _register(
         tags=metadata.tags,
         description=metadata.description,
         create_model=metadata.create_model,
+        audit=audit,
     )

@@ -57,7 +57,7 @@ def test_upload_documents_its_multipart_parts(control: Control) -> None:
     spec = control.http.get("/openapi.json").json()
     upload = spec["paths"][f"{API}/models/{{name}}/versions"]["post"]
     form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
-    assert set(form) == {"bundle", "model", "requirements", "code", "example", "metadata"}
+    assert set(form) == {"bundle", "model", "requirements", "code", "example", "metadata", "trust"}
     assert form["model"]["format"] == "binary"
     assert schema_name(upload["responses"]["201"]["content"]) == "UploadOut"
     assert schema_name(upload["responses"]["200"]["content"]) == "UploadOut"

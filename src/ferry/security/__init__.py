@@ -1,0 +1,1 @@
+"""Security: identities, API keys, JWT verification, scopes, quotas, audit, and model scanning."""

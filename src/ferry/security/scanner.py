@@ -1,0 +1,347 @@
+"""Scan model files for pickles that would run code when loaded, before anything loads them.
+
+A pickle can import and call any name, so it is judged by the names it imports: every opcode is
+walked (``pickle_machine``), joblib's inline array data skipped as ``joblib.load`` reads it,
+compressed joblib files decompressed as a stream (with a size limit), concatenated pickles all
+read. Each imported name is checked against ``allowlist``; a file with names outside it, or one
+the scanner cannot parse, is unsafe. ``enforce`` turns an unsafe report into ``UnsafeModel``
+unless the caller vouches for the file (``trust``), in which case the report says what was
+trusted.
+
+Which files are scanned (``model_pickles``): the file the scikit-learn flavor loads with
+``joblib.load``, and in a bundle or MLflow folder every file with a pickle suffix or a pickle
+header. Custom Python models (``file.py:Class``) are code, not pickles, and are not scanned.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from ferry.errors import UnsafeModel
+from ferry.security.allowlist import is_allowed
+from ferry.security.pickle_machine import Machine
+from ferry.security.pickle_stream import GlobalRef, PickleRejected, Stream
+
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".pck", ".p"})
+MAX_DECOMPRESSED_BYTES = 16 * 1024**3
+_READ_CHUNK = 1 << 20
+# joblib's compressors, by the magic bytes joblib.load looks for (in its order)
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"ZF", "joblib<0.10"),
+    (b"\x78", "zlib"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZ", "bz2"),
+    (b"\x5d\x00", "lzma"),
+    (b"\xfd\x37\x7a\x58\x5a", "xz"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+Loader = Literal["joblib", "pickle"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileScan:
+    """One file: every name its pickles import, those outside the allowlist, or why it could
+    not be read."""
+
+    path: str
+    loader: Loader
+    globals: tuple[str, ...] = ()
+    unsafe: tuple[str, ...] = ()
+    error: str | None = None
+    compression: str | None = None
+    pickles: int = 0
+    arrays: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.unsafe and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    files: tuple[FileScan, ...] = ()
+    trusted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+    @property
+    def unsafe_globals(self) -> list[str]:
+        return sorted({name for f in self.files for name in f.unsafe})
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {f.path: f.error for f in self.files if f.error is not None}
+
+    def summary(self) -> dict[str, object]:
+        """What an audit record keeps: the verdict, and what was trusted or refused."""
+        verdict = "passed" if self.ok else ("trusted" if self.trusted else "rejected")
+        return {
+            "verdict": verdict,
+            "files": [f.path for f in self.files],
+            "unsafe_globals": self.unsafe_globals,
+            "errors": self.errors,
+        }
+
+
+@dataclass(slots=True)
+class _Counter:
+    pickles: int = 0
+    arrays: int = 0
+    found: list[GlobalRef] = field(default_factory=list)
+
+
+def scan_file(
+    path: Path,
+    *,
+    loader: Loader = "joblib",
+    label: str | None = None,
+    max_bytes: int = MAX_DECOMPRESSED_BYTES,
+) -> FileScan:
+    """Scan one pickle file as ``loader`` would read it (``joblib.load`` or ``pickle.load``)."""
+    name = label or path.name
+    counter = _Counter()
+    compression: str | None = None
+    try:
+        with path.open("rb") as handle:
+            compression = _compression(handle) if loader == "joblib" else None
+            stream = _opened(handle, compression, max_bytes)
+            _scan_stream(stream, counter, joblib=loader == "joblib")
+    except PickleRejected as exc:
+        return _result(name, loader, counter, compression, str(exc))
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        # a broken compressed stream or an unreadable file: nothing proves it harmless
+        return _result(name, loader, counter, compression, f"{type(exc).__name__}: {exc}")
+    return _result(name, loader, counter, compression, None)
+
+
+def _result(
+    name: str, loader: Loader, counter: _Counter, compression: str | None, error: str | None
+) -> FileScan:
+    names = sorted({str(ref.global_) for ref in counter.found})
+    unsafe = sorted({str(r.global_) for r in counter.found if not is_allowed(r.global_)})
+    return FileScan(
+        path=name,
+        loader=loader,
+        globals=tuple(names),
+        unsafe=tuple(unsafe),
+        error=error,
+        compression=compression,
+        pickles=counter.pickles,
+        arrays=counter.arrays,
+    )
+
+
+def _scan_stream(raw: io.BufferedReader, counter: _Counter, *, joblib: bool) -> None:
+    """Every pickle in the stream, one after another, to its end: joblib.load reads only the
+    first, but bytes after it are either another pickle (scanned) or not a model's (refused)."""
+    stream = Stream(raw)
+    while True:
+        machine = Machine(stream, counter.found, joblib=joblib)
+        machine.run()
+        counter.pickles += 1
+        counter.arrays += machine.arrays
+        if stream.frame is not None and stream.frame.read(1):
+            raise PickleRejected("bytes left in the last frame after STOP", stream.position)
+        stream.frame = None
+        if not raw.peek(1):
+            return
+
+
+def _compression(handle: io.BufferedReader) -> str | None:
+    head = handle.read(8)
+    handle.seek(0)
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+class _Limited(io.RawIOBase):
+    """Reads from ``inner``, refusing to produce more than ``limit`` bytes: a zip bomb stops
+    here, not in memory or on disk."""
+
+    def __init__(self, inner: BinaryIO, limit: int) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.inner.read(len(buffer))
+        self.total += len(data)
+        if self.total > self.limit:
+            raise PickleRejected(f"the file decompresses to more than {self.limit} bytes")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Inflate(io.RawIOBase):
+    """A zlib (or, with wbits=31, gzip) stream decompressed, and any streams after it: joblib
+    reads only the first, the scanner reads on so that nothing follows unread."""
+
+    def __init__(self, source: BinaryIO, wbits: int) -> None:
+        self.source = source
+        self.wbits = wbits
+        self.decompressor = zlib.decompressobj(wbits)
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        size = len(buffer)
+        while True:
+            if self.decompressor.eof:
+                rest = self.decompressor.unused_data or self.source.read(_READ_CHUNK)
+                if not rest:
+                    return 0
+                self.decompressor = zlib.decompressobj(self.wbits)
+                self.pending = rest
+            data = self.pending or self.decompressor.unconsumed_tail
+            self.pending = b""
+            if not data:
+                data = self.source.read(_READ_CHUNK)
+                if not data:
+                    raise EOFError("the compressed stream ends early")
+            out = self.decompressor.decompress(data, size)
+            if out:
+                buffer[: len(out)] = out
+                return len(out)
+
+
+def _opened(
+    handle: io.BufferedReader, compression: str | None, max_bytes: int
+) -> io.BufferedReader:
+    """The bytes joblib.load unpickles: the file itself, or its decompressed stream."""
+    inner: BinaryIO
+    if compression is None:
+        return handle
+    if compression == "zlib":
+        inner = _Inflate(handle, zlib.MAX_WBITS)  # type: ignore[assignment]
+    elif compression == "gzip":
+        inner = _Inflate(handle, 16 + zlib.MAX_WBITS)  # type: ignore[assignment]
+    elif compression == "bz2":
+        inner = bz2.BZ2File(handle, "rb")  # type: ignore[assignment]  # noqa: SIM115
+    elif compression in ("lzma", "xz"):
+        inner = lzma.LZMAFile(handle, "rb")  # type: ignore[assignment]  # noqa: SIM115
+    else:
+        raise PickleRejected(f"a {compression} file, which the scanner cannot read")
+    return io.BufferedReader(_Limited(inner, max_bytes), buffer_size=_READ_CHUNK)
+
+
+# --- which files of a model are pickles --------------------------------------------------------
+def model_pickles(path: Path, flavor: str | None = None) -> Iterator[tuple[Path, Loader]]:
+    """The pickle files loading ``path`` would unpickle, each with the loader that reads it."""
+    from ferry.model.manifest import MANIFEST_FILE, read_manifest
+
+    if path.is_file():
+        if path.name == "MLmodel":
+            yield from _mlflow_pickles(path.parent)
+        elif _is_sklearn_pickle(path, flavor):
+            yield path, "joblib"
+        return
+    if not path.is_dir():
+        return
+    if (path / MANIFEST_FILE).is_file():
+        manifest = read_manifest(path)
+        artifact = path / manifest.artifact
+        if manifest.flavor == "sklearn":
+            if manifest.flavor_options.get("format") != "skops":
+                yield artifact, "joblib"
+        elif manifest.flavor == "mlflow":
+            yield from _mlflow_pickles(artifact)
+        return
+    if (path / "MLmodel").is_file():
+        yield from _mlflow_pickles(path)
+
+
+def _is_sklearn_pickle(path: Path, flavor: str | None) -> bool:
+    if path.suffix.lower() == ".skops":
+        return False
+    if flavor is not None:
+        return flavor == "sklearn"
+    return path.suffix.lower() in PICKLE_SUFFIXES
+
+
+def _mlflow_pickles(root: Path) -> Iterator[tuple[Path, Loader]]:
+    """Ferry reads an MLflow model's scikit-learn (and pickled LightGBM) file with joblib;
+    any other pickle in the folder (a pyfunc's cloudpickle) is read by pickle."""
+    import yaml
+
+    loaded_by_joblib: set[Path] = set()
+    try:
+        mlmodel = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        mlmodel = None
+    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
+    if isinstance(flavors, dict):
+        sklearn = flavors.get("sklearn")
+        if isinstance(sklearn, dict) and sklearn.get("serialization_format") != "skops":
+            loaded_by_joblib.add(root / str(sklearn.get("pickled_model", "model.pkl")))
+        lightgbm = flavors.get("lightgbm")
+        if isinstance(lightgbm, dict) and str(lightgbm.get("data", "")).endswith(".pkl"):
+            loaded_by_joblib.add(root / str(lightgbm["data"]))
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        if file in loaded_by_joblib:
+            yield file, "joblib"
+        elif file.suffix.lower() in PICKLE_SUFFIXES or _has_pickle_header(file):
+            yield file, "joblib" if file.suffix.lower() == ".joblib" else "pickle"
+
+
+def _has_pickle_header(file: Path) -> bool:
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def scan_model(path: Path, flavor: str | None = None, *, trust: bool = False) -> ScanReport:
+    """Scan every pickle that loading the model at ``path`` would unpickle."""
+    base = path if path.is_dir() else path.parent
+    files = []
+    for file, loader in model_pickles(path, flavor):
+        label = str(file.relative_to(base)) if file.is_relative_to(base) else file.name
+        if not file.is_file():
+            continue  # the flavor reports the missing file when it loads
+        files.append(scan_file(file, loader=loader, label=label))
+    return ScanReport(files=tuple(files), trusted=trust)
+
+
+UPLOAD_HINT = (
+    "if you know where this file came from, an admin can register it with --trust "
+    "(form field trust=true)"
+)
+
+
+def enforce(report: ScanReport, hint: str = UPLOAD_HINT) -> None:
+    """``UnsafeModel`` naming the offending imports (or parse errors) unless the report is
+    clean or trusted."""
+    if report.ok or report.trusted:
+        return
+    unsafe, errors = report.unsafe_globals, report.errors
+    if unsafe:
+        more = f" and {len(unsafe) - 10} more" if len(unsafe) > 10 else ""
+        shown = ", ".join(unsafe[:10]) + more
+        message = f"the model's pickle imports names that are not allowed: {shown}"
+    else:
+        path, error = next(iter(errors.items()))
+        message = f"{path} is not a pickle the scanner can read, so it is refused: {error}"
+    raise UnsafeModel(
+        f"{message}; {hint}",
+        globals=unsafe,
+        errors=errors,
+        files=[f.path for f in report.files if not f.ok],
+    )

@@ -52,7 +52,7 @@ class Hammer(threading.Thread):
         return bool(recent) and all(version == "2" for _, _, version, _ in recent)
 
     def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=30) as client:
             while not self.stop.is_set():
                 response = client.post(self.url, json=self.body)
                 answer = response.json()
@@ -88,7 +88,7 @@ def test_alias_move_switches_traffic_without_failures(
         assert client.register(stump_bundle, "iris", alias="production").version == 2
         client.set_alias("iris", "production", 1)
         body = {"instances": rows.to_dict("records")}
-        first = httpx.post(f"{url}/v1/models/iris/predict", json=body)
+        first = httpx.post(f"{url}/v1/models/iris/predict", json=body, timeout=60)
         assert first.json()["version"] == "1"
         hammers = [Hammer(f"{url}/v1/models/iris/predict", body) for _ in range(3)]
         for hammer in hammers:
@@ -103,7 +103,9 @@ def test_alias_move_switches_traffic_without_failures(
         for hammer in hammers:
             hammer.stop.set()
             hammer.join(timeout=10)
-        pinned = httpx.post(f"{url}/v1/models/iris/versions/1/predict", json=body).json()
+        pinned = httpx.post(
+            f"{url}/v1/models/iris/versions/1/predict", json=body, timeout=60
+        ).json()
         assert pinned["predictions"] == want["1"]
     answers = [a for hammer in hammers for a in hammer.answers]
     assert len(answers) > 50

@@ -10,7 +10,7 @@ PORT ?= 8000
 RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
-.PHONY: install run test unit lint bench clean
+.PHONY: install run test unit lint bench clean containers
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ lint: install
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy src
 
-test: lint
+# podman, buildah, mmdebstrap (image builds without a docker daemon); idempotent, seconds when set
+containers:
+	scripts/setup-containers.sh
+
+test: lint containers
 	$(BIN)/pytest -n 2 -q
 
 unit: install

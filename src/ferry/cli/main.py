@@ -38,13 +38,14 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each command module (they import only typer at module level)."""
-    from ferry.cli import models, predict, registry, serve, server
+    from ferry.cli import build, models, predict, registry, serve, server
 
     serve.register(app)
     predict.register(app)
     models.register(app)
     server.register(app)
     registry.register(app)
+    build.register(app)
 
 
 _register()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import (
+    BuilderUnavailable,
     BundleError,
     Conflict,
     FerryError,
@@ -36,6 +37,8 @@ _STATUS: dict[type[FerryError], int] = {
     # an uploaded model the inspector could not load, or a bundle that fails its checks
     BundleError: 422,
     FlavorError: 422,
+    # no docker daemon, podman or buildah on the server: images cannot be built there
+    BuilderUnavailable: 503,
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",

@@ -4,9 +4,10 @@ requirements, ferry-ml's wheel and the bundle. Same inputs give a byte-identical
 Layout::
 
     Dockerfile  .dockerignore  build.sh  run.sh  deploy.sh
-    requirements/requirements.txt   the version's requirements + ferry-ml's wheel
-    requirements/constraints.txt    ferry-ml's dependencies pinned to the versions tested here
-    requirements/ferry_ml-*.whl
+    requirements/requirements.txt   the version's requirements + what ferry-ml needs to serve,
+                                    pinned to the versions installed (and tested) here
+    requirements/constraints.txt    the same pins, for the version's own dependencies
+    requirements/ferry_ml-*.whl     ferry-ml itself, installed without dependencies
     bundle/                         the version's files (ferry.yaml, model/, example ...)
 """
 
@@ -23,13 +24,17 @@ from pathlib import Path
 from ferry.errors import ConfigError, InvalidRequest
 from ferry.packaging import templates
 from ferry.packaging.distribution import ferry_wheel
-from ferry.packaging.pins import check_requirements, installed_closure, requirement_name
+from ferry.packaging.pins import (
+    check_requirements,
+    installed_closure,
+    requirement_name,
+    serving_requirements,
+)
 
 DEFAULT_PORT = 8080
 STACK_BASE = "localhost/ferry-base-sklearn:bookworm"
 REQUIREMENTS_DIR = "requirements"
 BUNDLE_DIR = "bundle"
-MOUNT_POINT = "/tmp/ferry-requirements"  # noqa: S108 - inside the build container
 # registry/name:tag[@digest], lowercase repository as OCI requires
 _IMAGE_REF = re.compile(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
@@ -102,7 +107,9 @@ def _fill_context(spec: ContextSpec, root: Path) -> None:
     from ferry import __version__
 
     root.mkdir(parents=True)
+    wheel = ferry_wheel()
     values = {
+        "WHEEL": wheel.filename,
         "NAME": spec.model,
         "VERSION": str(spec.version),
         "SHA256": spec.sha256,
@@ -119,22 +126,21 @@ def _fill_context(spec: ContextSpec, root: Path) -> None:
         _write(root / name, templates.fill(template, values), executable=True)
     requirements_dir = root / REQUIREMENTS_DIR
     requirements_dir.mkdir()
-    wheel = ferry_wheel()
     (requirements_dir / wheel.filename).write_bytes(wheel.data)
     own = check_requirements(spec.requirements)
     own_names = {name for name in map(requirement_name, own) if name is not None}
+    # what `ferry serve` needs, at the versions installed (and tested) here
+    serving = installed_closure(serving_requirements(wheel.requires), skip={"ferry-ml"})
     lines = [
         "# the version's own requirements, as registered",
         *sorted(own),
-        "# ferry-ml, built from the code that wrote this context (the build mounts this folder",
-        "# at /tmp/ferry-requirements)",
-        f"{MOUNT_POINT}/{wheel.filename}",
+        "# what ferry-ml needs to serve, pinned to the versions it was tested with",
+        *[pin for pin in serving if requirement_name(pin) not in own_names],
     ]
     _write(requirements_dir / "requirements.txt", "\n".join(lines) + "\n")
-    # ferry-ml's needs at the versions installed where the context was written; the version's
-    # own pins win where both name a package
-    pins = installed_closure(wheel.requires, skip=own_names | {"ferry-ml"})
-    header = "# ferry-ml's dependencies, pinned to the versions it was tested with"
+    # the same pins hold for the version's own dependencies, except where it pins them itself
+    header = "# keeps the version's dependencies on the versions ferry-ml was tested with"
+    pins = [pin for pin in serving if requirement_name(pin) not in own_names]
     _write(requirements_dir / "constraints.txt", "\n".join([header, *pins]) + "\n")
     _copy_bundle(spec.bundle, root / BUNDLE_DIR)
 

@@ -9,6 +9,15 @@ from collections.abc import Iterable
 
 from ferry.errors import ConfigError
 
+# what only `ferry server` (the registry's database) needs: left out of serving images, where
+# `ferry serve /model` never imports it (~35 MB)
+REGISTRY_ONLY = frozenset({"sqlalchemy", "alembic"})
+
+
+def serving_requirements(requires: Iterable[str]) -> list[str]:
+    """ferry-ml's Requires-Dist lines without the registry-only ones."""
+    return [line for line in requires if requirement_name(line) not in REGISTRY_ONLY]
+
 
 def requirement_name(line: str) -> str | None:
     """The canonical project name of a requirement line, None for URLs/options pip also reads."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import IO
 
@@ -69,17 +70,21 @@ def pipe_logged(
 ) -> str:
     """``producer | consumer``: the producer's stderr and the consumer's output are logged."""
     log("$ " + shlex.join(producer) + " | " + shlex.join(consumer))
-    with subprocess.Popen(  # noqa: S603
-        list(producer), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as source:
+    # the producer's stderr goes to a file: a full pipe nobody reads would stall it
+    with (
+        tempfile.TemporaryFile() as errors_file,
+        subprocess.Popen(  # noqa: S603
+            list(producer), stdout=subprocess.PIPE, stderr=errors_file
+        ) as source,
+    ):
         assert source.stdout is not None
-        assert source.stderr is not None
         try:
             output = run_logged(consumer, log, stdin=source.stdout, what=what)
         finally:
             source.stdout.close()
-            errors = source.stderr.read().decode("utf-8", "replace")
-            source.wait(timeout=60)
+            source.wait(timeout=600)
+        errors_file.seek(0)
+        errors = errors_file.read().decode("utf-8", "replace")
     for line in errors.splitlines():
         log(line)
     if source.returncode != 0:

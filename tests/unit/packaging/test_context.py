@@ -62,7 +62,15 @@ def test_context_holds_everything_a_build_needs(iris_bundle: Path, tmp_path: Pat
     requirements = (root / "requirements/requirements.txt").read_text().splitlines()
     wheel = ferry_wheel()
     assert "scikit-learn==1.5.0" in requirements
-    assert f"/tmp/ferry-requirements/{wheel.filename}" in requirements
+    assert (root / "requirements" / wheel.filename).read_bytes() == wheel.data
+    dockerfile = (root / "Dockerfile").read_text()
+    assert (
+        f"--no-deps --no-warn-script-location \\\n        /tmp/ferry-requirements/{wheel.filename}"
+        in dockerfile
+    )
+    # what the server needs is pinned; the registry's database libraries stay out
+    assert any(line.startswith("fastapi==") for line in requirements)
+    assert not any(line.startswith(("sqlalchemy==", "alembic==")) for line in requirements)
     constraints = (root / "requirements/constraints.txt").read_text().splitlines()
     pinned = [line for line in constraints if not line.startswith("#")]
     assert pinned

@@ -74,6 +74,8 @@ _BUILDERS: dict[str, str] = {
     "buildah": "ferry.packaging.builders.buildah:BuildahBuilder",
 }
 
+BUILDERS = tuple(_BUILDERS)
+
 
 def get_builder(name: str) -> Builder:
     """The named builder, whether or not it works here."""

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from ferry.config.settings import Settings, get_settings
 from ferry.server.control.aliases import AliasRoutes
+from ferry.server.control.builds import build_routes
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import ModelRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
@@ -33,4 +34,5 @@ def control_router(
     router.include_router(UploadRoutes(registry_provider, config).router())
     router.include_router(VersionRoutes(registry_provider, config).router())
     router.include_router(AliasRoutes(registry_provider).router())
+    router.include_router(build_routes(registry_provider, settings or get_settings()).router())
     return router

@@ -50,6 +50,9 @@ def build(
         bool, typer.Option(help="Verify the push registry's TLS certificate.")
     ] = True,
     force: Annotated[bool, typer.Option(help="Replace a non-empty --context-only folder.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Rebuild every step (no cached layers).")
+    ] = False,
 ) -> None:
     """Build the container image of REF, ending with a smoke test inside it."""
     from ferry.cli.output import format_size, show_facts, show_lines
@@ -57,7 +60,13 @@ def build(
     from ferry.registry.service import Registry
 
     options = ImageOptions(
-        builder=builder, base=base, tag=tag, port=port, push=push, tls_verify=tls_verify
+        builder=builder,
+        base=base,
+        tag=tag,
+        port=port,
+        push=push,
+        tls_verify=tls_verify,
+        no_cache=no_cache,
     )
     with Registry.from_settings() as registry:
         record = registry.resolve(ref)

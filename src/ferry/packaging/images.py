@@ -38,6 +38,7 @@ class ImageOptions:
     port: int = DEFAULT_PORT
     push: str | None = None
     tls_verify: bool = True
+    no_cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ def build_image(
         port=options.port,
         push=options.push,
         tls_verify=options.tls_verify,
+        no_cache=options.no_cache,
     )
     with tempfile.TemporaryDirectory(prefix="ferry-context-") as folder:
         context = version_context(registry, record, Path(folder) / "context", options)
@@ -107,6 +109,7 @@ def build_image(
                 secrets={"pip-config": config},
                 mounts=pip.mounts,
                 masked=pip.secrets,
+                no_cache=options.no_cache,
             )
             builder.build(context, inputs, log)
     smoke = smoke_test(builder, tag, log)

@@ -131,7 +131,10 @@ def iris_image(image_home: Path, private_index: tuple[str, IndexLog]) -> IrisIma
         ) as registry:
             record = registry.resolve("iris@production")
             built = build_image(
-                registry, record, ImageOptions(builder="podman", tag=TAG), lines.append
+                registry,
+                record,
+                ImageOptions(builder="podman", tag=TAG, no_cache=True),
+                lines.append,
             )
     finally:
         if saved is None:

@@ -117,7 +117,9 @@ def test_failed_build_reports_pip_error_and_server_keeps_serving(server: str) ->
     assert again.json()["error"]["code"] == "build_in_progress"
     # the server answers predictions while the build runs
     rows = [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]
-    predicted = httpx.post(f"{server}/v1/models/iris/predict", json={"instances": rows})
+    predicted = httpx.post(
+        f"{server}/v1/models/iris/predict", json={"instances": rows}, timeout=120
+    )
     assert predicted.status_code == 200, predicted.text
     done, log = wait_done(server, build)
     assert done["status"] == "failed"

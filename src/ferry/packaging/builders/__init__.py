@@ -22,6 +22,7 @@ class BuildInputs:
     secrets: dict[str, Path]  # build secret id -> file
     mounts: Sequence[tuple[str, str]] = ()  # read-only host path -> path inside RUN steps
     masked: Sequence[str] = ()  # strings never to show in the log
+    no_cache: bool = False  # rebuild every step instead of reusing cached layers
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ class DockerBuilder:
             argv += ["--secret", f"id={secret_id},src={path}"]
         if inputs.mounts:
             log("docker cannot mount host folders into a build; local package indexes skipped")
+        if inputs.no_cache:
+            argv.append("--no-cache")
         argv += ["--tag", inputs.tag, str(context)]
         os.environ.setdefault("DOCKER_BUILDKIT", "1")
         run_logged(argv, log, what="docker build", secrets=inputs.masked)

@@ -39,6 +39,8 @@ class PodmanBuilder:
             argv += ["--secret", f"id={secret_id},src={path}"]
         for host, inside in inputs.mounts:
             argv += ["--volume", f"{host}:{inside}:ro"]
+        if inputs.no_cache:
+            argv.append("--no-cache")
         argv += ["--tag", inputs.tag, str(context)]
         run_logged(argv, log, what=f"{self.command} build", secrets=inputs.masked)
 

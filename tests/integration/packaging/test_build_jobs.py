@@ -175,3 +175,25 @@ def test_build_and_push_to_a_local_registry(server: str, oci_registry: str) -> N
     )
     assert manifest.status_code == 200
     assert len(manifest.json()["layers"]) >= 2
+
+
+def test_a_model_can_opt_in_to_building_when_an_alias_moves(server: str) -> None:
+    builds = f"{server}/api/v1/models/iris/versions/1/builds"
+    before = {b["id"] for b in httpx.get(builds).json()["items"]}
+    tagged = httpx.patch(
+        f"{server}/api/v1/models/iris", json={"tags": {"ferry.autobuild": "true"}}, timeout=30
+    )
+    assert tagged.status_code == 200, tagged.text
+    moved = httpx.put(
+        f"{server}/api/v1/models/iris/aliases/production", json={"version": 1}, timeout=60
+    )
+    assert moved.status_code == 200, moved.text
+    new = [b for b in httpx.get(builds).json()["items"] if b["id"] not in before]
+    assert len(new) == 1
+    done, log = wait_done(server, new[0])
+    assert done["status"] == "succeeded", log[-3000:]
+    assert done["image"] == "localhost/ferry/iris:1"
+    # without the tag, moving an alias builds nothing
+    httpx.patch(f"{server}/api/v1/models/iris", json={"tags": {}}, timeout=30)
+    httpx.put(f"{server}/api/v1/models/iris/aliases/staging", json={"version": 1}, timeout=60)
+    assert len(httpx.get(builds).json()["items"]) == len(before) + 1

@@ -30,9 +30,10 @@ def control_router(
     config = config or ControlConfig.from_settings(settings or get_settings())
     sweep_staging(config.staging_root())  # what a killed server left behind
     router = APIRouter(prefix=PREFIX)
+    builds = build_routes(registry_provider, settings or get_settings())
     router.include_router(ModelRoutes(registry_provider).router())
-    router.include_router(UploadRoutes(registry_provider, config).router())
+    router.include_router(UploadRoutes(registry_provider, config, builds.auto_build).router())
     router.include_router(VersionRoutes(registry_provider, config).router())
-    router.include_router(AliasRoutes(registry_provider).router())
-    router.include_router(build_routes(registry_provider, settings or get_settings()).router())
+    router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
+    router.include_router(builds.router())
     return router

@@ -7,6 +7,7 @@ status and the log from ``log_offset`` on (poll with the returned ``next_offset`
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ferry.config.settings import Settings
-from ferry.errors import BuildNotFound, InvalidRequest
+from ferry.errors import BuildInProgress, BuildNotFound, InvalidRequest
 from ferry.packaging.builders import BUILDERS
 from ferry.packaging.context import check_image_ref
 from ferry.packaging.images import ImageOptions
@@ -23,6 +24,8 @@ from ferry.registry import names
 from ferry.registry.service import ANONYMOUS
 from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
 from ferry.server.control.schemas import Body
+
+log = logging.getLogger(__name__)
 
 
 class BuildIn(Body):
@@ -77,9 +80,26 @@ def build_out(record: BuildRecord, offset: int = 0) -> BuildOut:
     )
 
 
+AUTOBUILD_TAG = "ferry.autobuild"  # a model tag: "true" opts the model in
+AUTOBUILD_PUSH_TAG = "ferry.autobuild.push"  # optional: where auto-built images are pushed
+
+
 class BuildRoutes:
     def __init__(self, jobs: BuildJobs) -> None:
         self.jobs = jobs
+
+    def auto_build(self, name: str, version: int) -> None:
+        """Start a build when the model opted in (tag ``ferry.autobuild=true``); a build already
+        running for the version is left alone."""
+        tags = self.jobs.registry().get_model(name).tags
+        if tags.get(AUTOBUILD_TAG, "").lower() not in ("true", "1", "yes"):
+            return
+        options = ImageOptions(push=tags.get(AUTOBUILD_PUSH_TAG) or None)
+        try:
+            build = self.jobs.start(name, version, options, ANONYMOUS)
+        except BuildInProgress:
+            return
+        log.info("auto-build started", extra={"model": name, "version": version, "build": build.id})
 
     def router(self) -> APIRouter:
         router = APIRouter(route_class=ControlRoute, tags=["builds"], responses=ERROR_RESPONSES)

@@ -3,6 +3,7 @@ port, answering like the model; its token-free layers; export to an OCI archive 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from ferry.model.manifest import read_manifest
 from tests.integration.conftest import free_port
 from tests.integration.packaging.conftest import EXTRA_REQUIREMENT, TAG, TOKEN, IrisImage
 from tests.integration.packaging.conftest import basic_auth_token as decoded
+from tests.registry_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -164,3 +166,37 @@ def test_export_and_import_round_trip(
         assert "smoke test passed" in smoke.stdout
     finally:
         get_settings.cache_clear()
+
+
+def test_buildah_builds_the_same_context(
+    iris_image: IrisImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The buildah builder: build (shares podman's layer cache), smoke test via buildah run,
+    and its OCI archive round trip."""
+    from ferry.config.settings import get_settings
+    from ferry.packaging.builders import choose_builder
+    from ferry.packaging.images import export_image, import_image
+
+    if shutil.which("buildah") is None:
+        unavailable("buildah is not installed (make test runs scripts/setup-containers.sh)")
+    monkeypatch.setenv("FERRY_HOME", str(iris_image.home))
+    monkeypatch.delenv("FERRY_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FERRY_ARTIFACTS", raising=False)
+    get_settings.cache_clear()
+    tag = "localhost/ferry-test/iris:buildah"
+    try:
+        built = runner.invoke(
+            app, ["build", "iris@production", "--builder", "buildah", "--tag", tag]
+        )
+        assert built.exit_code == 0, built.output
+        assert "smoke test passed" in built.output
+        builder = choose_builder("buildah")
+        assert builder.image_size(tag) > 0
+        archive = tmp_path / "buildah.tar"
+        export_image(builder, tag, archive, lambda line: None)
+        podman("rmi", "--force", tag)
+        assert import_image(builder, archive, lambda line: None) == tag
+        assert builder.image_exists(tag)
+    finally:
+        get_settings.cache_clear()
+        podman("rmi", "--force", tag, check=False)

@@ -71,12 +71,12 @@ class BuildahBuilder(PodmanBuilder):
         return name
 
     def image_size(self, ref: str) -> int:
-        # buildah reports only a rounded text size; the layers' sizes add up exactly
+        # buildah reports only a rounded text size; the manifest's layer sizes add up exactly
         result = run_quiet([self.command, "inspect", "--type", "image", ref])
         if result.returncode != 0:
             return 0
-        data = json.loads(result.stdout)
-        return int(sum(data.get("LayerSizes", []) or [0])) or int(data.get("ImageSize", 0))
+        manifest = json.loads(json.loads(result.stdout)["Manifest"])
+        return int(sum(layer["size"] for layer in manifest.get("layers", [])))
 
     def remove(self, ref: str) -> None:
         run_quiet([self.command, "rmi", "--force", ref])

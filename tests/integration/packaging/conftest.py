@@ -9,10 +9,12 @@ never reaches a layer.
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.server
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +33,9 @@ from ferry.registry import Registry
 from tests.registry_fixtures import unavailable
 
 TOKEN = "ferrytok-5b1f0c9e7d2a4c88"  # noqa: S105 - a fake token the test hunts for
-TAG = "localhost/ferry-test/iris:acceptance"
+# one image per xdist worker: a worker's export test removes and re-imports its own tag
+TAG = f"localhost/ferry-test/iris:acceptance-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+STACK_LOCK = Path(tempfile.gettempdir()) / "ferry-test-stack.lock"
 EXTRA_REQUIREMENT = "tabulate==0.10.0"
 
 
@@ -116,7 +120,10 @@ def iris_image(image_home: Path, private_index: tuple[str, IndexLog]) -> IrisIma
     url, index_log = private_index
     lines: list[str] = []
     builder = choose_builder("podman")
-    ensure_stack(builder, "sklearn", lines.append)  # made once per machine, then reused
+    # made once per machine, then reused; parallel workers wait for the first to make it
+    with STACK_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_stack(builder, "sklearn", lines.append)
     saved = os.environ.get("PIP_EXTRA_INDEX_URL")
     # the host's own extra indexes stay; the private one (with its token) is added
     extra = subprocess.run(

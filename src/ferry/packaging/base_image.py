@@ -141,6 +141,8 @@ def ensure_stack(builder: Builder, stack: str, log: LogSink, *, rebuild: bool = 
     base = ensure_base(builder, log, rebuild=rebuild)
     pins = installed_closure(serving_requirements(ferry_wheel().requires), skip={"ferry-ml"})
     pip = host_pip_settings()
+    if not builder.supports_mounts:
+        pip = pip.without_mounts()
     log(f"making {image}: {len(pins)} pinned packages into /opt/venv")
     with tempfile.TemporaryDirectory(prefix="ferry-stack-") as folder:
         context = Path(folder)

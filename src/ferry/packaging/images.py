@@ -102,6 +102,8 @@ def build_image(
         tag = options.tag or default_tag(record.model, record.version)
         log(f"context sha256 {digest}")
         pip = host_pip_settings()
+        if not builder.supports_mounts:
+            pip = pip.without_mounts()
         with pip_config_file(pip) as config:
             inputs = BuildInputs(
                 tag=tag,

@@ -34,6 +34,22 @@ class PipSettings:
     mounts: tuple[tuple[str, str], ...] = ()  # (host path, path in the build), read-only
     secrets: tuple[str, ...] = field(default=())  # credentials inside URLs, masked in logs
 
+    def without_mounts(self) -> PipSettings:
+        """For builders that cannot mount host paths (docker): local indexes and the mounted
+        CA bundle left out, the image's own CA certificates used instead."""
+        mounted = {inside for _, inside in self.mounts}
+        options: dict[str, str] = {}
+        for key, value in self.options.items():
+            if key == "cert" and value in mounted:
+                continue
+            if key in ("index-url", "extra-index-url", "find-links"):
+                kept = [v for v in value.split() if _local_path(v) is None]
+                if not kept:
+                    continue
+                value = " ".join(kept)
+            options[key] = value
+        return PipSettings(options=options, secrets=self.secrets)
+
     def config_text(self) -> str:
         lines = ["[global]"]
         for key in sorted(self.options):

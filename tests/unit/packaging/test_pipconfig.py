@@ -59,3 +59,19 @@ def test_rootfs_command_is_minimal() -> None:
         assert "--include=python3,python3-venv,ca-certificates,passwd" in argv
         assert "--dpkgopt=path-exclude=/usr/share/doc/*" in argv
         assert argv[-3:] == ["bookworm", "-", "http://deb.example/debian"]
+
+
+def test_without_mounts_keeps_only_what_a_docker_build_can_reach(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    index = tmp_path / "mirror" / "simple"
+    index.mkdir(parents=True)
+    url = "https://ferry:tok-123@pkgs.example.com/simple/"
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", f"{url} file://{index}")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    settings = host_pip_settings().without_mounts()
+    assert settings.mounts == ()
+    assert settings.options["extra-index-url"] == url
+    assert "find-links" not in settings.options
+    assert settings.options.get("cert") != CONTAINER_CA
+    assert "tok-123" in settings.secrets

@@ -33,6 +33,7 @@ class Credentials:
 
 class Builder(Protocol):
     name: str
+    supports_mounts: bool  # can RUN steps see read-only host folders (podman/buildah -v)
 
     def problem(self) -> str | None:
         """None when this builder works here, else why not (for the error message)."""

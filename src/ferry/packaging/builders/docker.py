@@ -16,6 +16,7 @@ from ferry.packaging.process import LogSink, pipe_logged, run_logged, run_quiet
 
 class DockerBuilder:
     name = "docker"
+    supports_mounts = False
 
     def problem(self) -> str | None:
         if shutil.which("docker") is None:

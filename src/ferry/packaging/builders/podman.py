@@ -18,6 +18,7 @@ _LOADED = re.compile(r"Loaded image(?:\(s\))?:\s*(\S+)")
 
 class PodmanBuilder:
     name = "podman"
+    supports_mounts = True
     command = "podman"
 
     def problem(self) -> str | None:

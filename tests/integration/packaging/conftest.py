@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,10 @@ from ferry.registry import Registry
 from tests.registry_fixtures import unavailable
 
 TOKEN = "ferrytok-5b1f0c9e7d2a4c88"  # noqa: S105 - a fake token the test hunts for
-# one image per xdist worker: a worker's export test removes and re-imports its own tag
-TAG = f"localhost/ferry-test/iris:acceptance-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# one image per test session (xdist worker), removed at its end: a session's export test
+# removes and re-imports its own tag, and other sessions may run on the same machine at once
+SESSION = uuid.uuid4().hex[:10]
+TAG = f"localhost/ferry-test/iris:acceptance-{SESSION}"
 STACK_LOCK = Path(tempfile.gettempdir()) / "ferry-test-stack.lock"
 EXTRA_REQUIREMENT = "tabulate==0.10.0"
 
@@ -149,7 +152,8 @@ def iris_image(image_home: Path, private_index: tuple[str, IndexLog]) -> IrisIma
         else:
             os.environ["PIP_EXTRA_INDEX_URL"] = saved
         get_settings.cache_clear()
-    return IrisImage(built=built, home=image_home, index=index_log, build_log=lines)
+    yield IrisImage(built=built, home=image_home, index=index_log, build_log=lines)
+    subprocess.run(["podman", "rmi", "--force", TAG], capture_output=True)
 
 
 def basic_auth_token(header: str) -> str:

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 import ferry.model
 from ferry.registry import Registry
 from tests.integration.conftest import free_port, start_ferry, stop_server
-from tests.integration.packaging.conftest import IrisImage, need_podman
+from tests.integration.packaging.conftest import SESSION, IrisImage, need_podman
 from tests.registry_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
@@ -154,13 +154,18 @@ def test_build_and_push_to_a_local_registry(server: str, oci_registry: str) -> N
     dest = f"{oci_registry}/ferry/iris:1"
     answer = httpx.post(
         f"{server}/api/v1/models/iris/versions/1/builds",
-        json={"push": dest, "tls_verify": False, "tag": "localhost/ferry-test/iris:pushed"},
+        json={
+            "push": dest,
+            "tls_verify": False,
+            "tag": f"localhost/ferry-test/iris:pushed-{SESSION}",
+        },
         timeout=30,
     )
     assert answer.status_code == 202, answer.text
     done, log = wait_done(server, answer.json())
     assert done["status"] == "succeeded", log[-3000:]
     assert done["pushed"] == dest
+    subprocess.run(["podman", "rmi", "--force", done["image"]], capture_output=True)
     assert done["size"] > 0
     assert "smoke test passed" in log
     tags = httpx.get(f"http://{oci_registry}/v2/ferry/iris/tags/list", timeout=10).json()

@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 from ferry.cli.main import app
 from ferry.model.manifest import read_manifest
 from tests.integration.conftest import free_port
-from tests.integration.packaging.conftest import EXTRA_REQUIREMENT, TAG, TOKEN, IrisImage
+from tests.integration.packaging.conftest import (
+    EXTRA_REQUIREMENT,
+    SESSION,
+    TAG,
+    TOKEN,
+    IrisImage,
+)
 from tests.integration.packaging.conftest import basic_auth_token as decoded
 from tests.registry_fixtures import unavailable
 
@@ -183,7 +189,7 @@ def test_buildah_builds_the_same_context(
     monkeypatch.delenv("FERRY_DATABASE_URL", raising=False)
     monkeypatch.delenv("FERRY_ARTIFACTS", raising=False)
     get_settings.cache_clear()
-    tag = "localhost/ferry-test/iris:buildah"
+    tag = f"localhost/ferry-test/iris:buildah-{SESSION}"
     try:
         built = runner.invoke(
             app, ["build", "iris@production", "--builder", "buildah", "--tag", tag]

@@ -10,7 +10,7 @@ PORT ?= 8000
 RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
-.PHONY: install run test unit lint bench clean
+.PHONY: install run test unit lint bench clean containers
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ $(CHECKOV):
 	@test -x .tools/checkov/bin/python || $(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/python -m pip install --quiet 'checkov>=3.2'
 
-test: lint $(CHECKOV)
+# podman, buildah, mmdebstrap (image builds without a docker daemon); idempotent, seconds when set
+containers:
+	scripts/setup-containers.sh
+
+test: lint $(CHECKOV) containers
 	$(BIN)/pytest -n 2 -q
 
 unit: install

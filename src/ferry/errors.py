@@ -160,6 +160,29 @@ class ModelLoadFailed(FerryError):
     code = "model_load_failed"
 
 
+# --- packaging: image builds ------------------------------------------------------------------
+class BuildFailed(FerryError):
+    """An image build, smoke test, export or push failed; the message carries the log's tail."""
+
+    code = "build_failed"
+
+
+class BuilderUnavailable(ConfigError):
+    """No usable image builder (docker daemon, podman, buildah) or base-image tool here."""
+
+    code = "builder_unavailable"
+
+
+class BuildNotFound(NotFound):
+    code = "build_not_found"
+
+
+class BuildInProgress(Conflict):
+    """A build of this version is already queued or running."""
+
+    code = "build_in_progress"
+
+
 def error_class(code: str) -> type[FerryError]:
     """The FerryError subclass whose ``code`` is ``code`` (FerryError itself when none is);
     rebuilds an error reported across a process or HTTP boundary."""

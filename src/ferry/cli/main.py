@@ -38,7 +38,7 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each command module (they import only typer at module level)."""
-    from ferry.cli import certs, deploy, models, package, predict, registry, serve, server
+    from ferry.cli import build, certs, deploy, models, package, predict, registry, serve, server
 
     serve.register(app)
     predict.register(app)
@@ -48,6 +48,7 @@ def _register() -> None:
     deploy.register(app)
     package.register(app)
     certs.register(app)
+    build.register(app)
 
 
 _register()

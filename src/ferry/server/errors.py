@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import (
+    BuilderUnavailable,
     BundleError,
     Conflict,
     FerryError,
@@ -38,6 +39,8 @@ _STATUS: dict[type[FerryError], int] = {
     BundleError: 422,
     FlavorError: 422,
     UnsafeModel: 422,  # a pickle the scanner refuses
+    # no docker daemon, podman or buildah on the server: images cannot be built there
+    BuilderUnavailable: 503,
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",

@@ -12,7 +12,12 @@ from ferry.errors import AliasNotFound
 from ferry.registry.filters import check_page
 from ferry.registry.names import check_alias
 from ferry.server.control.models import Limit, Offset
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ERROR_RESPONSES,
+    ControlRoute,
+    RegistryProvider,
+    VersionHook,
+)
 from ferry.server.control.schemas import (
     AliasHistoryPage,
     AliasIn,
@@ -26,8 +31,9 @@ T = TypeVar("T")
 
 
 class AliasRoutes:
-    def __init__(self, registry: RegistryProvider) -> None:
+    def __init__(self, registry: RegistryProvider, on_version: VersionHook | None = None) -> None:
         self.registry = registry
+        self.on_version = on_version  # told when an alias moves to a version
 
     def router(self) -> APIRouter:
         router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
@@ -66,7 +72,10 @@ class AliasRoutes:
 
     def set_alias(self, name: str, alias: str, body: AliasIn) -> AliasOut:
         """Point the alias at a version: creates it, or moves it (kept in its history)."""
-        return alias_out(self.registry().set_alias(name, alias, body.version))
+        record = self.registry().set_alias(name, alias, body.version)
+        if self.on_version is not None:
+            self.on_version(name, body.version)
+        return alias_out(record)
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove the alias (the version stays)."""

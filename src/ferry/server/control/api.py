@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from ferry.config.settings import Settings, get_settings
 from ferry.server.control.aliases import AliasRoutes
+from ferry.server.control.builds import build_routes
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import ModelRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
@@ -29,8 +30,10 @@ def control_router(
     config = config or ControlConfig.from_settings(settings or get_settings())
     sweep_staging(config.staging_root())  # what a killed server left behind
     router = APIRouter(prefix=PREFIX)
+    builds = build_routes(registry_provider, settings or get_settings())
     router.include_router(ModelRoutes(registry_provider).router())
-    router.include_router(UploadRoutes(registry_provider, config).router())
+    router.include_router(UploadRoutes(registry_provider, config, builds.auto_build).router())
     router.include_router(VersionRoutes(registry_provider, config).router())
-    router.include_router(AliasRoutes(registry_provider).router())
+    router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
+    router.include_router(builds.router())
     return router

@@ -15,6 +15,8 @@ from ferry.registry import Registry
 from ferry.server.control.schemas import ErrorAnswer
 
 RegistryProvider = Callable[[], Registry]
+# told (model, version) after a version is registered or an alias moves to it (auto-builds)
+VersionHook = Callable[[str, int], None]
 PREFIX = "/api/v1"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -29,7 +29,12 @@ from ferry.server.control.config import ControlConfig
 from ferry.server.control.inspection import Inspector
 from ferry.server.control.inspector import InspectReport, InspectSpec
 from ferry.server.control.multipart import receive_parts
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ERROR_RESPONSES,
+    ControlRoute,
+    RegistryProvider,
+    VersionHook,
+)
 from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
 from ferry.server.control.staging import (
     find_existing,
@@ -96,9 +101,15 @@ UPLOAD_BODY: dict[str, Any] = {
 
 
 class UploadRoutes:
-    def __init__(self, registry: RegistryProvider, config: ControlConfig) -> None:
+    def __init__(
+        self,
+        registry: RegistryProvider,
+        config: ControlConfig,
+        on_version: VersionHook | None = None,
+    ) -> None:
         self.registry = registry
         self.config = config
+        self.on_version = on_version  # told of a new version (or an alias moved to one)
         self.inspector = Inspector(
             timeout=config.inspect_timeout_seconds, slots=config.inspector_slots
         )
@@ -133,6 +144,8 @@ class UploadRoutes:
             await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, True))
         if metadata.alias is not None:
             await anyio.to_thread.run_sync(registry.set_alias, name, metadata.alias, record.version)
+        if self.on_version is not None and (created or metadata.alias is not None):
+            await anyio.to_thread.run_sync(self.on_version, name, record.version)
         aliases = (await anyio.to_thread.run_sync(registry.get_model, name)).aliases
         answer = UploadOut.model_validate(
             {**version_fields(record, aliases), "created": created, "alias": metadata.alias}

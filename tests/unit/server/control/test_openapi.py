@@ -18,6 +18,8 @@ ROUTES = {
     "/models/{name}/aliases/{alias}": {"get", "put", "delete"},
     "/models/{name}/aliases/{alias}/history": {"get"},
     "/audit": {"get"},
+    "/models/{name}/versions/{version}/builds": {"get", "post"},
+    "/models/{name}/versions/{version}/builds/{build_id}": {"get"},
 }
 
 

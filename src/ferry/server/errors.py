@@ -15,11 +15,14 @@ from ferry.errors import (
     Conflict,
     FerryError,
     FlavorError,
+    Forbidden,
     InvalidInput,
     InvalidRequest,
     NotFound,
     NotReady,
     PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
     UnsupportedMediaType,
 )
 
@@ -36,6 +39,9 @@ _STATUS: dict[type[FerryError], int] = {
     # an uploaded model the inspector could not load, or a bundle that fails its checks
     BundleError: 422,
     FlavorError: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",
@@ -45,7 +51,13 @@ _HTTP_CODES: dict[int, str] = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-_MLFLOW_CODES: dict[int, str] = {404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
+_MLFLOW_CODES: dict[int, str] = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
 MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
 MLFLOW_PREFIX = "/mlflow/"
 V2_PREFIX = "/v2"

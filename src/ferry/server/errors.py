@@ -88,7 +88,13 @@ def error_body(
     if is_mlflow(path):
         mlflow_code = _MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
         return orjson.dumps({"error_code": mlflow_code, "message": message, "ferry_code": code})
-    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+    body = {"error": {"code": code, "message": message, "details": details}}
+    try:
+        return orjson.dumps(body, default=str)
+    except TypeError:  # a detail orjson cannot write (an int past 64 bits): the caller's value
+        import json
+
+        return json.dumps(body, default=str).encode()
 
 
 def error_response(path: str, exc: FerryError) -> Response:

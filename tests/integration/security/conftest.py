@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -80,20 +80,33 @@ def home(tmp_path: Path, iris_bundle: Path) -> Home:
     return Home(path)
 
 
-StartServer = Callable[..., str]
+class StartServer:
+    """``ferry server ARGS`` over a home, on a free port: returns its base URL."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __call__(self, home: Home, *args: str, **env: str) -> str:
+        log = self.logs / f"server-{len(self.running)}.log"
+        process, url = start_ferry(["server", *args], log=log, env={**home.env, **env})
+        self.running[url] = process
+        return url
+
+    def stop(self, url: str) -> int:
+        """SIGTERM, as an orchestrator stops it; the exit code."""
+        process = self.running.pop(url)
+        stop_server(process)
+        return process.returncode
+
+    def stop_all(self) -> None:
+        for url in list(self.running):
+            self.stop(url)
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """``ferry server ARGS`` over a home; returns its base URL; stopped (SIGTERM) after."""
-    started: list[tuple[object, subprocess.Popen[bytes]]] = []
-
-    def start(home: Home, *args: str, **env: str) -> str:
-        log = tmp_path / f"server-{len(started)}.log"
-        process, url = start_ferry(["server", *args], log=log, env={**home.env, **env})
-        started.append((home, process))
-        return url
-
-    yield start
-    for _, process in started:
-        stop_server(process)
+    """Servers for one test, stopped (SIGTERM) after it."""
+    starter = StartServer(tmp_path)
+    yield starter
+    starter.stop_all()

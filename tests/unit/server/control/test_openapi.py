@@ -18,6 +18,9 @@ ROUTES = {
     "/models/{name}/aliases/{alias}": {"get", "put", "delete"},
     "/models/{name}/aliases/{alias}/history": {"get"},
     "/audit": {"get"},
+    "/keys": {"get", "post"},
+    "/keys/{key}": {"delete"},
+    "/usage": {"get"},
 }
 
 

@@ -56,7 +56,13 @@ def test_no_write_without_scope_and_no_5xx(
         str(har),
     ]
     run = subprocess.run(  # noqa: S603 - a dev tool from our venv
-        command, capture_output=True, text=True, timeout=300, check=False, env=home.env
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=home.env,
+        cwd=tmp_path,
     )
     entries = json.loads(har.read_text())["log"]["entries"]
     answers = [

@@ -9,7 +9,6 @@ trip per request (past the queue's bound, events are counted and dropped, and lo
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from ferry.registry.metadata.tables import audit_log
 from ferry.security.database import SecurityDatabase
+from ferry.security.forks import reset_after_fork
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,9 @@ class AuditWriter:
         self.database = database
         self._queue: queue.Queue[AuditRecord | None] = queue.Queue(MAX_PENDING)
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self._lock = threading.Lock()
         self.dropped = 0
+        reset_after_fork(self, "_forked")
 
     def record(self, record: AuditRecord) -> None:
         """Never blocks: the event loop calls this."""
@@ -79,23 +79,26 @@ class AuditWriter:
     def close(self) -> None:
         """Write what is queued and stop the thread."""
         thread = self._thread
-        if thread is None or self._pid != os.getpid():
+        if thread is None:
             return
         self._queue.put(None)
         thread.join(timeout=30)
         self._thread = None
 
     def _ensure_thread(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             return
         with self._lock:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            # a forked worker starts its own thread (and queue: the parent's lock may be held)
-            self._queue = queue.Queue(MAX_PENDING)
-            self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name="ferry-audit", daemon=True)
             self._thread.start()
+
+    def _forked(self) -> None:
+        # a forked worker starts its own thread and queue (the parent's lock may be held)
+        self._queue = queue.Queue(MAX_PENDING)
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
         from ferry.registry.metadata.engine import write_transaction

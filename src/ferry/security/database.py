@@ -3,21 +3,21 @@ opened lazily once per process, since an engine must not cross a ``fork()``."""
 
 from __future__ import annotations
 
-import os
 import threading
 
 from sqlalchemy.engine import Engine
 
 from ferry.config.paths import database_url
 from ferry.config.settings import Settings
+from ferry.security.forks import reset_after_fork
 
 
 class SecurityDatabase:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: Engine | None = None
-        self._pid = 0
         self._lock = threading.Lock()
+        reset_after_fork(self, "_forked")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityDatabase:
@@ -25,18 +25,20 @@ class SecurityDatabase:
 
     @property
     def engine(self) -> Engine:
-        pid = os.getpid()
         engine = self._engine
-        if engine is not None and self._pid == pid:
+        if engine is not None:
             return engine
         with self._lock:
-            if self._engine is None or self._pid != pid:
+            if self._engine is None:
                 from ferry.registry.metadata.engine import create_engine
 
-                # a parent's engine is left alone (its pooled sockets belong to the parent)
                 self._engine = create_engine(self.url)
-                self._pid = pid
             return self._engine
+
+    def _forked(self) -> None:
+        # the parent's engine is dropped, not disposed: its pooled sockets are the parent's
+        self._engine = None
+        self._lock = threading.Lock()
 
     def migrate(self) -> None:
         from ferry.registry.migrations import upgrade_engine
@@ -45,6 +47,6 @@ class SecurityDatabase:
 
     def close(self) -> None:
         with self._lock:
-            if self._engine is not None and self._pid == os.getpid():
+            if self._engine is not None:
                 self._engine.dispose()
             self._engine = None

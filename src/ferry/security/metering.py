@@ -10,7 +10,6 @@ transaction per flush, so the stored totals are exact once a server has stopped.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from ferry.monitoring.events import PredictionEvent
 from ferry.registry.metadata.tables import usage
 from ferry.security.database import SecurityDatabase
+from ferry.security.forks import reset_after_fork
 from ferry.security.identity import ANONYMOUS
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,10 @@ class UsageMeter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._pid = 0
+        reset_after_fork(self, "_forked")
 
     def observe(self, event: PredictionEvent) -> None:
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         key = (day_of(event.timestamp), event.principal or ANONYMOUS, event.model, event.version)
         with self._lock:
@@ -75,7 +75,7 @@ class UsageMeter:
             totals.compute_ms += event.seconds * 1000.0
 
     def close(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=30)
             self._thread = None
@@ -100,14 +100,16 @@ class UsageMeter:
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            if self._pid != os.getpid():  # forked: the parent's counts are the parent's
-                self._totals = defaultdict(Totals)
-            self._pid = os.getpid()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="ferry-usage", daemon=True)
             self._thread.start()
+
+    def _forked(self) -> None:
+        self._totals = defaultdict(Totals)  # what the parent counted is the parent's to store
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_seconds):

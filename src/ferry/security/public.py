@@ -5,13 +5,13 @@ path only looks a name up in a frozenset."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import sqlalchemy as sa
 
 from ferry.registry.metadata.tables import model_tags, models
 from ferry.security.database import SecurityDatabase
+from ferry.security.forks import reset_after_fork
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ class PublicModels:
         self.names: frozenset[str] = frozenset()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._pid = 0
         self._lock = threading.Lock()
+        reset_after_fork(self, "_forked")
 
     def __contains__(self, model: str) -> bool:
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         return model in self.names
 
@@ -45,19 +45,22 @@ class PublicModels:
             self.names = frozenset(conn.execute(query).scalars())
 
     def close(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=10)
             self._thread = None
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            self._pid = os.getpid()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="ferry-public", daemon=True)
             self._thread.start()
+
+    def _forked(self) -> None:
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
         while True:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import defaultdict
@@ -24,6 +23,7 @@ from ferry.errors import ConfigError, RateLimited
 from ferry.monitoring.events import PredictionEvent
 from ferry.registry.metadata.tables import quota_counters
 from ferry.security.database import SecurityDatabase
+from ferry.security.forks import reset_after_fork
 from ferry.security.identity import Principal
 
 log = logging.getLogger(__name__)
@@ -86,22 +86,19 @@ class RedisCounters:
             raise ConfigError(
                 "FERRY_REDIS_URL needs the redis client: pip install 'ferry-ml[redis]'"
             ) from exc
-        self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self._pid = os.getpid()
         self.url = url
+        self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        reset_after_fork(self, "_forked")
 
-    def _redis(self) -> object:
-        if self._pid != os.getpid():  # a forked worker: its own connections
-            import redis
+    def _forked(self) -> None:
+        import redis
 
-            self._client = redis.Redis.from_url(
-                self.url, socket_timeout=2.0, socket_connect_timeout=2.0
-            )
-            self._pid = os.getpid()
-        return self._client
+        # a forked worker opens its own connections; the parent's sockets stay the parent's
+        self._client = redis.Redis.from_url(
+            self.url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
 
     def add(self, name: str, amount: int, ttl: float) -> int:
-        self._redis()
         pipe = self._client.pipeline(transaction=True)
         pipe.incrby(f"ferry:quota:{name}", amount)
         pipe.expire(f"ferry:quota:{name}", math.ceil(ttl), nx=True)
@@ -109,7 +106,6 @@ class RedisCounters:
         return int(total)
 
     def get(self, name: str) -> int:
-        self._redis()
         value = self._client.get(f"ferry:quota:{name}")
         return int(value) if value is not None else 0
 
@@ -132,8 +128,8 @@ class QuotaGate:
         self._metered: set[str] = set()  # principals with a rows/day limit
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self._stop = threading.Event()
+        reset_after_fork(self, "_forked")
 
     def check(self, principal: Principal) -> None:
         """Count one request; RateLimited (with retry_after) when over a limit. Blocking I/O:
@@ -175,21 +171,25 @@ class QuotaGate:
             self._rows[principal] += event.rows
 
     def close(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=10)
             self._thread = None
         self._flush()
 
     def _ensure_thread(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             return
         with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None:
                 self._stop = threading.Event()
                 self._thread = threading.Thread(target=self._run, name="ferry-quota", daemon=True)
                 self._thread.start()
+
+    def _forked(self) -> None:
+        self._rows = defaultdict(int)
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
         while not self._stop.wait(ROWS_FLUSH_SECONDS):

@@ -21,6 +21,14 @@ def serve(
         str | None, typer.Option(help="Model name (default: bundle name or file stem).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Require an API key (from FERRY_HOME's store, see `ferry keys`) or a JWT; "
+            "also FERRY_AUTH=required.",
+        ),
+    ] = False,
 ) -> None:
     """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2."""
     from ferry.cli.output import show_serving
@@ -29,7 +37,6 @@ def serve(
     if workers > 1:
         share_metrics_between_workers()
     from ferry.model.loaded import load
-    from ferry.server.app import create_app
 
     configure_logging(log_level)
     model = load(Path(path))
@@ -37,7 +44,7 @@ def serve(
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     show_serving(model.name, base_url, curl_example(model, base_url))
-    app = create_app([model])
+    app = serve_app(model, auth=auth)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False}
     if workers == 1:
         import gc
@@ -53,6 +60,23 @@ def serve(
     from ferry.server.workers import Supervisor, bind_socket
 
     Supervisor(app, bind_socket(host, port), workers, options).run()
+
+
+def serve_app(model: Any, *, auth: bool) -> Any:
+    """The app for one model; with auth, the security layer outermost (none otherwise)."""
+    from ferry.config.settings import get_settings
+    from ferry.server.app import create_app
+
+    settings = get_settings()
+    if not auth and settings.auth != "required":
+        return create_app([model], settings)
+    from ferry.server.auth import Security
+
+    security = Security.from_settings(settings, single_model=model.name)
+    security.database.migrate()
+    app = create_app([model], settings, observers=[security])
+    security.install(app)
+    return app
 
 
 def share_metrics_between_workers() -> None:

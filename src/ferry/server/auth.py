@@ -87,7 +87,10 @@ class AuthMiddleware:
         self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
@@ -139,6 +142,23 @@ class AuthMiddleware:
             await self._audited(scope, receive, send, principal)
         else:
             await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """No route speaks WebSocket today; one that does gets the GET rules, never a bypass."""
+        need = self.security.policy.requirement("GET", scope["path"])
+        token = credentials(scope)
+        if need is not None:
+            outcome: Principal | Unauthorized | None = None
+            if token is not None:
+                outcome = self.security.authenticator.cached(token)
+                if outcome is None:
+                    verify = self.security.authenticator.verify
+                    outcome = await anyio.to_thread.run_sync(verify, token)
+            if not isinstance(outcome, Principal) or not outcome.may(need):
+                await send({"type": "websocket.close", "code": 1008})  # policy violation
+                return
+            scope[PRINCIPAL_SCOPE_KEY] = outcome.id
+        await self.app(scope, receive, send)
 
     async def _audited(
         self, scope: Scope, receive: Receive, send: Send, principal: Principal

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config.settings import Settings
-from ferry.errors import FerryError, Forbidden, RateLimited, Unauthorized
+from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.security.audit import AuditRecord, AuditWriter
 from ferry.security.authenticator import Authenticator
@@ -118,7 +118,11 @@ class AuthMiddleware:
             return
         outcome = self.security.authenticator.cached(token)
         if outcome is None:
-            outcome = await anyio.to_thread.run_sync(self.security.authenticator.verify, token)
+            try:
+                outcome = await anyio.to_thread.run_sync(self.security.authenticator.verify, token)
+            except Exception as exc:  # the key store is down: refuse, retryably, never let in
+                await self._unavailable(scope, receive, send, "check credentials", exc)
+                return
         if isinstance(outcome, Unauthorized):
             await self._deny(scope, receive, send, outcome, None)
             return
@@ -136,6 +140,9 @@ class AuthMiddleware:
                 await anyio.to_thread.run_sync(self.security.quotas.check, principal)
             except RateLimited as exc:
                 await self._deny(scope, receive, send, exc, principal)
+                return
+            except Exception as exc:  # counters unreachable: quotas fail closed
+                await self._unavailable(scope, receive, send, "count the key's quota", exc)
                 return
         scope[PRINCIPAL_SCOPE_KEY] = principal.id
         if is_write(method) and Action.PREDICT not in need.actions:  # predictions aren't writes
@@ -182,6 +189,15 @@ class AuthMiddleware:
                     {"client": client_of(scope), "status": status, "name": principal.name},
                 )
             )
+
+    async def _unavailable(
+        self, scope: Scope, receive: Receive, send: Send, what: str, exc: Exception
+    ) -> None:
+        log.error("cannot %s for %s", what, scope["path"], exc_info=exc)
+        error = NotReady(f"cannot {what} right now ({type(exc).__name__}); retry shortly")
+        response = error_response(scope["path"], error)
+        response.headers["Retry-After"] = "1"
+        await response(scope, receive, send)
 
     async def _deny(
         self,

@@ -76,3 +76,31 @@ def test_websockets_follow_the_get_rules(secured: tuple[TestClient, KeyStore]) -
         "/v1/models/iris/stream", headers={"x-api-key": new.token}
     ) as socket:
         assert socket.receive_text() == new.record.id
+
+
+def test_unreachable_quota_counters_fail_closed(tmp_path: Path) -> None:
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    settings = Settings(home=tmp_path, auth="required", redis_url="redis://127.0.0.1:1/0")
+    store = KeyStore.from_settings(settings)
+    store.database.migrate()
+    limited = store.create("ci", ["predict"], requests_per_minute=5).token
+    free = store.create("free", ["predict"]).token
+
+    async def ok(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    security = Security.from_settings(settings)
+    app = Starlette(routes=[Route("/v1/models/iris/predict", ok, methods=["POST"])])
+    try:
+        with TestClient(AuthMiddleware(app, security)) as client:  # type: ignore[arg-type]
+            path = "/v1/models/iris/predict"
+            refused = client.post(path, headers={"x-api-key": limited})
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "1"
+            assert refused.json()["error"]["code"] == "not_ready"
+            assert client.post(path, headers={"x-api-key": free}).text == "ok"
+    finally:
+        security.close()
+        store.database.close()

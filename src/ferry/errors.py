@@ -183,6 +183,25 @@ class BuildInProgress(Conflict):
     code = "build_in_progress"
 
 
+# --- security -----------------------------------------------------------------------------------
+class Unauthorized(FerryError):
+    """No credentials, or credentials that are invalid, expired or revoked."""
+
+    code = "unauthorized"
+
+
+class Forbidden(FerryError):
+    """Valid credentials without the scope the request needs."""
+
+    code = "forbidden"
+
+
+class RateLimited(FerryError):
+    """A key's requests-per-minute or rows-per-day quota is used up; details say when to retry."""
+
+    code = "rate_limited"
+
+
 def error_class(code: str) -> type[FerryError]:
     """The FerryError subclass whose ``code`` is ``code`` (FerryError itself when none is);
     rebuilds an error reported across a process or HTTP boundary."""

@@ -27,6 +27,22 @@ def main() -> None:
         sys.exit(1)
 
 
+@app.callback()
+def _options(
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        help="API key or JWT for the server (default: $FERRY_API_KEY).",
+        show_default=False,
+    ),
+) -> None:
+    """Carry a trained model to a fast, validated REST API."""
+    if api_key:
+        import os
+
+        os.environ["FERRY_API_KEY"] = api_key  # what every ferry.client.Client reads
+
+
 @app.command("version")
 def version() -> None:
     """Print Ferry's version."""
@@ -38,7 +54,19 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each command module (they import only typer at module level)."""
-    from ferry.cli import build, certs, deploy, models, package, predict, registry, serve, server
+    from ferry.cli import (
+        build,
+        certs,
+        deploy,
+        keys,
+        models,
+        package,
+        predict,
+        registry,
+        serve,
+        server,
+        usage,
+    )
 
     serve.register(app)
     predict.register(app)
@@ -49,6 +77,8 @@ def _register() -> None:
     package.register(app)
     certs.register(app)
     build.register(app)
+    keys.register(app)
+    usage.register(app)
 
 
 _register()

@@ -50,6 +50,14 @@ def serve(
     ] = False,
     ssl_certfile: CertOption = None,
     ssl_keyfile: KeyOption = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Require an API key (from FERRY_HOME's store, see `ferry keys`) or a JWT; "
+            "also FERRY_AUTH=required.",
+        ),
+    ] = False,
 ) -> None:
     """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2.
 
@@ -63,7 +71,6 @@ def serve(
     if workers > 1:
         share_metrics_between_workers()
     from ferry.model.loaded import load
-    from ferry.server.app import create_app
 
     configure_logging(log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
@@ -73,7 +80,7 @@ def serve(
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
-    app = create_app([model])
+    app = serve_app(model, auth=auth)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
     if workers == 1:
         import gc
@@ -128,6 +135,23 @@ def check_pickles(path: str, *, trust: bool) -> None:
 
         unsafe = ", ".join(report.unsafe_globals) or "; ".join(report.errors.values())
         show_lines([f"warning: loading a pickle the scanner refuses (--trust): {unsafe}"])
+
+
+def serve_app(model: Any, *, auth: bool) -> Any:
+    """The app for one model; with auth, the security layer outermost (none otherwise)."""
+    from ferry.config.settings import get_settings
+    from ferry.server.app import create_app
+
+    settings = get_settings()
+    if not auth and settings.auth != "required":
+        return create_app([model], settings)
+    from ferry.server.auth import Security
+
+    security = Security.from_settings(settings, single_model=model.name)
+    security.database.migrate()
+    app = create_app([model], settings, observers=[security])
+    security.install(app)
+    return app
 
 
 def share_metrics_between_workers() -> None:

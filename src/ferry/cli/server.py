@@ -34,8 +34,23 @@ def server(
     ] = False,
     ssl_certfile: CertOption = None,
     ssl_keyfile: KeyOption = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth", help="Require an API key or JWT (also FERRY_AUTH=required; see `ferry keys`)."
+        ),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Serve WITHOUT auth on a non-loopback address (not recommended)."
+        ),
+    ] = False,
 ) -> None:
-    """Serve the registry API (/api/v1) and every registered model (/v1, /v2, /mlflow)."""
+    """Serve the registry API (/api/v1) and every registered model (/v1, /v2, /mlflow).
+
+    Auth is on with --auth or FERRY_AUTH=required, and whenever HOST is not a loopback
+    address unless --insecure is given."""
     tls = tls_options(ssl_certfile, ssl_keyfile)
     workers = workers or os.cpu_count() or 1
     if workers > 1:
@@ -51,13 +66,17 @@ def server(
     settings = get_settings()
     if prefer_optimized:
         settings = settings.model_copy(update={"prefer_optimized": True})
+    auth_on, warning = auth_mode(host, auth=auth, insecure=insecure, setting=settings.auth)
+    settings = settings.model_copy(update={"auth": "required" if auth_on else "off"})
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)
     base_url = public_url(host, port, tls)
+    notes = auth_notes(settings) if auth_on else [warning or "  auth: off (loopback only)"]
     show_lines(
         [
             f"Ferry server on {base_url} ({workers} workers, home {settings.home})",
+            *notes,
             f"  registry API: {base_url}/api/v1/models   docs: {base_url}/docs",
             f"  predict: curl -s {base_url}/v1/models/<name>/predict "
             "-H 'Content-Type: application/json' -d '{\"instances\": [...]}'",
@@ -78,6 +97,49 @@ def server(
     from ferry.server.workers import Supervisor, bind_socket
 
     Supervisor(app, bind_socket(host, port), workers, options).run()
+
+
+def auth_mode(host: str, *, auth: bool, insecure: bool, setting: str) -> tuple[bool, str | None]:
+    """Whether auth is on, and the warning to print when it is off on a public address."""
+    if auth and insecure:
+        raise typer.BadParameter("--auth and --insecure contradict each other", param_hint="--auth")
+    if auth or setting == "required":
+        return True, None
+    if is_loopback(host):
+        return False, None
+    if insecure or setting == "off":
+        return False, (
+            f"  WARNING: auth is OFF on {host}: anyone who can reach this address can upload "
+            "models (which run code) and call every model. Drop --insecure/FERRY_AUTH=off "
+            "to require API keys."
+        )
+    return True, None
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def auth_notes(settings: Any) -> list[str]:
+    from ferry.security.keys import KeyStore
+
+    store = KeyStore.from_settings(settings)
+    try:
+        keys = store.count_active()
+    finally:
+        store.database.close()
+    jwt = "on" if settings.jwt_secret or settings.jwt_jwks else "off"
+    lines = [f"  auth: on ({keys} active API keys, JWT {jwt})"]
+    if keys == 0 and jwt == "off":
+        lines.append("  no credentials exist yet: ferry keys create --name admin --scope admin")
+    return lines
 
 
 @db_app.command("upgrade")

@@ -134,6 +134,37 @@ class Client(RegistryCalls):
         except httpx.TransportError:
             return False
 
+    # --- security (admin) ---------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        key: str | None = None,
+        model: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v1/usage``: requests, rows, errors, compute ms per key/model/version/day."""
+        given = {"since": since, "until": until, "key": key, "model": model}
+        params = {k: v for k, v in given.items() if v is not None}
+        items: list[dict[str, Any]] = self._request("GET", "/api/v1/usage", params=params).json()[
+            "items"
+        ]
+        return items
+
+    def create_key(
+        self, name: str, scopes: Sequence[str], *, expires: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /api/v1/keys``: the answer's ``key`` is the only copy of the new key."""
+        body = {"name": name, "scopes": list(scopes), "expires": expires}
+        created: dict[str, Any] = self._request("POST", "/api/v1/keys", json=body).json()
+        return created
+
+    def revoke_key(self, key: str) -> list[dict[str, Any]]:
+        revoked: list[dict[str, Any]] = self._request("DELETE", f"/api/v1/keys/{key}").json()[
+            "items"
+        ]
+        return revoked
+
     # --- plumbing -----------------------------------------------------------------------------
     def _request(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,19 @@ class Settings(BaseSettings):
     database_url: str | None = None  # sqlite:///... or postgresql://user@host/db
     artifacts: str | None = None  # a folder, file:///folder or s3://bucket/prefix
     s3_endpoint_url: str | None = None  # MinIO-style S3-compatible servers
+    # security (ferry.security): "required" turns auth on at any address, "off" keeps it off
+    # even on a public address (like --insecure); "auto" is on when bound beyond loopback
+    auth: Literal["auto", "required", "off"] = "auto"
+    auth_secret: str | None = None  # HMAC key for API key hashes; default: a file in home
+    auth_cache_seconds: float = Field(default=5.0, ge=0.0, le=300.0)  # revocation delay
+    public_metrics: bool = False  # /metrics without a key (else it needs the read scope)
+    jwt_secret: str | None = None  # HS256 shared secret
+    jwt_jwks: str | None = None  # RS256/ES256 keys: a JWKS file path or an http(s) URL
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_scopes_claim: str = "scope"  # a space-separated string or a list of Ferry scopes
+    redis_url: str | None = None  # quota counters shared in Redis (else in the database)
+    usage_flush_seconds: float = Field(default=2.0, gt=0.0, le=600.0)
 
 
 @lru_cache(maxsize=1)

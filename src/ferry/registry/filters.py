@@ -67,7 +67,7 @@ def check_page(limit: int, offset: int) -> None:
         raise InvalidRequest(
             f"limit must be between 1 and {MAX_LIMIT}, got {limit!r}", field="limit", value=limit
         )
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise InvalidRequest(
             f"offset must be 0 or more, got {offset!r}", field="offset", value=offset
         )

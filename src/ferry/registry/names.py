@@ -51,8 +51,11 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+MAX_VERSION = 2**31 - 1  # the column is a 32-bit INTEGER; larger numbers overflow the driver
+
+
 def check_version(version: int, field: str = "version") -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         raise InvalidRequest(
             f"{field} must be a positive integer, got {version!r}", field=field, value=version
         )

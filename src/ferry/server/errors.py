@@ -16,11 +16,14 @@ from ferry.errors import (
     Conflict,
     FerryError,
     FlavorError,
+    Forbidden,
     InvalidInput,
     InvalidRequest,
     NotFound,
     NotReady,
     PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
     UnsafeModel,
     UnsupportedMediaType,
 )
@@ -41,6 +44,9 @@ _STATUS: dict[type[FerryError], int] = {
     UnsafeModel: 422,  # a pickle the scanner refuses
     # no docker daemon, podman or buildah on the server: images cannot be built there
     BuilderUnavailable: 503,
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",
@@ -50,7 +56,13 @@ _HTTP_CODES: dict[int, str] = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-_MLFLOW_CODES: dict[int, str] = {404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
+_MLFLOW_CODES: dict[int, str] = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
 MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
 MLFLOW_PREFIX = "/mlflow/"
 V2_PREFIX = "/v2"
@@ -81,7 +93,13 @@ def error_body(
     if is_mlflow(path):
         mlflow_code = _MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
         return orjson.dumps({"error_code": mlflow_code, "message": message, "ferry_code": code})
-    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+    body = {"error": {"code": code, "message": message, "details": details}}
+    try:
+        return orjson.dumps(body, default=str)
+    except TypeError:  # a detail orjson cannot write (an int past 64 bits): the caller's value
+        import json
+
+        return json.dumps(body, default=str).encode()
 
 
 def error_response(path: str, exc: FerryError) -> Response:

@@ -40,6 +40,14 @@ def create_platform_app(
         prefer_optimized=settings.prefer_optimized,
     )
     routers = [control(lambda: source.registry)] if control is not None else []
+    security = None
+    if settings.auth == "required":  # ``ferry server`` decides (flags, bind address)
+        from ferry.server.auth import Security
+
+        security = Security.from_settings(settings)
+        observers = (*observers, security)
     app = create_app(source, settings, routers=routers, title="Ferry server", observers=observers)
+    if security is not None:
+        security.install(app)  # last: outermost, in front of the prediction fast path
     source.on_evict = app.state.serving.forget
     return app

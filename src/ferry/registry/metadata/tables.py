@@ -185,6 +185,47 @@ builds = sa.Table(
     sa.Index(None, "model", "version"),
 )
 
+# --- security (ferry.security): API keys, usage metering, quota counters ---------------------
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the public part of the key
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # HMAC-SHA256, never the secret
+    sa.Column("scopes", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("requests_per_minute", sa.Integer(), nullable=True),
+    sa.Column("rows_per_day", sa.BigInteger(), nullable=True),
+    sa.Index(None, "name"),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    sa.Column("principal", sa.String(256), primary_key=True),  # key id, jwt:<sub> or "-"
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.BigInteger(), nullable=False),
+    sa.Column("compute_ms", sa.Double(), nullable=False),
+    sa.Index(None, "principal", "day"),
+)
+
+quota_counters = sa.Table(
+    "quota_counters",
+    metadata,
+    sa.Column("name", sa.String(320), primary_key=True),  # kind:key:window
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),  # unix seconds; swept after
+    sa.Index(None, "expires_at"),
+)
+
 ALL_TABLES = (
     models,
     model_tags,
@@ -196,4 +237,7 @@ ALL_TABLES = (
     alias_history,
     audit_log,
     builds,
+    api_keys,
+    usage,
+    quota_counters,
 )

@@ -8,6 +8,7 @@ from ferry.config.settings import Settings, get_settings
 from ferry.server.control.aliases import AliasRoutes
 from ferry.server.control.builds import build_routes
 from ferry.server.control.config import ControlConfig
+from ferry.server.control.keys import SecurityRoutes
 from ferry.server.control.models import ModelRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
 from ferry.server.control.staging import sweep_staging
@@ -27,7 +28,8 @@ def control_router(
     request (so a registry opened in the app's lifespan, after a fork, is the one used).
     ``config`` defaults to ``ControlConfig.from_settings(settings or get_settings())``.
     """
-    config = config or ControlConfig.from_settings(settings or get_settings())
+    settings = settings or get_settings()
+    config = config or ControlConfig.from_settings(settings)
     sweep_staging(config.staging_root())  # what a killed server left behind
     router = APIRouter(prefix=PREFIX)
     builds = build_routes(registry_provider, settings or get_settings())
@@ -36,4 +38,5 @@ def control_router(
     router.include_router(VersionRoutes(registry_provider, config).router())
     router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
     router.include_router(builds.router())
+    router.include_router(SecurityRoutes(settings).router())
     return router

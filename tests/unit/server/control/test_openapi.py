@@ -20,6 +20,9 @@ ROUTES = {
     "/audit": {"get"},
     "/models/{name}/versions/{version}/builds": {"get", "post"},
     "/models/{name}/versions/{version}/builds/{build_id}": {"get"},
+    "/keys": {"get", "post"},
+    "/keys/{key}": {"delete"},
+    "/usage": {"get"},
 }
 
 

@@ -1,0 +1,144 @@
+"""JWT verification: HS256 with a shared secret, RS256/ES256 against a JWKS file, and every
+way a token must be refused (bad signature, wrong audience or issuer, expired, ``alg: none``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ferry.errors import Unauthorized
+from ferry.security.scopes import Action, Requirement
+from ferry.security.tokens import JwtConfig, JwtVerifier
+
+HS_SECRET = "a-shared-secret-that-is-long-enough-for-hs256"
+ISSUER = "https://idp.example.test"
+AUDIENCE = "ferry"
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    base = {
+        "sub": "alice",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "exp": int(time.time()) + 300,
+        "scope": "openid predict:iris read",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture
+def jwks_file(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey
+) -> Path:
+    rsa_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
+    ec_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key()))
+    keys = [{**rsa_jwk, "kid": "rsa-1", "use": "sig"}, {**ec_jwk, "kid": "ec-1", "use": "sig"}]
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": keys}))
+    return path
+
+
+def hs_verifier() -> JwtVerifier:
+    return JwtVerifier(JwtConfig(secret=HS_SECRET, issuer=ISSUER, audience=AUDIENCE))
+
+
+def test_hs256_maps_the_scope_claim() -> None:
+    principal = hs_verifier().verify(jwt.encode(claims(), HS_SECRET, algorithm="HS256"))
+    assert (principal.id, principal.kind) == ("jwt:alice", "jwt")
+    assert [str(s) for s in principal.scopes] == ["predict:iris", "read"]  # openid ignored
+    assert principal.may(Requirement((Action.PREDICT,), "iris"))
+    assert not principal.may(Requirement((Action.PUBLISH,), "iris"))
+
+
+def test_list_claims_and_a_custom_claim_name() -> None:
+    verifier = JwtVerifier(JwtConfig(secret=HS_SECRET, scopes_claim="ferry_scopes"))
+    token = jwt.encode(
+        claims(ferry_scopes=["publish:fraud-*"], aud=None), HS_SECRET, algorithm="HS256"
+    )
+    assert [str(s) for s in verifier.verify(token).scopes] == ["publish:fraud-*"]
+
+
+@pytest.mark.parametrize(("alg", "kid"), [("RS256", "rsa-1"), ("ES256", "ec-1")])
+def test_asymmetric_tokens_against_a_jwks_file(
+    jwks_file: Path,
+    rsa_key: rsa.RSAPrivateKey,
+    ec_key: ec.EllipticCurvePrivateKey,
+    alg: str,
+    kid: str,
+) -> None:
+    verifier = JwtVerifier(JwtConfig(jwks=str(jwks_file), issuer=ISSUER, audience=AUDIENCE))
+    key = rsa_key if alg == "RS256" else ec_key
+    token = jwt.encode(claims(), key, algorithm=alg, headers={"kid": kid})
+    assert verifier.verify(token).name == "alice"
+    other = (
+        rsa.generate_private_key(65537, 2048)
+        if alg == "RS256"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    forged = jwt.encode(claims(), other, algorithm=alg, headers={"kid": kid})
+    with pytest.raises(Unauthorized, match="invalid token"):
+        verifier.verify(forged)
+
+
+def _unsigned(payload: dict[str, Any]) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
+
+
+def _token(case: str) -> str:
+    """Made when the test runs (a token made at collection could expire before it does)."""
+    now = int(time.time())
+    return {
+        "bad-signature": lambda: jwt.encode(claims(), "the-wrong-secret-of-length-32!!!", "HS256"),
+        "wrong-audience": lambda: jwt.encode(claims(aud="someone-else"), HS_SECRET, "HS256"),
+        "wrong-issuer": lambda: jwt.encode(claims(iss="https://evil.test"), HS_SECRET, "HS256"),
+        "expired": lambda: jwt.encode(claims(exp=now - 120), HS_SECRET, "HS256"),
+        "no-exp": lambda: jwt.encode(claims(exp=None), HS_SECRET, "HS256"),
+        "alg-none": lambda: _unsigned(claims()),
+        "junk": lambda: "eyJ.not-a.token",
+    }[case]()
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("bad-signature", "invalid"),
+        ("wrong-audience", "invalid"),
+        ("wrong-issuer", "invalid"),
+        ("expired", "expired"),
+        ("no-exp", "invalid"),  # exp is required
+        ("alg-none", "algorithm"),
+        ("junk", "malformed"),
+    ],
+)
+def test_refused(case: str, reason: str) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        hs_verifier().verify(_token(case))
+    assert caught.value.details["reason"] == reason
+
+
+def test_hs256_refused_when_only_a_jwks_is_configured(jwks_file: Path) -> None:
+    """The classic key-confusion attack: an HS256 token 'signed' with the public key."""
+    verifier = JwtVerifier(JwtConfig(jwks=str(jwks_file)))
+    with pytest.raises(Unauthorized, match="algorithm"):
+        verifier.verify(jwt.encode(claims(), HS_SECRET, algorithm="HS256"))

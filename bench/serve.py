@@ -19,6 +19,10 @@ core (``taskset -c 1``):
   (cross-checked against ``ferry_worker_memory_bytes`` in /metrics);
 - batching on vs off at c1: a second server with ``FERRY_BATCHING=false``; one client sends
   1-row requests alternately to both (the issue's target: p50 with batching on within 10%).
+- prediction logging on vs off at c32: a server with ``--log-predictions all`` (writing to a
+  fresh SQLite file) and one without, measured alternately three times each; the ratio of the
+  medians (the target: logging keeps at least 90% of the throughput), with the rows the log
+  holds afterwards and ``ferry_predlog_dropped_total``.
 
 Loopback only; every request, wrk run and child process has a timeout; each server's process
 tree is killed at the end, whatever happens. Results are printed as a table and written to
@@ -227,6 +231,7 @@ class Server:
     workers: int
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -242,7 +247,7 @@ class Server:
         return [
             "taskset", "-c", self.cpus, str(FERRY), "serve", str(self.path),
             "--host", HOST, "--port", str(self.port), "--workers", str(self.workers),
-            "--log-level", "warning",
+            "--log-level", "warning", *self.args,
         ]  # fmt: skip
 
     def start(self, row: bytes, expected: list[float]) -> float:
@@ -445,11 +450,22 @@ class Result:
     metrics_memory_mb: dict[str, float] = field(default_factory=dict)
     batching_p50_on_us: list[float] = field(default_factory=list)
     batching_p50_off_us: list[float] = field(default_factory=list)
+    logging_on_req_s: list[float] = field(default_factory=list)
+    logging_off_req_s: list[float] = field(default_factory=list)
+    logged_requests: int = 0
+    logging_requests_sent: int = 0
+    logging_dropped: float = 0.0
     error: str = ""
 
     def worker_memory(self) -> list[dict[str, Any]]:
         workers = [m for m in self.memory_after_load if m["role"] == "worker"]
         return workers or self.memory_after_load
+
+    def logging_ratio(self) -> float | None:
+        if not self.logging_on_req_s or not self.logging_off_req_s:
+            return None
+        on = statistics.median(self.logging_on_req_s)
+        return on / statistics.median(self.logging_off_req_s)
 
     def batching_ratio(self) -> float | None:
         if not self.batching_p50_on_us or not self.batching_p50_off_us:
@@ -524,6 +540,8 @@ def bench_model(model: Prepared, opts: argparse.Namespace, load: Load, logs: Pat
             result.metrics_memory_mb = metrics_memory(server)
             if opts.batching_check:
                 compare_batching(server, new_server(FERRY_BATCHING="false"), model, load, result)
+        if opts.logging_check:
+            compare_logging(path, name, model, opts, load, logs, result)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         result.error = str(exc)[:2000]
     return result
@@ -544,6 +562,53 @@ def compare_batching(
             on_run, off_run = load.raw_interleaved(urls, body, seconds)
             result.batching_p50_on_us.append(on_run["p50_us"])
             result.batching_p50_off_us.append(off_run["p50_us"])
+
+
+def compare_logging(
+    path: Path,
+    name: str,
+    model: Prepared,
+    opts: argparse.Namespace,
+    load: Load,
+    logs: Path,
+    result: Result,
+) -> None:
+    """c32 req/s with the prediction log on vs off: two servers up side by side (the idle one
+    costs nothing), measured alternately, three runs each."""
+    import shutil
+    import sqlite3
+
+    home = load.workdir / "predlog-home"
+    shutil.rmtree(home, ignore_errors=True)
+    body = load.workdir / f"{model.name}.row1.json"
+    row1 = body.read_bytes()
+    off = Server(path, name, opts.server_cpu, opts.workers, logs / f"{model.name}.log-off.log")
+    on = Server(
+        path, name, opts.server_cpu, opts.workers, logs / f"{model.name}.log-on.log",
+        env={"FERRY_HOME": str(home)}, args=("--log-predictions", "all"),
+    )  # fmt: skip
+    with serving(off, row1, model.row1_pred), serving(on, row1, model.row1_pred):
+        check(on.url, model)
+        for _ in range(3):
+            result.logging_off_req_s.append(load.measure(off.url, body, 32)["req_s"])
+            run = load.measure(on.url, body, 32)
+            result.logging_on_req_s.append(run["req_s"])
+        time.sleep(2.0)  # requests wrk left in flight finish; the writer flushes every 0.5 s
+        text = get(f"{on.base}/metrics", timeout=10)
+        sent = _metric(text, "ferry_requests_total")
+        result.logging_dropped = _metric(text, "ferry_predlog_dropped_total")
+    result.logging_requests_sent = round(sent)
+    with contextlib.closing(sqlite3.connect(home / "ferry.db")) as db:
+        result.logged_requests = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+
+
+def _metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            total += float(line.rpartition(" ")[2])
+    return total
 
 
 # ----------------------------------------------------------------------------- report
@@ -595,6 +660,30 @@ def report(results: Sequence[Result], meta: dict[str, Any]) -> None:
             [num(r.batching_ratio(), 3) for r in results],
         ),
         (
+            "c32 req/s prediction log off",
+            [
+                num(statistics.median(r.logging_off_req_s) if r.logging_off_req_s else None)
+                for r in results
+            ],
+        ),
+        (
+            "c32 req/s prediction log on",
+            [
+                num(statistics.median(r.logging_on_req_s) if r.logging_on_req_s else None)
+                for r in results
+            ],
+        ),
+        ("c32 log on/off (>= 0.9)", [num(r.logging_ratio(), 3) for r in results]),
+        (
+            "logged / answered / dropped",
+            [
+                f"{r.logged_requests:,} / {r.logging_requests_sent:,} / {r.logging_dropped:,.0f}"
+                if r.logging_on_req_s
+                else "-"
+                for r in results
+            ],
+        ),
+        (
             "wrk errors",
             [
                 num(
@@ -632,6 +721,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         dest="batching_check",
         action="store_false",
         help="skip the batching on/off comparison at c1",
+    )
+    parser.add_argument(
+        "--no-logging-check",
+        dest="logging_check",
+        action="store_false",
+        help="skip the prediction logging on/off comparison at c32",
     )
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list for the server")
     parser.add_argument("--load-cpu", default="1", help="taskset CPU list for the load")

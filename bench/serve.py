@@ -276,6 +276,18 @@ class Server:
             time.sleep(POLL_SECONDS)
         raise RuntimeError(f"no correct answer within {COLD_TIMEOUT_SECONDS:.0f}s: {last_error}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's process tree so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+        return total / ticks
+
     def pids(self) -> list[int]:
         return tree_pids(self.proc.pid) if self.proc is not None else []
 
@@ -452,6 +464,8 @@ class Result:
     batching_p50_off_us: list[float] = field(default_factory=list)
     logging_on_req_s: list[float] = field(default_factory=list)
     logging_off_req_s: list[float] = field(default_factory=list)
+    logging_on_cpu_ms: list[float] = field(default_factory=list)
+    logging_off_cpu_ms: list[float] = field(default_factory=list)
     logged_requests: int = 0
     logging_requests_sent: int = 0
     logging_dropped: float = 0.0
@@ -462,10 +476,18 @@ class Result:
         return workers or self.memory_after_load
 
     def logging_ratio(self) -> float | None:
-        if not self.logging_on_req_s or not self.logging_off_req_s:
+        """Median over the adjacent pairs of (req/s with the log) / (req/s without)."""
+        pairs = list(zip(self.logging_on_req_s, self.logging_off_req_s, strict=False))
+        if not pairs:
             return None
-        on = statistics.median(self.logging_on_req_s)
-        return on / statistics.median(self.logging_off_req_s)
+        return statistics.median(on / off for on, off in pairs)
+
+    def logging_cpu_ratio(self) -> float | None:
+        """Throughput the CPU cost per request implies: cpu without / cpu with the log."""
+        if not self.logging_on_cpu_ms or not self.logging_off_cpu_ms:
+            return None
+        on = statistics.median(self.logging_on_cpu_ms)
+        return statistics.median(self.logging_off_cpu_ms) / on
 
     def batching_ratio(self) -> float | None:
         if not self.batching_p50_on_us or not self.batching_p50_off_us:
@@ -574,7 +596,9 @@ def compare_logging(
     result: Result,
 ) -> None:
     """c32 req/s with the prediction log on vs off: two servers up side by side (the idle one
-    costs nothing), measured alternately, three runs each."""
+    costs nothing), measured in ``--logging-pairs`` adjacent pairs of runs, alternating which
+    goes first; also the server's CPU time per request (user + system of its process tree),
+    which other load on the machine disturbs far less than req/s."""
     import shutil
     import sqlite3
 
@@ -589,10 +613,21 @@ def compare_logging(
     )  # fmt: skip
     with serving(off, row1, model.row1_pred), serving(on, row1, model.row1_pred):
         check(on.url, model)
-        for _ in range(3):
-            result.logging_off_req_s.append(load.measure(off.url, body, 32)["req_s"])
-            run = load.measure(on.url, body, 32)
-            result.logging_on_req_s.append(run["req_s"])
+        for server in (off, on):
+            load.wrk(server.url, body, 32, max(1.0, load.warmup))
+        seconds = max(2.0, load.duration / 3)
+        for index in range(opts.logging_pairs):
+            pair = (off, on) if index % 2 == 0 else (on, off)  # drift hits both alike
+            for server in pair:
+                before = server.cpu_seconds()
+                run = load.wrk(server.url, body, 32, seconds)
+                cpu_ms = (server.cpu_seconds() - before) * 1000 / max(1, run["requests"])
+                if server is on:
+                    result.logging_on_req_s.append(run["req_s"])
+                    result.logging_on_cpu_ms.append(cpu_ms)
+                else:
+                    result.logging_off_req_s.append(run["req_s"])
+                    result.logging_off_cpu_ms.append(cpu_ms)
         time.sleep(2.0)  # requests wrk left in flight finish; the writer flushes every 0.5 s
         text = get(f"{on.base}/metrics", timeout=10)
         sent = _metric(text, "ferry_requests_total")
@@ -675,6 +710,17 @@ def report(results: Sequence[Result], meta: dict[str, Any]) -> None:
         ),
         ("c32 log on/off (>= 0.9)", [num(r.logging_ratio(), 3) for r in results]),
         (
+            "CPU ms/request log off / on",
+            [
+                f"{statistics.median(r.logging_off_cpu_ms):.3f} / "
+                f"{statistics.median(r.logging_on_cpu_ms):.3f}"
+                if r.logging_on_cpu_ms
+                else "-"
+                for r in results
+            ],
+        ),
+        ("CPU-implied log on/off", [num(r.logging_cpu_ratio(), 3) for r in results]),
+        (
             "logged / answered / dropped",
             [
                 f"{r.logged_requests:,} / {r.logging_requests_sent:,} / {r.logging_dropped:,.0f}"
@@ -727,6 +773,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         dest="logging_check",
         action="store_false",
         help="skip the prediction logging on/off comparison at c32",
+    )
+    parser.add_argument(
+        "--logging-pairs", type=int, default=6, help="on/off run pairs for the logging check"
     )
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list for the server")
     parser.add_argument("--load-cpu", default="1", help="taskset CPU list for the load")

@@ -31,6 +31,9 @@ _COLUMNS = (
     "request_id", "model", "version", "protocol", "status", "error_code", "rows", "latency",
     "principal", "at", "inputs", "outputs",
 )  # fmt: skip
+# 12 parameters a row: 6000 a statement, within SQLite's (32766) and PostgreSQL's (65535) limits
+INSERT_ROWS = 500
+_INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 - constants
 
 
 class PredictionStore:
@@ -63,25 +66,25 @@ class PredictionStore:
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append encoded rows (``codec.event_row``) in one transaction.
 
-        Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost
-        more than SQLite's own insert, and the writer thread holds the GIL while it runs,
-        which the event loop (answering requests) then waits for."""
+        Straight to the driver, ``INSERT_ROWS`` rows per statement: SQLAlchemy's per-row
+        parameter processing cost more than SQLite's insert, and an executemany releases and
+        retakes the GIL for every row, each time making the event loop (answering requests
+        on the same core) hand it over and back."""
         if not rows:
             return
         sqlite = self.engine.dialect.name == "sqlite"
-        params = [
-            tuple(_sqlite_time(row[c]) if sqlite and c == "at" else row[c] for c in _COLUMNS)
-            for row in rows
-        ]
-        with self._errors(), write_transaction(self.engine) as conn:
-            conn.exec_driver_sql(self._insert_sql, params)
-
-    @property
-    def _insert_sql(self) -> str:
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        names = ", ".join(_COLUMNS)
-        marks = ", ".join([mark] * len(_COLUMNS))
-        return f"INSERT INTO predictions ({names}) VALUES ({marks})"  # noqa: S608 - constants
+        one = "(" + ", ".join([mark] * len(_COLUMNS)) + ")"
+        with self._errors(), write_transaction(self.engine) as conn:
+            for start in range(0, len(rows), INSERT_ROWS):
+                chunk = rows[start : start + INSERT_ROWS]
+                params = tuple(
+                    _sqlite_time(row[c]) if sqlite and c == "at" else row[c]
+                    for row in chunk
+                    for c in _COLUMNS
+                )
+                statement = _INSERT + ", ".join([one] * len(chunk))
+                conn.exec_driver_sql(statement, params)
 
     def add_feedback(self, items: Sequence[Feedback]) -> None:
         """Store truths (replacing earlier feedback for the same request ids), all or none."""

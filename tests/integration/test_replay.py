@@ -106,6 +106,13 @@ def test_replay_against_another_version(
     assert unknown.returncode == 1
     assert "no-such-request" in unknown.stderr
 
+    passes = ferry_cli("cases", "iris", "--version", "2", "--json", env=env)
+    assert passes.returncode == 0, passes.stderr
+    assert json.loads(passes.stdout)["cases"] == [{"request_id": ids[2], "passed": True}]
+    fails = ferry_cli("cases", "iris", "--version", "1", env={**env, "COLUMNS": "200"})
+    assert fails.returncode == 1
+    assert "FAIL" in fails.stdout
+
     # the saved case replays against any version: version 2 passes, version 1 differs
     with registry_backend.open(migrate=False) as registry:
         (case,) = cases(registry, "iris")

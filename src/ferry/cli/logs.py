@@ -219,6 +219,57 @@ def _registry_version(record: LoggedPrediction, version: int | None) -> tuple[An
         raise
 
 
+def check_cases(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[
+        int | None, typer.Option(help="Version to check [default: the latest].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the regression cases saved for MODEL (ferry replay --save-test) against a
+    version; exit 1 if any answer differs."""
+    from ferry.cli.output import show_check, show_json
+    from ferry.config.paths import cache_dir
+    from ferry.config.settings import get_settings
+    from ferry.errors import InvalidRequest
+    from ferry.model.loaded import load_bundle
+    from ferry.monitoring.cases import cases, check_case
+    from ferry.registry import Registry
+
+    settings = get_settings()
+    with Registry.from_settings(settings, migrate=False) as registry:
+        number = version or registry.get_model(model).latest_version
+        if number is None:
+            raise InvalidRequest(f"model {model!r} has no versions yet", field="model")
+        saved = cases(registry, model)
+        folder = registry.checkout(model, number, cache_dir(settings.home.expanduser()) / "models")
+    loaded = load_bundle(folder)
+    results = [(case, check_case(loaded, case)) for case in saved]
+    failed = sum(1 for _, mismatches in results if mismatches)
+    if as_json:
+        show_json(
+            {
+                "model": model,
+                "version": number,
+                "cases": [
+                    {"request_id": case.request_id, "passed": not mismatches}
+                    for case, mismatches in results
+                ],
+                "failed": failed,
+            }
+        )
+    else:
+        for case, mismatches in results:
+            rows = [[m.output, m.row, m.expected, m.got] for m in mismatches[:5]]
+            show_check(not mismatches, f"case {case.request_id} (expects v{case.version})", rows)
+        show_check(
+            not failed, f"{len(results) - failed} of {len(results)} cases pass on v{number}", []
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("logs")(logs)
     app.command("replay")(replay)
+    app.command("cases")(check_cases)

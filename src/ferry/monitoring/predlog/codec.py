@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,21 +30,43 @@ def encode_batch(batch: Batch) -> str:
     return encode_columns(batch.columns)
 
 
+COLUMNS = (
+    "request_id", "request_key", "model", "version", "protocol", "status", "error_code",
+    "rows", "latency", "principal", "at", "inputs", "outputs",
+)  # fmt: skip
+
+
+def request_key(request_id: str) -> int:
+    """The indexed 64-bit (signed, as BIGINT) hash of a request id."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
+    """One ``predictions`` row, in ``COLUMNS`` order. ``naive_time``: the time as SQLAlchemy's
+    SQLite DateTime stores it (naive UTC text), else an aware datetime."""
+    request_id = event.request_id[:128]
+    at = datetime.fromtimestamp(event.timestamp, UTC)
+    return (
+        request_id,
+        request_key(request_id),
+        event.model,
+        event.version,
+        event.protocol,
+        event.status,
+        event.error_code,
+        event.rows,
+        event.seconds,
+        event.principal,
+        at.replace(tzinfo=None).isoformat(" ", "microseconds") if naive_time else at,
+        encode_batch(event.inputs) if event.inputs is not None else None,
+        encode_columns(event.outputs) if event.outputs is not None else None,
+    )
+
+
 def event_row(event: PredictionEvent) -> dict[str, Any]:
-    return {
-        "request_id": event.request_id[:128],
-        "model": event.model,
-        "version": event.version,
-        "protocol": event.protocol,
-        "status": event.status,
-        "error_code": event.error_code,
-        "rows": event.rows,
-        "latency": event.seconds,
-        "principal": event.principal,
-        "at": datetime.fromtimestamp(event.timestamp, UTC),
-        "inputs": encode_batch(event.inputs) if event.inputs is not None else None,
-        "outputs": encode_columns(event.outputs) if event.outputs is not None else None,
-    }
+    """One ``predictions`` row by column name (for ``PredictionStore.insert``)."""
+    return dict(zip(COLUMNS, event_values(event, naive_time=False), strict=True))
 
 
 def decode_columns(text: str | None) -> dict[str, list[Any]] | None:

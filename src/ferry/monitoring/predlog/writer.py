@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from ferry.errors import ConfigError
 from ferry.monitoring.events import PredictionEvent
-from ferry.monitoring.predlog.codec import event_row
+from ferry.monitoring.predlog.codec import event_values
 from ferry.monitoring.predlog.store import PredictionStore
 
 log = logging.getLogger(__name__)
@@ -176,13 +176,18 @@ class PredictionLog:
 
     def _write(self, events: list[PredictionEvent]) -> None:
         try:
-            rows: list[dict[str, Any]] = []
+            store = self.store
+            naive = store.naive_time
+            rows: list[tuple[Any, ...]] = []
             for start in range(0, len(events), ENCODE_SLICE):
-                rows.extend(event_row(event) for event in events[start : start + ENCODE_SLICE])
+                rows.extend(
+                    event_values(event, naive_time=naive)
+                    for event in events[start : start + ENCODE_SLICE]
+                )
                 # let the event loop have the GIL between slices: a thread that runs on
                 # holds it for the whole switch interval (5 ms) whenever the loop yields it
                 time.sleep(0)
-            self.store.insert(rows)
+            store.insert_values(rows)
         except Exception:  # the thread's boundary: a failed write loses these rows, not the log
             log.exception("prediction log: could not write %d requests", len(events))
             self.dropped.inc(len(events))

@@ -67,6 +67,7 @@ def _register() -> None:
         server,
         usage,
     )
+    from ferry.cli import logs as logs_commands
 
     serve.register(app)
     predict.register(app)
@@ -79,6 +80,7 @@ def _register() -> None:
     build.register(app)
     keys.register(app)
     usage.register(app)
+    logs_commands.register(app)
 
 
 _register()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +59,13 @@ def serve(
             "also FERRY_AUTH=required.",
         ),
     ] = False,
+    log_predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Log requests with inputs and outputs (for ferry logs, replay, feedback): "
+            "off, all or a sample fraction like 0.1 [default: $FERRY_PREDICTION_LOG, else off]."
+        ),
+    ] = None,
 ) -> None:
     """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2.
 
@@ -75,12 +83,16 @@ def serve(
     configure_logging(log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
     check_pickles(path, trust=trust)
+    started = time.perf_counter()
     model = load(Path(path))
+    load_seconds = time.perf_counter() - started
     if name:
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
     app = serve_app(model, auth=auth)
+    _monitor(app, log_predictions)
+    app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
     if workers == 1:
         import gc
@@ -152,6 +164,22 @@ def serve_app(model: Any, *, auth: bool) -> Any:
     app = create_app([model], settings, observers=[security])
     security.install(app)
     return app
+
+
+def _monitor(app: Any, log_predictions: str | None) -> None:
+    """Output metrics always; the prediction log when asked (its table migrated here, once,
+    before any worker forks)."""
+    from ferry.config.paths import database_url
+    from ferry.config.settings import get_settings
+    from ferry.monitoring.predlog import LogPolicy
+    from ferry.registry.migrations import upgrade
+    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
+
+    settings = get_settings()
+    choice = resolve_log_setting(log_predictions, settings, "off")
+    if LogPolicy.parse(choice).enabled:
+        upgrade(database_url(settings))
+    attach_monitoring(app, settings, prediction_log=choice)
 
 
 def share_metrics_between_workers() -> None:

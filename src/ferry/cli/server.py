@@ -46,6 +46,13 @@ def server(
             "--insecure", help="Serve WITHOUT auth on a non-loopback address (not recommended)."
         ),
     ] = False,
+    log_predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Log requests with inputs and outputs (for ferry logs, replay, feedback): "
+            "off, all or a sample fraction like 0.1 [default: $FERRY_PREDICTION_LOG, else all]."
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry API (/api/v1) and every registered model (/v1, /v2, /mlflow).
 
@@ -60,6 +67,7 @@ def server(
     from ferry.config.settings import get_settings
     from ferry.registry import Registry
     from ferry.server.control import control_router
+    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
     from ferry.server.platform import create_platform_app
 
     configure_logging(log_level)
@@ -71,6 +79,9 @@ def server(
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)
+    attach_monitoring(
+        app, settings, prediction_log=resolve_log_setting(log_predictions, settings, "all")
+    )
     base_url = public_url(host, port, tls)
     notes = auth_notes(settings) if auth_on else [warning or "  auth: off (loopback only)"]
     show_lines(

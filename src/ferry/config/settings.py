@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     jwt_scopes_claim: str = "scope"  # a space-separated string or a list of Ferry scopes
     redis_url: str | None = None  # quota counters shared in Redis (else in the database)
     usage_flush_seconds: float = Field(default=2.0, gt=0.0, le=600.0)
+    # monitoring: the prediction log ("off", "all" or a sample fraction; empty: the command's
+    # default, all for ``ferry server`` and off for ``ferry serve``), its queue bound per worker,
+    # and live performance from feedback: rolling window, alert thresholds
+    # ({"accuracy": 0.9, "f1": 0.8, "mae": 2.0, "rmse": 3.0}) and labeled rows before alerting
+    prediction_log: str = ""
+    prediction_log_queue: int = Field(default=10_000, ge=1)
+    prediction_log_retention_days: float = Field(default=0.0, ge=0.0)  # 0: keep everything
+    performance_window: str = "1h"
+    performance_thresholds: dict[str, float] = Field(default_factory=dict)
+    performance_min_samples: int = Field(default=20, ge=1)
 
 
 @lru_cache(maxsize=1)

@@ -226,6 +226,44 @@ quota_counters = sa.Table(
     sa.Index(None, "expires_at"),
 )
 
+# the prediction log (monitoring/predlog): one row per answered request, appended by each
+# worker's writer thread; inputs/outputs are JSON text (orjson), columns by signature name
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    # a 64-bit hash of request_id, indexed instead of it: inserting random strings into a text
+    # index cost as much as the rest of the row; lookups match both columns
+    sa.Column("request_key", sa.BigInteger(), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("latency", sa.Double(), nullable=False),
+    sa.Column("principal", sa.String(256), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("inputs", sa.Text(), nullable=True),
+    sa.Column("outputs", sa.Text(), nullable=True),
+    sa.Index(None, "request_key"),
+    sa.Index(None, "model", "at"),
+)
+
+# ground truth sent back for logged requests (POST /v1/models/{name}/feedback); the latest
+# feedback for a request id replaces the earlier one
+prediction_feedback = sa.Table(
+    "prediction_feedback",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("truth", sa.Text(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "model", "at"),
+)
+
 ALL_TABLES = (
     models,
     model_tags,
@@ -240,4 +278,6 @@ ALL_TABLES = (
     api_keys,
     usage,
     quota_counters,
+    predictions,
+    prediction_feedback,
 )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_builds"
-down_revision = "0002_security"
+down_revision = "0003_predlog"
 branch_labels = None
 depends_on = None
 

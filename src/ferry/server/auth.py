@@ -25,7 +25,7 @@ from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.security.audit import AuditRecord, AuditWriter
 from ferry.security.authenticator import Authenticator
 from ferry.security.database import SecurityDatabase
-from ferry.security.identity import ANONYMOUS, Principal
+from ferry.security.identity import ANONYMOUS, IDENTITY_SCOPE_KEY, Principal
 from ferry.security.metering import UsageMeter
 from ferry.security.public import PublicModels
 from ferry.security.quotas import QuotaGate, open_counters
@@ -145,6 +145,7 @@ class AuthMiddleware:
                 await self._unavailable(scope, receive, send, "count the key's quota", exc)
                 return
         scope[PRINCIPAL_SCOPE_KEY] = principal.id
+        scope[IDENTITY_SCOPE_KEY] = principal
         if is_write(method) and Action.PREDICT not in need.actions:  # predictions aren't writes
             await self._audited(scope, receive, send, principal)
         else:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
+import joblib
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -173,3 +175,23 @@ def test_admin_api_and_audit_log(home: Home, server: str) -> None:
     assert [w["details"]["status"] for w in writes] == [400, 201]  # newest first
     assert writes[-1]["details"]["name"] == "root"
     assert writes[-1]["actor"] != "-"
+
+
+def test_only_an_admin_may_upload_with_trust(
+    home: Home, server: str, tmp_path: Path, iris_model: LogisticRegression
+) -> None:
+    """trust=true overrides the pickle scanner, so a publish key may not send it."""
+    model_file = tmp_path / "iris.joblib"
+    joblib.dump(iris_model, model_file, compress=3)  # different bytes: a new version
+    publisher = home.key("pub", "publish:iris")
+    with Client(server, api_key=publisher) as client:
+        with pytest.raises(Forbidden) as refused:
+            client.register(model_file, "iris", trust=True)
+        assert refused.value.details["field"] == "trust"
+        assert refused.value.details["required"] == "admin:iris"
+        assert [v.version for v in client.versions("iris").items] == [1]
+        assert client.register(model_file, "iris").version == 2  # no trust: publish is enough
+    admin = home.key("root", "admin:iris")
+    with Client(server, api_key=admin) as client:
+        trusted = client.register(model_file, "iris", trust=True)
+        assert trusted.version == 2  # same content: the same version, now by an admin

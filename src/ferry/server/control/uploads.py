@@ -22,9 +22,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import ModelNotFound, UnsafeModel, VersionNotFound
+from ferry.errors import Forbidden, ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.registry import Registry, VersionRecord
 from ferry.registry.names import check_name
+from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
+from ferry.security.scopes import Action, Requirement
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.inspection import Inspector
 from ferry.server.control.inspector import InspectReport, InspectSpec
@@ -165,7 +167,8 @@ class UploadRoutes:
         form = await anyio.to_thread.run_sync(read_form, parts)
         metadata = form.metadata
         await anyio.to_thread.run_sync(_check_targets, registry, name, metadata)
-        # TODO(issue 6, keys): only an admin key may send trust=true once keys exist
+        if form.trust:
+            check_may_trust(request, name)
         report: InspectReport | None = None
         unpack_limit = self.config.max_upload_bytes * UNPACK_FACTOR
         if form.bundle is not None:
@@ -252,3 +255,18 @@ def _register(
         create_model=metadata.create_model,
         audit=audit,
     )
+
+
+def check_may_trust(request: Request, model: str) -> None:
+    """``trust=true`` overrides the pickle scanner: with auth on, only an admin of the model
+    may send it. With auth off (loopback only unless --insecure) the operator is the caller."""
+    principal: Principal | None = request.scope.get(IDENTITY_SCOPE_KEY)
+    if principal is None:
+        return
+    need = Requirement((Action.ADMIN,), model)
+    if not principal.may(need):
+        raise Forbidden(
+            f"trust=true loads a pickle the scanner refuses; it needs the scope {need}",
+            field="trust",
+            required=str(need),
+        )

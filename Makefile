@@ -10,7 +10,7 @@ PORT ?= 8000
 RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
-.PHONY: install run test unit lint bench clean
+.PHONY: install run test unit lint bench clean test-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy src
 
-test: lint
+test: lint test-tools
 	$(BIN)/pytest -n 2 -q
 
 unit: install
@@ -43,3 +43,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache examples/*/bundle
+
+# programs the tests drive: chromium (the drift report's screenshot), promtool (alert rules)
+TEST_PACKAGES := chromium prometheus
+test-tools:
+	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends $(TEST_PACKAGES) || \
+	  { apt-get update && apt-get install -y --no-install-recommends $(TEST_PACKAGES); }; }

@@ -1,0 +1,174 @@
+"""Reference profile: what each input feature looked like when a version was registered.
+
+A profile is computed from the training data (or the input example when no data is given)
+and holds no rows: per numeric feature 101 quantiles (a step CDF the KS test compares live
+values with) and decile bins with their counts (the PSI's bins and the report's bars); per
+categorical feature its category frequencies. Drift (drift.py) needs nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from ferry.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ferry.model.signature import Signature
+
+PROFILE_FORMAT = 1
+QUANTILES = 101  # 0.00, 0.01, ..., 1.00
+PSI_BINS = 10  # deciles: the usual PSI binning
+MAX_CATEGORIES = 100  # the rest of a long-tailed column is counted as OTHER
+OTHER = "__other__"
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".json")
+
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class FeatureProfile(BaseModel):
+    name: str
+    kind: FeatureKind
+    dtype: str
+    count: int = Field(description="Rows with a value (not missing).")
+    missing_rate: float
+    # numeric
+    quantiles: list[float] = Field(default_factory=list, description="101 values, q=0..1.")
+    bin_edges: list[float] = Field(
+        default_factory=list, description="Inner edges; the outer bins reach to -inf and +inf."
+    )
+    bin_counts: list[int] = Field(default_factory=list, description="len(bin_edges) + 1 counts.")
+    mean: float | None = None
+    std: float | None = None
+    # categorical
+    categories: dict[str, int] = Field(
+        default_factory=dict, description=f"Counts of the most frequent values; {OTHER} the rest."
+    )
+
+
+class ReferenceProfile(BaseModel):
+    format: int = PROFILE_FORMAT
+    source: str = Field(description="Where the rows came from: reference, example ...")
+    rows: int
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    features: list[FeatureProfile]
+
+    def feature(self, name: str) -> FeatureProfile | None:
+        return next((f for f in self.features if f.name == name), None)
+
+
+def kinds_from_signature(signature: Signature) -> dict[str, FeatureKind]:
+    """Scalar inputs by kind: strings, booleans and declared categories are categorical."""
+    kinds: dict[str, FeatureKind] = {}
+    for column in signature.inputs:
+        if not column.is_scalar:
+            continue  # tensors and vectors have no per-feature profile
+        categorical = column.categories or column.dtype in ("string", "bool")
+        kinds[column.name] = "categorical" if categorical else "numeric"
+    return kinds
+
+
+def is_numeric(series: pd.Series) -> bool:
+    import pandas as pd
+
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series)
+    )
+
+
+def profile_frame(
+    frame: pd.DataFrame, *, source: str, kinds: dict[str, FeatureKind] | None = None
+) -> ReferenceProfile:
+    """Profile the columns of ``frame`` (only those in ``kinds`` when given: a training file's
+    label column is no input); ``kinds`` overrides the kind told from the dtype (a signature
+    may say an integer column is a category)."""
+    columns = [str(c) for c in frame.columns if kinds is None or str(c) in kinds]
+    if not columns:
+        raise InvalidRequest(
+            "the reference data has none of the model's input columns", field="reference"
+        )
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    features = [profile_series(frame[c], c, (kinds or {}).get(c)) for c in columns]
+    return ReferenceProfile(source=source, rows=len(frame), features=features)
+
+
+def profile_series(series: pd.Series, name: str, kind: FeatureKind | None = None) -> FeatureProfile:
+    import numpy as np
+
+    kind = kind or ("numeric" if is_numeric(series) else "categorical")
+    total = len(series)
+    present = series.dropna()
+    missing_rate = 0.0 if total == 0 else float(1 - len(present) / total)
+    base = FeatureProfile(
+        name=name, kind=kind, dtype=str(series.dtype), missing_rate=missing_rate, count=0
+    )
+    if kind == "categorical":
+        counts = category_counts(present)
+        return base.model_copy(update={"count": len(present), "categories": counts})
+    values = np.asarray(present, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return base
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, QUANTILES))
+    # unique inner deciles: a column with few distinct values gets fewer, wider bins
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, PSI_BINS + 1)[1:-1]))
+    return base.model_copy(
+        update={
+            "count": int(values.size),
+            "quantiles": [float(q) for q in quantiles],
+            "bin_edges": [float(e) for e in edges],
+            "bin_counts": bin_counts(values, edges),
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+        }
+    )
+
+
+def bin_counts(values: object, edges: object) -> list[int]:
+    """Counts per bin: (-inf, e0), [e0, e1), ..., [e_last, +inf)."""
+    import numpy as np
+
+    inner = np.asarray(edges, dtype=np.float64)
+    index = np.searchsorted(inner, np.asarray(values, dtype=np.float64), side="right")
+    return [int(c) for c in np.bincount(index, minlength=inner.size + 1)]
+
+
+def category_counts(present: pd.Series) -> dict[str, int]:
+    counts = present.astype(str).value_counts()
+    top = counts.iloc[:MAX_CATEGORIES]
+    result = {str(k): int(v) for k, v in top.items()}
+    rest = int(counts.iloc[MAX_CATEGORIES:].sum())
+    if rest:
+        result[OTHER] = rest
+    return result
+
+
+def read_table(path: Path, *, field: str = "reference") -> pd.DataFrame:
+    """A .csv, .parquet or .jsonl (or .json records/split) file as a DataFrame."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+        if suffix == ".json":
+            import orjson
+
+            data = orjson.loads(path.read_bytes())
+            if isinstance(data, dict) and "columns" in data and "data" in data:
+                return pd.DataFrame(data["data"], columns=data["columns"])
+            return pd.DataFrame(data)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        raise InvalidRequest(f"{field}: cannot read {path.name}: {exc}", field=field) from exc
+    raise InvalidRequest(
+        f"{field}: {path.name} is not one of {', '.join(TABLE_SUFFIXES)}", field=field
+    )

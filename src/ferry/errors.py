@@ -163,3 +163,19 @@ def error_class(code: str) -> type[FerryError]:
             return cls
         pending.extend(cls.__subclasses__())
     return FerryError
+
+
+class ProfileNotFound(NotFound):
+    """The version has no reference profile (registered before profiling, or no example)."""
+
+    code = "profile_not_found"
+
+
+class DriftReportNotFound(NotFound):
+    code = "drift_report_not_found"
+
+
+class TelemetryRejected(InvalidRequest):
+    """A telemetry bundle whose signature or file hashes do not check out."""
+
+    code = "telemetry_rejected"

@@ -45,6 +45,9 @@ def _register() -> None:
     models.register(app)
     server.register(app)
     registry.register(app)
+    from ferry.cli import monitoring
+
+    monitoring.register(app)
 
 
 _register()

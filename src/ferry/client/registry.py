@@ -30,7 +30,7 @@ from ferry.client.transfer import (
     unpack_bundle,
     write_stream,
 )
-from ferry.errors import FerryError
+from ferry.errors import FerryError, InvalidRequest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,6 +118,7 @@ class RegistryCalls(ABC):
         run_id: str | None = None,
         create_model: bool = True,
         progress: Progress | None = None,
+        reference: str | Path | None = None,
     ) -> ModelVersion:
         """Upload ``path`` as the next version of ``name`` and return it.
 
@@ -126,12 +127,17 @@ class RegistryCalls(ABC):
         its other files in ``code``). For a raw model, ``example`` (a .csv/.json file or a
         DataFrame) gives the signature. ``data`` is the training data file: its fingerprint and
         row count are computed here and stored as lineage. Uploading content that is already
-        registered returns that version (``created`` is False).
+        registered returns that version (``created`` is False). ``reference`` (.csv, .parquet,
+        .jsonl) is profiled on the server as the version's drift reference.
         """
         with tempfile.TemporaryDirectory(prefix="ferry-upload-") as tmp:
             parts, entrypoint = plan_upload(
                 path, Path(tmp), requirements=requirements, example=example, code=code
             )
+            if reference is not None:
+                if not Path(reference).is_file():
+                    raise InvalidRequest(f"{reference} is not a file", path=str(reference))
+                parts.add("reference", Path(reference))
             parts.metadata = _upload_metadata(
                 description=description,
                 tags=tags,

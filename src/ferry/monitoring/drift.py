@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from ferry.errors import InvalidRequest
+from ferry.config.settings import Settings
+from ferry.errors import ConfigError, InvalidRequest
 from ferry.monitoring.profile import OTHER, FeatureKind, FeatureProfile, ReferenceProfile
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ TAG_PREFIX = "drift."  # model tags such as drift.psi=0.3 override the server's 
 
 class DriftThresholds(BaseModel):
     """When each test flags drift. PSI 0.1-0.2 is the usual 'moderate', above 0.2 'major'."""
+
+    model_config = ConfigDict(extra="forbid")
 
     psi: float = Field(default=0.2, gt=0)
     ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
@@ -71,6 +74,22 @@ class DriftThresholds(BaseModel):
             raise InvalidRequest(
                 f"drift threshold {name}: {first['msg']}", field=f"{prefix}{name}"
             ) from exc
+
+
+def thresholds_from_settings(settings: Settings) -> DriftThresholds:
+    """FERRY_DRIFT_THRESHOLDS (JSON) over the defaults."""
+    from pydantic import ValidationError
+
+    try:
+        return DriftThresholds.model_validate(settings.drift_thresholds)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"FERRY_DRIFT_THRESHOLDS: {name}: {first['msg']}; known thresholds: "
+            f"{', '.join(DriftThresholds.model_fields)}",
+            field=name,
+        ) from exc
 
 
 class TestResult(BaseModel):

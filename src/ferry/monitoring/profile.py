@@ -148,11 +148,12 @@ def category_counts(present: pd.Series) -> dict[str, int]:
     return result
 
 
-def read_table(path: Path, *, field: str = "reference") -> pd.DataFrame:
-    """A .csv, .parquet or .jsonl (or .json records/split) file as a DataFrame."""
+def read_table(path: Path, *, field: str = "reference", suffix: str | None = None) -> pd.DataFrame:
+    """A .csv, .parquet or .jsonl (or .json records/split) file as a DataFrame; ``suffix``
+    says which when the file's own name does not (an uploaded part)."""
     import pandas as pd
 
-    suffix = path.suffix.lower()
+    suffix = (suffix or path.suffix).lower()
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
@@ -172,3 +173,41 @@ def read_table(path: Path, *, field: str = "reference") -> pd.DataFrame:
     raise InvalidRequest(
         f"{field}: {path.name} is not one of {', '.join(TABLE_SUFFIXES)}", field=field
     )
+
+
+def profile_bundle(
+    bundle: Path, reference: Path | None = None, *, suffix: str | None = None
+) -> ReferenceProfile | None:
+    """The profile a version gets at registration: of ``reference`` (training data, read by
+    ``suffix`` or its own) when given, else of the bundle's input example; None when the
+    model has no scalar inputs or no example."""
+    import pandas as pd
+
+    from ferry.model.manifest import read_manifest
+
+    manifest = read_manifest(bundle)
+    kinds = kinds_from_signature(manifest.signature)
+    if not kinds:
+        if reference is not None:
+            raise InvalidRequest(
+                "this model's inputs are tensors: it has no per-feature profile", field="reference"
+            )
+        return None
+    if reference is not None:
+        frame = read_table(reference, suffix=suffix)
+        missing = sorted(set(kinds) - {str(c) for c in frame.columns})
+        if len(missing) == len(kinds):
+            raise InvalidRequest(
+                f"reference: none of the model's inputs ({', '.join(sorted(kinds))}) is a "
+                "column of the file",
+                field="reference",
+                missing=missing,
+            )
+        return profile_frame(frame, source="reference", kinds=kinds)
+    if manifest.example is None:
+        return None
+    import orjson
+
+    split = orjson.loads((bundle / manifest.example).read_bytes())
+    frame = pd.DataFrame(split["data"], columns=split["columns"])
+    return profile_frame(frame, source="example", kinds=kinds)

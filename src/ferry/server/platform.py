@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
@@ -39,4 +39,13 @@ def create_platform_app(
     routers = [control(lambda: source.registry)] if control is not None else []
     app = create_app(source, settings, routers=routers, title="Ferry server")
     source.on_evict = app.state.serving.forget
+    app.state.metric_sources = [_drift_gauges(lambda: source.registry)]
     return app
+
+
+def _drift_gauges(registry: Callable[[], Registry]) -> Callable[[], Awaitable[bytes]]:
+    """The ferry_drift_* gauges on /metrics, read from the stored drift results."""
+    from ferry.monitoring.gauges import DriftGauges
+    from ferry.monitoring.storage import MonitoringStore
+
+    return DriftGauges(lambda: MonitoringStore.of(registry()))

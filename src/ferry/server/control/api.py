@@ -8,6 +8,7 @@ from ferry.config.settings import Settings, get_settings
 from ferry.server.control.aliases import AliasRoutes
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import ModelRoutes
+from ferry.server.control.monitoring import MonitoringRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
 from ferry.server.control.staging import sweep_staging
 from ferry.server.control.uploads import UploadRoutes
@@ -26,11 +27,25 @@ def control_router(
     request (so a registry opened in the app's lifespan, after a fork, is the one used).
     ``config`` defaults to ``ControlConfig.from_settings(settings or get_settings())``.
     """
-    config = config or ControlConfig.from_settings(settings or get_settings())
+    settings = settings or get_settings()
+    config = config or ControlConfig.from_settings(settings)
     sweep_staging(config.staging_root())  # what a killed server left behind
     router = APIRouter(prefix=PREFIX)
     router.include_router(ModelRoutes(registry_provider).router())
     router.include_router(UploadRoutes(registry_provider, config).router())
     router.include_router(VersionRoutes(registry_provider, config).router())
     router.include_router(AliasRoutes(registry_provider).router())
+    router.include_router(monitoring_routes(registry_provider, settings).router())
     return router
+
+
+def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -> MonitoringRoutes:
+    from ferry.monitoring.drift import thresholds_from_settings
+    from ferry.monitoring.webhooks import WebhookConfig
+
+    url = settings.alert_webhook_url
+    return MonitoringRoutes(
+        registry_provider,
+        thresholds_from_settings(settings),
+        WebhookConfig(url) if url else None,
+    )

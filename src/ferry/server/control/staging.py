@@ -24,7 +24,7 @@ from ferry.server.control.multipart import Part
 from ferry.server.control.routing import invalid_request
 from ferry.server.control.schemas import UploadMetadata
 
-FILE_PARTS = ("bundle", "model", "example")
+FILE_PARTS = ("bundle", "model", "example", "reference")
 TEXT_PARTS = ("metadata", "requirements")
 KNOWN_PARTS = (*FILE_PARTS, *TEXT_PARTS, "code")
 MAX_TEXT_BYTES = 1024 * 1024
@@ -42,6 +42,7 @@ class UploadForm:
     example: Part | None
     requirements: list[str] | None
     code: list[Part]
+    reference: Part | None = None  # training data to profile for drift (monitoring/profile.py)
 
 
 def read_form(parts: list[Part]) -> UploadForm:
@@ -69,6 +70,7 @@ def read_form(parts: list[Part]) -> UploadForm:
         example=one("example"),
         requirements=None if requirements_part is None else _requirements(requirements_part),
         code=by_name.get("code", []),
+        reference=one("reference"),
     )
     _check_combination(form)
     return form

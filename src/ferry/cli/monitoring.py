@@ -1,0 +1,180 @@
+"""Monitoring commands: ``ferry drift``, ``ferry monitoring export``, ``ferry telemetry ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from ferry.monitoring.runs import DriftRun, DriftSummary
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Ferry server (default: $FERRY_URL, else http://127.0.0.1:8000).",
+        show_default=False,
+    ),
+]
+DRIFT_EXIT_CODE = 3  # --fail-on-drift: drift is not an error, but scripts want to know
+
+monitoring_app = typer.Typer(help="Alerting rules and dashboards.", no_args_is_help=True)
+telemetry_app = typer.Typer(
+    help="Signed monitoring summaries from a firewalled site.", no_args_is_help=True
+)
+
+
+def drift(
+    ref: Annotated[str, typer.Argument(help="iris@production, iris/3 or iris.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Live inputs (.csv, .parquet, .jsonl) to compare."
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(help="Compare the last WINDOW of logged predictions instead: 1h, 30m, 7d."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Also write the HTML report here.")
+    ] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="List the stored reports instead of running one.")
+    ] = False,
+    store: Annotated[bool, typer.Option(help="Keep the report in the server's history.")] = True,
+    fail_on_drift: Annotated[
+        bool, typer.Option(help=f"Exit with code {DRIFT_EXIT_CODE} when a feature drifted.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    url: UrlOption = None,
+) -> None:
+    """Compare live inputs with the version's reference profile, feature by feature."""
+    from ferry.cli.output import show_json
+    from ferry.client import Client
+
+    with Client(url) as client:
+        version = client.resolve(ref)
+        if history:
+            found = client.drift_history(version.model, version=version.version)
+            if as_json:
+                show_json(found.model_dump(mode="json"))
+            else:
+                _show_history(ref, found.items)
+            return
+        if (data is None) == (window is None):
+            raise typer.BadParameter("give --data FILE or --window DURATION (one of them)")
+        if data is not None:
+            from ferry.monitoring.profile import read_table
+
+            run = client.drift(
+                version.model, version.version, read_table(data, field="--data"), store=store
+            )
+        else:
+            from ferry.monitoring.durations import parse_duration
+
+            assert window is not None
+            seconds = parse_duration(window, field="--window").total_seconds()
+            run = client.drift(version.model, version.version, window_seconds=seconds, store=store)
+        if html is not None:
+            from ferry.monitoring.report import render_html
+
+            html.write_text(render_html(run.report), encoding="utf-8")
+    if as_json:
+        show_json(run.model_dump(mode="json"))
+    else:
+        _show_run(run, html)
+    if fail_on_drift and run.report.drifted:
+        raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+def _show_run(run: DriftRun, html: Path | None) -> None:
+    from ferry.cli.output import show_facts, show_grid
+
+    report = run.report
+    verdict = (
+        f"DRIFT in {', '.join(report.drifted_features)}"
+        if report.drifted
+        else f"no drift in {len(report.features)} features"
+    )
+    facts = [
+        ("verdict", verdict),
+        ("live rows", str(report.live_rows)),
+        ("reference rows", str(report.reference_rows)),
+    ]
+    if run.id is not None:
+        facts.append(("report id", str(run.id)))
+    if report.note:
+        facts.append(("note", report.note))
+    if run.alert is not None:
+        state = "delivered" if run.alert.delivered else f"NOT delivered ({run.alert.error})"
+        facts.append(("alert", f"{state} after {run.alert.attempts} attempt(s)"))
+    if html is not None:
+        facts.append(("html report", str(html)))
+    show_facts(f"Drift of {report.model} version {report.version}", facts)
+    names = ["psi", "ks", "chi2", "js", "missing", "unseen"]
+    rows: list[list[object]] = []
+    for feature in report.features:
+        cells: list[object] = [feature.name, feature.kind, feature.live_rows]
+        for name in names:
+            test = feature.tests.get(name)
+            if test is None:
+                cells.append("")
+                continue
+            value = f"{test.statistic:.3g}"
+            if test.pvalue is not None:
+                value += f" (p={test.pvalue:.2g})"
+            cells.append(value + (" *" if test.drifted else ""))
+        cells.append("yes" if feature.drifted else "no")
+        rows.append(cells)
+    show_grid("Features (* past its threshold)", ["feature", "kind", "rows", *names, "drift"], rows)
+
+
+def _show_history(ref: str, items: list[DriftSummary]) -> None:
+    from ferry.cli.output import show_grid
+
+    rows: list[list[object]] = []
+    for item in items:
+        rows.append(
+            [
+                item.id,
+                item.version,
+                item.created_at.isoformat(timespec="seconds"),
+                item.live_rows,
+                ", ".join(item.drifted_features) or "-",
+            ]
+        )
+    show_grid(f"Drift reports of {ref}", ["id", "version", "at", "live rows", "drifted"], rows)
+
+
+@monitoring_app.command("export")
+def monitoring_export(
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Folder to write.")],
+    error_ratio: Annotated[
+        float, typer.Option(help="Alert when this share of requests answer 5xx.")
+    ] = 0.05,
+    latency_p99: Annotated[
+        float, typer.Option(help="Alert when the p99 latency passes this many seconds.")
+    ] = 0.5,
+    job: Annotated[str, typer.Option(help="Prometheus scrape job of the Ferry servers.")] = "ferry",
+) -> None:
+    """Write Prometheus alerting rules and a Grafana dashboard over Ferry's metrics."""
+    from ferry.cli.output import show_lines
+    from ferry.config.settings import get_settings
+    from ferry.monitoring.alerts import AlertLimits, export_monitoring
+    from ferry.monitoring.drift import thresholds_from_settings
+
+    psi = thresholds_from_settings(get_settings()).psi
+    limits = AlertLimits(
+        error_ratio=error_ratio, latency_p99_seconds=latency_p99, drift_psi=psi, job=job
+    )
+    written = export_monitoring(out, limits)
+    show_lines([f"wrote {path}" for path in written])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("drift")(drift)
+    app.add_typer(monitoring_app, name="monitoring")
+    app.add_typer(telemetry_app, name="telemetry")

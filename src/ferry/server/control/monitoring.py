@@ -1,0 +1,176 @@
+"""Routes for monitoring: a version's reference profile, drift runs, their history and report.
+
+``POST .../drift`` compares live rows (sent in the body, or the version's last window of the
+prediction log) with the reference profile, stores the report (so it shows in the history and
+the ``ferry_drift_*`` gauges), and posts an alert to the webhook when a feature drifted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import HTMLResponse
+
+from ferry.errors import InvalidRequest
+from ferry.monitoring.drift import DriftThresholds, compute_drift
+from ferry.monitoring.profile import ReferenceProfile
+from ferry.monitoring.runs import AlertDelivery, DriftHistory, DriftRun, DriftSummary
+from ferry.monitoring.storage import DriftRecord, MonitoringStore
+from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
+from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+
+MAX_LIVE_ROWS = 1_000_000
+
+
+class SplitFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    columns: list[str]
+    data: list[list[Any]]
+
+
+class DriftIn(BaseModel):
+    """Live rows: ``rows`` (records), ``dataframe_split``, or ``window_seconds`` of the
+    prediction log (the last that many seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rows: list[dict[str, Any]] | None = None
+    dataframe_split: SplitFrame | None = None
+    window_seconds: float | None = Field(default=None, gt=0)
+    store: bool = Field(default=True, description="Keep the report in the history.")
+    alert: bool = Field(default=True, description="Post to the webhook when drift is found.")
+
+
+class MonitoringRoutes:
+    def __init__(
+        self,
+        registry: RegistryProvider,
+        thresholds: DriftThresholds,
+        webhook: WebhookConfig | None,
+    ) -> None:
+        self.registry = registry
+        self.thresholds = thresholds
+        self.webhook = webhook
+
+    def router(self) -> APIRouter:
+        router = APIRouter(route_class=ControlRoute, tags=["monitoring"], responses=ERROR_RESPONSES)
+        version = "/models/{name}/versions/{version}"
+        router.add_api_route(version + "/profile", self.get_profile, methods=["GET"])
+        router.add_api_route(version + "/drift", self.run_drift, methods=["POST"])
+        router.add_api_route("/models/{name}/drift", self.history, methods=["GET"])
+        router.add_api_route("/drift/{report_id}", self.get_report, methods=["GET"])
+        router.add_api_route(
+            "/drift/{report_id}/report.html",
+            self.get_report_html,
+            methods=["GET"],
+            response_class=HTMLResponse,
+        )
+        return router
+
+    def _store(self) -> MonitoringStore:
+        return MonitoringStore.of(self.registry())
+
+    def get_profile(self, name: str, version: int) -> ReferenceProfile:
+        """The version's reference profile (per feature: quantiles, bins, categories)."""
+        return self._store().get_profile(name, version)
+
+    def run_drift(self, name: str, version: int, body: DriftIn) -> DriftRun:
+        """Compare live rows with the version's reference profile; store and alert."""
+        registry = self.registry()
+        store = MonitoringStore.of(registry)
+        registry.get_version(name, version)
+        thresholds = self.thresholds.with_overrides(registry.get_model(name).tags)
+        profile = store.get_profile(name, version)
+        live, start, end = _live_rows(body)
+        report = compute_drift(profile, live, thresholds).model_copy(
+            update={"model": name, "version": version, "window_start": start, "window_end": end}
+        )
+        report_id = store.add_drift(report) if body.store else None
+        delivery = None
+        if report.drifted and body.alert and self.webhook is not None:
+            sent = send_alert_sync(self.webhook, drift_alert(report, report_id=report_id))
+            delivery = AlertDelivery(
+                delivered=sent.delivered,
+                attempts=sent.attempts,
+                status=sent.status,
+                error=sent.error,
+            )
+        return DriftRun(id=report_id, report=report, alert=delivery)
+
+    def history(
+        self,
+        name: str,
+        version: Annotated[int | None, Query(ge=1, description="Only this version.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> DriftHistory:
+        """Stored drift reports of a model, newest first."""
+        registry = self.registry()
+        registry.get_model(name)
+        records = MonitoringStore.of(registry).drift_history(name, version, limit=limit)
+        return DriftHistory(items=[_summary(r) for r in records])
+
+    def get_report(self, report_id: int) -> DriftRun:
+        return DriftRun(id=report_id, report=self._store().get_drift(report_id).report)
+
+    def get_report_html(self, report_id: int) -> HTMLResponse:
+        """The report as a self-contained HTML page with its plots."""
+        from ferry.monitoring.report import render_html
+
+        return HTMLResponse(render_html(self._store().get_drift(report_id).report))
+
+
+def _summary(record: DriftRecord) -> DriftSummary:
+    report = record.report
+    return DriftSummary(
+        id=record.id,
+        model=record.model,
+        version=record.version,
+        created_at=report.created_at,
+        live_rows=report.live_rows,
+        drifted=report.drifted,
+        drifted_features=report.drifted_features,
+    )
+
+
+def _live_rows(body: DriftIn) -> tuple[Any, datetime | None, datetime | None]:
+    import pandas as pd
+
+    given = [
+        name
+        for name, value in (
+            ("rows", body.rows),
+            ("dataframe_split", body.dataframe_split),
+            ("window_seconds", body.window_seconds),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise InvalidRequest(
+            "give the live rows once: rows, dataframe_split or window_seconds"
+            + (f" (got {', '.join(given)})" if given else ""),
+            field=given[-1] if given else "body",
+        )
+    if body.window_seconds is not None:
+        end = datetime.now(UTC)
+        start = end - timedelta(seconds=body.window_seconds)
+        raise InvalidRequest(
+            "this server keeps no prediction log to take a window from; send the rows",
+            field="window_seconds",
+            window_start=start.isoformat(),
+        )
+    if body.rows is not None:
+        frame = pd.DataFrame.from_records(body.rows)
+    else:
+        assert body.dataframe_split is not None
+        split = body.dataframe_split
+        if any(len(row) != len(split.columns) for row in split.data):
+            raise InvalidRequest(
+                f"dataframe_split: every row needs {len(split.columns)} values",
+                field="dataframe_split.data",
+            )
+        frame = pd.DataFrame(split.data, columns=split.columns)
+    if len(frame) > MAX_LIVE_ROWS:
+        raise InvalidRequest(f"at most {MAX_LIVE_ROWS} live rows per run", field="rows")
+    return frame, None, None

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,43 +10,10 @@ from ferry.monitoring.drift import compute_drift
 from ferry.monitoring.profile import profile_frame
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
 from tests.integration.conftest import free_port
+from tests.integration.monitoring.conftest import Receiver
 from tests.unit.monitoring.test_drift import SHIFTED, iris_population, shift
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Receiver:
-    url: str
-    answers: list[int]  # status per attempt; the last repeats
-    bodies: list[dict[str, object]] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(url="", answers=[200])
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            state.bodies.append(json.loads(self.rfile.read(length)))
-            state.keys.append(self.headers["Idempotency-Key"])
-            index = min(len(state.bodies), len(state.answers)) - 1
-            self.send_response(state.answers[index])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/ferry"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def drifted_payload() -> dict[str, object]:

@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from ferry.monitoring.runs import DriftRun, DriftSummary
+    from ferry.monitoring.storage import TelemetryImport
 
 UrlOption = Annotated[
     str | None,
@@ -172,6 +173,160 @@ def monitoring_export(
     )
     written = export_monitoring(out, limits)
     show_lines([f"wrote {path}" for path in written])
+
+
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True, dir_okay=False, help="The shared signing key (default: $FERRY_TELEMETRY_KEY)."
+    ),
+]
+
+
+@telemetry_app.command("export")
+def telemetry_export(
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="Bundle to write.")],
+    since: Annotated[
+        str, typer.Option(help="The window: drift runs this recent (7d, 24h).")
+    ] = "7d",
+    key_file: KeyFileOption = None,
+    site: Annotated[
+        str | None, typer.Option(help="This site's name (default: $FERRY_TELEMETRY_SITE or host).")
+    ] = None,
+    metrics_url: Annotated[
+        str | None,
+        typer.Option(
+            help="A Ferry server whose /metrics to summarize (requests, errors, latency)."
+        ),
+    ] = None,
+    include_samples: Annotated[
+        bool, typer.Option(help="Also ship raw live inputs (off: aggregates only).")
+    ] = False,
+) -> None:
+    """Write a signed bundle of this site's monitoring summary (no raw inputs by default)."""
+    from datetime import UTC, datetime
+
+    from ferry.cli.output import show_facts
+    from ferry.config.settings import get_settings
+    from ferry.monitoring.durations import parse_duration
+    from ferry.monitoring.export import export_site
+    from ferry.monitoring.telemetry import default_site, load_key
+    from ferry.registry import Registry
+
+    window = parse_duration(since, field="--since")
+    key = load_key(key_file)
+    settings = get_settings()
+    until = datetime.now(UTC)
+    metrics_text = _scrape(metrics_url) if metrics_url else None
+    if include_samples:
+        raise typer.BadParameter(
+            "this build keeps no prediction log to take samples from",
+            param_hint="--include-samples",
+        )
+    with Registry.from_settings(settings) as registry:
+        manifest = export_site(
+            registry,
+            out,
+            key=key,
+            site=default_site(site or settings.telemetry_site),
+            since=until - window,
+            until=until,
+            metrics_text=metrics_text,
+        )
+    files = manifest["files"]
+    show_facts(
+        f"Telemetry bundle {out}",
+        [
+            ("site", manifest["site"]),
+            ("window", f"{manifest['since']} to {manifest['until']}"),
+            ("files", ", ".join(f"{name} ({files[name]['size']} B)" for name in files)),
+            ("signed", "HMAC-SHA256 over manifest.json"),
+        ],
+    )
+
+
+def _scrape(url: str) -> str:
+    import httpx
+
+    from ferry.errors import ConnectionFailed
+
+    target = url.rstrip("/") + "/metrics"
+    try:
+        response = httpx.get(target, timeout=10.0)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ConnectionFailed(f"cannot read {target}: {exc}", url=target) from exc
+    return response.text
+
+
+@telemetry_app.command("import")
+def telemetry_import(
+    bundle: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A bundle .tgz.")],
+    key_file: KeyFileOption = None,
+) -> None:
+    """Verify a site's bundle (signature and file hashes) and keep its summary."""
+    from ferry.cli.output import show_lines
+    from ferry.monitoring.export import import_site
+    from ferry.monitoring.storage import MonitoringStore
+    from ferry.monitoring.telemetry import load_key, read_bundle
+
+    verified = read_bundle(bundle, load_key(key_file))
+    from ferry.registry import Registry
+
+    with Registry.from_settings() as registry:
+        record, created = import_site(verified, MonitoringStore.of(registry))
+    state = "imported" if created else "already imported"
+    show_lines([f"{state}: site {record.site}, window {record.since} to {record.until}"])
+
+
+@telemetry_app.command("sites")
+def telemetry_sites(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Sites whose bundles were imported, with their latest summary."""
+    from ferry.cli.output import show_grid, show_json
+    from ferry.monitoring.storage import MonitoringStore
+    from ferry.registry import Registry
+
+    with Registry.from_settings() as registry:
+        imports = MonitoringStore.of(registry).telemetry(limit=1000)
+    latest: dict[str, TelemetryImport] = {}
+    for item in imports:  # newest first: the first of a site is its latest
+        latest.setdefault(item.site, item)
+    sites = list(latest.values())
+    if as_json:
+        show_json(
+            [
+                {
+                    "site": s.site,
+                    "created_at": s.created_at.isoformat(),
+                    "since": s.since.isoformat(),
+                    "until": s.until.isoformat(),
+                    "bundles": sum(1 for i in imports if i.site == s.site),
+                    "summary": s.summary,
+                }
+                for s in sites
+            ]
+        )
+        return
+    rows: list[list[object]] = []
+    for s in sites:
+        summary = s.summary["summary"]
+        rows.append(
+            [
+                s.site,
+                s.created_at.isoformat(timespec="seconds"),
+                summary.get("versions", 0),
+                summary.get("requests", "-"),
+                summary.get("server_errors", "-"),
+                ", ".join(summary.get("drifted_versions", [])) or "-",
+            ]
+        )
+    show_grid(
+        "Telemetry sites",
+        ["site", "last bundle", "versions", "requests", "5xx", "drifted"],
+        rows,
+    )
 
 
 def register(app: typer.Typer) -> None:

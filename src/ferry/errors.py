@@ -153,6 +153,19 @@ class ModelLoadFailed(FerryError):
     code = "model_load_failed"
 
 
+# --- monitoring: the prediction log and feedback ---------------------------------------------
+class PredictionNotFound(NotFound):
+    """No logged prediction has this request id."""
+
+    code = "prediction_not_found"
+
+
+class PredictionLogDisabled(Conflict):
+    """Feedback or logs asked of a server that does not log predictions."""
+
+    code = "prediction_log_disabled"
+
+
 def error_class(code: str) -> type[FerryError]:
     """The FerryError subclass whose ``code`` is ``code`` (FerryError itself when none is);
     rebuilds an error reported across a process or HTTP boundary."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,13 @@ def serve(
         str | None, typer.Option(help="Model name (default: bundle name or file stem).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Log requests with inputs and outputs (for ferry logs, replay, feedback): "
+            "off, all or a sample fraction like 0.1 [default: $FERRY_PREDICTION_LOG, else off]."
+        ),
+    ] = None,
 ) -> None:
     """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2."""
     from ferry.cli.output import show_serving
@@ -32,12 +40,16 @@ def serve(
     from ferry.server.app import create_app
 
     configure_logging(log_level)
+    started = time.perf_counter()
     model = load(Path(path))
+    load_seconds = time.perf_counter() - started
     if name:
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     show_serving(model.name, base_url, curl_example(model, base_url))
     app = create_app([model])
+    _monitor(app, log_predictions)
+    app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False}
     if workers == 1:
         import gc
@@ -53,6 +65,22 @@ def serve(
     from ferry.server.workers import Supervisor, bind_socket
 
     Supervisor(app, bind_socket(host, port), workers, options).run()
+
+
+def _monitor(app: Any, log_predictions: str | None) -> None:
+    """Output metrics always; the prediction log when asked (its table migrated here, once,
+    before any worker forks)."""
+    from ferry.config.paths import database_url
+    from ferry.config.settings import get_settings
+    from ferry.monitoring.predlog import LogPolicy
+    from ferry.registry.migrations import upgrade
+    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
+
+    settings = get_settings()
+    choice = resolve_log_setting(log_predictions, settings, "off")
+    if LogPolicy.parse(choice).enabled:
+        upgrade(database_url(settings))
+    attach_monitoring(app, settings, prediction_log=choice)
 
 
 def share_metrics_between_workers() -> None:

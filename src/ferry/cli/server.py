@@ -19,6 +19,13 @@ def server(
         int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Log requests with inputs and outputs (for ferry logs, replay, feedback): "
+            "off, all or a sample fraction like 0.1 [default: $FERRY_PREDICTION_LOG, else all]."
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry API (/api/v1) and every registered model (/v1, /v2, /mlflow)."""
     workers = workers or os.cpu_count() or 1
@@ -29,6 +36,7 @@ def server(
     from ferry.config.settings import get_settings
     from ferry.registry import Registry
     from ferry.server.control import control_router
+    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
     from ferry.server.platform import create_platform_app
 
     configure_logging(log_level)
@@ -36,6 +44,9 @@ def server(
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)
+    attach_monitoring(
+        app, settings, prediction_log=resolve_log_setting(log_predictions, settings, "all")
+    )
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     show_lines(
         [

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     database_url: str | None = None  # sqlite:///... or postgresql://user@host/db
     artifacts: str | None = None  # a folder, file:///folder or s3://bucket/prefix
     s3_endpoint_url: str | None = None  # MinIO-style S3-compatible servers
+    # monitoring: the prediction log ("off", "all" or a sample fraction; empty: the command's
+    # default, all for ``ferry server`` and off for ``ferry serve``), its queue bound per worker,
+    # and live performance from feedback: rolling window, alert thresholds
+    # ({"accuracy": 0.9, "f1": 0.8, "mae": 2.0, "rmse": 3.0}) and labeled rows before alerting
+    prediction_log: str = ""
+    prediction_log_queue: int = Field(default=10_000, ge=1)
+    performance_window: str = "1h"
+    performance_thresholds: dict[str, float] = Field(default_factory=dict)
+    performance_min_samples: int = Field(default=20, ge=1)
     # monitoring: drift thresholds as JSON ({"psi": 0.3}; names in monitoring/drift.py, a
     # model's tags drift.<name>=<value> override them), the drift job in ferry server (every
     # interval, over the last window of the prediction log; 0 turns it off), where alerts go,

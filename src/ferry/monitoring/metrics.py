@@ -12,6 +12,13 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+# prediction values of regression models: symmetric, roughly log-spaced, so one bucket set
+# shows the shape of outputs from fractions to millions
+VALUE_BUCKETS = tuple(
+    sorted({s * b for s in (-1, 1) for b in (0.01, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100,
+                                              250, 500, 1e3, 1e4, 1e5, 1e6)} | {0.0})
+)  # fmt: skip
+LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -69,6 +76,58 @@ class ServingMetrics:
             ["kind"],
             registry=registry,
             multiprocess_mode="liveall",
+        )
+
+        self.model_load_seconds = Gauge(
+            "ferry_model_load_seconds",
+            "Seconds the last load of each model version took (files to first answer).",
+            ["model", "version"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        # filled by OutputMetrics (monitoring/outputs.py) in a background thread, in bulk
+        self.prediction_values = Histogram(
+            "ferry_prediction_values",
+            "Values predicted by regression models (numeric 'predictions' output), per row.",
+            ["model", "version"],
+            buckets=VALUE_BUCKETS,
+            registry=registry,
+        )
+        self.predicted_classes = Counter(
+            "ferry_predicted_classes",
+            "Rows predicted per class by classifiers (label 'predictions' output).",
+            ["model", "version", "label"],
+            registry=registry,
+        )
+        self.model_errors = Counter(
+            "ferry_model_errors",
+            "Errors answered, by model, version and error code.",
+            ["model", "version", "code"],
+            registry=registry,
+        )
+        self.predlog_written = Counter(
+            "ferry_predlog_written",
+            "Requests written to the prediction log.",
+            registry=registry,
+        )
+        self.predlog_dropped = Counter(
+            "ferry_predlog_dropped",
+            "Requests not logged because the prediction log's queue was full or a write failed.",
+            registry=registry,
+        )
+        self.feedback = Counter(
+            "ferry_feedback",
+            "Ground-truth values received for logged predictions, by model and version.",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.performance = Gauge(
+            "ferry_model_performance",
+            "Live performance over the rolling window, from feedback joined with the "
+            "prediction log: accuracy, f1 (macro), mae, rmse and n (labeled rows).",
+            ["model", "version", "metric"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
         )
 
     def observe(

@@ -16,6 +16,7 @@ from ferry import __version__
 from ferry.config.settings import Settings, get_settings
 from ferry.errors import FerryError
 from ferry.model.loaded import LoadedModel
+from ferry.monitoring.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
 from ferry.server.serving.context import ServingContext, serving_context
@@ -49,13 +50,15 @@ def create_app(
     *,
     routers: Sequence[APIRouter] = (),
     title: str | None = None,
+    observers: Sequence[PredictionObserver] = (),
 ) -> FastAPI:
     """An app answering for ``models`` (loaded models, or a source that loads on demand) over
-    the three protocols, plus ``routers`` (the control plane, in ``ferry server``)."""
+    the three protocols, plus ``routers`` (the control plane, in ``ferry server``);
+    ``observers`` are told about every answered prediction request."""
     settings = settings or get_settings()
     source = models if isinstance(models, ModelSource) else StaticModels.of(models)
     metrics = ServingMetrics()
-    context = ServingContext(source, metrics, settings)
+    context = ServingContext(source, metrics, settings, observers=tuple(observers))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
 from ferry.config.paths import cache_dir
 from ferry.config.settings import Settings, get_settings
+from ferry.monitoring.events import PredictionObserver
 from ferry.server.app import create_app
 from ferry.server.serving.catalog import RegistryModels
 
@@ -20,6 +21,7 @@ def create_platform_app(
     settings: Settings | None = None,
     *,
     control: Callable[[Callable[[], Registry]], APIRouter] | None = None,
+    observers: Sequence[PredictionObserver] = (),
 ) -> FastAPI:
     """An app over the registry in ``settings``: models load on first request, per process."""
     from ferry.registry import Registry
@@ -37,7 +39,7 @@ def create_platform_app(
         refresh_seconds=settings.route_refresh_seconds,
     )
     routers = [control(lambda: source.registry)] if control is not None else []
-    app = create_app(source, settings, routers=routers, title="Ferry server")
+    app = create_app(source, settings, routers=routers, title="Ferry server", observers=observers)
     source.on_evict = app.state.serving.forget
     app.state.metric_sources = [_drift_gauges(lambda: source.registry)]
     return app

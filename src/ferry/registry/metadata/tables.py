@@ -161,6 +161,41 @@ audit_log = sa.Table(
     sa.Column("details", sa.JSON(), nullable=False),
 )
 
+# the prediction log (monitoring/predlog): one row per answered request, appended by each
+# worker's writer thread; inputs/outputs are JSON text (orjson), columns by signature name
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("latency", sa.Double(), nullable=False),
+    sa.Column("principal", sa.String(256), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("inputs", sa.Text(), nullable=True),
+    sa.Column("outputs", sa.Text(), nullable=True),
+    sa.Index(None, "request_id"),
+    sa.Index(None, "model", "at"),
+)
+
+# ground truth sent back for logged requests (POST /v1/models/{name}/feedback); the latest
+# feedback for a request id replaces the earlier one
+prediction_feedback = sa.Table(
+    "prediction_feedback",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("truth", sa.Text(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "model", "at"),
+)
+
 # monitoring (migration 0003): a version's reference profile and its drift reports over time
 reference_profiles = sa.Table(
     "reference_profiles",
@@ -213,6 +248,8 @@ ALL_TABLES = (
     aliases,
     alias_history,
     audit_log,
+    predictions,
+    prediction_feedback,
     reference_profiles,
     drift_results,
     telemetry_imports,

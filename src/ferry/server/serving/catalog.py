@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class RegistryModels:
     max_loaded: int = 8
     refresh_seconds: float = 0.25
     on_evict: Callable[[LoadedModel], None] | None = None
+    on_load: Callable[[LoadedModel, float], None] | None = None  # the model, seconds it took
     checks: dict[tuple[str, str], ExampleCheck] = field(default_factory=dict)
     _registry: Registry | None = None
     _loaded: OrderedDict[Key, LoadedModel] = field(default_factory=OrderedDict)
@@ -130,6 +132,7 @@ class RegistryModels:
     def _load(self, key: Key) -> LoadedModel:
         """In a thread: the bundle from the artifact store (cached on disk), loaded and checked."""
         name, version = key
+        started = time.perf_counter()
         folder = self.registry.checkout(name, version, self.cache_dir)
         try:
             model = load_bundle(folder)
@@ -141,6 +144,8 @@ class RegistryModels:
             ) from exc
         self.checks[(model.name, model.version)] = check_example(model)
         log.info("loaded %s version %s", name, version)
+        if self.on_load is not None:
+            self.on_load(model, time.perf_counter() - started)
         return model
 
     def _remember(self, key: Key, model: LoadedModel) -> None:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from ferry.config.settings import Settings
 from ferry.model.loaded import LoadedModel
+from ferry.monitoring.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.serving.batching import Batcher, BatchingConfig
 from ferry.server.serving.repository import ModelSource
@@ -19,6 +20,8 @@ class ServingContext:
     metrics: ServingMetrics
     settings: Settings
     batchers: dict[tuple[str, str], Batcher] = field(default_factory=dict)
+    # told about every answered prediction request (prediction log, usage metering)
+    observers: tuple[PredictionObserver, ...] = ()
 
     @property
     def max_body_bytes(self) -> int:
@@ -43,6 +46,8 @@ class ServingContext:
     def close(self) -> None:
         for batcher in self.batchers.values():
             batcher.close()
+        for observer in self.observers:
+            observer.close()
 
 
 def serving_context(request: Request) -> ServingContext:

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge,
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
-from ferry.monitoring.metrics import ServingMetrics
+from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
 
@@ -148,22 +148,55 @@ def json_response(
 
 
 class Timer:
-    """Times one request and records it in the metrics, whatever its outcome."""
+    """Times one request and records it in the metrics, whatever its outcome, and tells the
+    context's observers (prediction log, metering) about it when there are any."""
 
-    __slots__ = ("metrics", "path", "protocol", "start")
+    __slots__ = ("context", "path", "protocol", "request", "request_id", "start")
 
-    def __init__(self, metrics: ServingMetrics, protocol: str, path: str) -> None:
-        self.metrics = metrics
+    def __init__(
+        self, context: ServingContext, request: Request, protocol: str, request_id: str
+    ) -> None:
+        self.context = context
+        self.request = request
         self.protocol = protocol
-        self.path = path
+        self.request_id = request_id
+        self.path: str = request.scope["path"]
         self.start = time.perf_counter()
 
-    def done(self, model: LoadedModel | None, status: int, rows: int = 0) -> None:
+    def done(
+        self,
+        model: LoadedModel | None,
+        status: int,
+        batch: Batch | None = None,
+        outputs: Mapping[str, np.ndarray] | None = None,
+        error: FerryError | None = None,
+    ) -> None:
+        seconds = time.perf_counter() - self.start
         name, version = (model.name, model.version) if model is not None else ("-", "-")
-        self.metrics.observe(
-            name, version, self.protocol, status, time.perf_counter() - self.start, rows
+        rows = batch.n_rows if batch is not None and error is None else 0
+        self.context.metrics.observe(name, version, self.protocol, status, seconds, rows)
+        observers = self.context.observers
+        if not observers:
+            return
+        event = PredictionEvent(
+            request_id=self.request_id,
+            model=name,
+            version=version,
+            protocol=self.protocol,
+            status=status,
+            rows=rows,
+            seconds=seconds,
+            timestamp=time.time() - seconds,
+            principal=self.request.scope.get(PRINCIPAL_SCOPE_KEY),
+            error_code=error.code if error is not None else None,
+            inputs=batch,
+            outputs=outputs,
         )
+        for observer in observers:
+            observer.observe(event)
 
-    def failed(self, model: LoadedModel | None, exc: FerryError) -> None:
-        self.metrics.errors.labels(exc.code).inc()
-        self.done(model, status_of(exc, self.path))
+    def failed(
+        self, model: LoadedModel | None, exc: FerryError, batch: Batch | None = None
+    ) -> None:
+        self.context.metrics.errors.labels(exc.code).inc()
+        self.done(model, status_of(exc, self.path), batch, error=exc)

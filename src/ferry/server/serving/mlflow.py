@@ -77,8 +77,9 @@ def _from_split(data: Any, model: LoadedModel) -> Batch:
 
 async def _invoke(request: Request, context: ServingContext, name: str | None) -> Response:
     request_id = new_request_id(request)
-    timer = Timer(context.metrics, "mlflow", request.scope["path"])
+    timer = Timer(context, request, "mlflow", request_id)
     model: LoadedModel | None = None
+    batch: Batch | None = None
     try:
         model = await _resolve(context, name)
         body = await read_body(request, context.max_body_bytes)
@@ -97,9 +98,9 @@ async def _invoke(request: Request, context: ServingContext, name: str | None) -
             raise PayloadTooLarge(f"{batch.n_rows} rows exceed the limit")
         result = await predict(context, model, batch, ["predictions"])
     except FerryError as exc:
-        timer.failed(model, exc)
+        timer.failed(model, exc, batch)
         raise
-    timer.done(model, 200, batch.n_rows)
+    timer.done(model, 200, batch, result)
     return json_response(
         {"predictions": jsonable(result["predictions"])}, headers={"x-request-id": request_id}
     )

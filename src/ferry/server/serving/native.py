@@ -77,8 +77,9 @@ async def answer(
     decode: Callable[[LoadedModel], Awaitable[tuple[Batch, list[str] | None]]],
 ) -> Response:
     request_id = new_request_id(request)
-    timer = Timer(context.metrics, "native", request.scope["path"])
+    timer = Timer(context, request, "native", request_id)
     model: LoadedModel | None = None
+    batch: Batch | None = None
     try:
         model = await context.models.resolve(name, version)
         batch, requested = await decode(model)
@@ -90,11 +91,11 @@ async def answer(
         outputs = model.resolve_outputs(requested)
         result = await predict(context, model, batch, outputs)
     except FerryError as exc:
-        timer.failed(model, exc)
+        timer.failed(model, exc, batch)
         raise
     content: dict[str, Any] = {key: jsonable(value) for key, value in result.items()}
     content.update(model=model.name, version=model.version, request_id=request_id)
-    timer.done(model, 200, batch.n_rows)
+    timer.done(model, 200, batch, result)
     return json_response(content, headers={"x-request-id": request_id})
 
 

@@ -59,9 +59,10 @@ def batch_from_request(request: InferRequest, model: LoadedModel) -> Batch:
 async def infer(request: Request) -> Response:
     context = serving_context(request)
     params = request.path_params
-    new_request_id(request)
-    timer = Timer(context.metrics, "v2", request.scope["path"])
+    request_id = new_request_id(request)
+    timer = Timer(context, request, "v2", request_id)
     model: LoadedModel | None = None
+    batch: Batch | None = None
     try:
         model = await context.models.resolve(params["name"], params.get("version"))
         body = await read_body(request, context.max_body_bytes)
@@ -76,7 +77,7 @@ async def infer(request: Request) -> Response:
         outputs = model.resolve_outputs(requested) if requested else _default_outputs(model)
         result = await predict(context, model, batch, outputs)
     except FerryError as exc:
-        timer.failed(model, exc)
+        timer.failed(model, exc, batch)
         raise
     binary = _binary_flags(parsed, outputs)
     content, header_length = encode_infer_response(
@@ -85,7 +86,7 @@ async def infer(request: Request) -> Response:
         request_id=parsed.id,
         outputs=[(name, result[name], binary[name]) for name in outputs],
     )
-    timer.done(model, 200, batch.n_rows)
+    timer.done(model, 200, batch, result)
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(

@@ -1,7 +1,7 @@
 """Monitoring: reference profiles and drift results per version, imported telemetry bundles.
 
 Revision ID: 0003_monitoring
-Revises: 0001
+Revises: 0003_predlog
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_monitoring"
-down_revision = "0001"
+down_revision = "0003_predlog"  # the lead re-chains at merge; here after the log
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,186 @@
+"""The prediction log as an observer: ``observe`` only appends to a bounded queue; a thread
+in each worker process encodes and inserts what gathered, every ``flush_seconds``.
+
+The queue is a deque checked against its bound (appending is atomic under the GIL and wakes
+nobody), so a request pays about a microsecond; when the writer falls behind, new events are
+dropped and counted (``ferry_predlog_dropped_total``) rather than slowing answers down. The
+thread starts on the first event in each process, so a server that forks workers after
+building the app gets one writer per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ferry.errors import ConfigError
+from ferry.monitoring.events import PredictionEvent
+from ferry.monitoring.predlog.codec import event_row
+from ferry.monitoring.predlog.store import PredictionStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = 10_000
+FLUSH_SECONDS = 0.5
+BATCH_ROWS = 1000
+
+
+class Counting(Protocol):
+    """What the log counts into: a prometheus counter (child), or ``_NoCounter``."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _NoCounter:
+    def inc(self, amount: float = 1) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LogPolicy:
+    """Which requests are logged: none, all, or a random fraction."""
+
+    fraction: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction > 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> LogPolicy:
+        """``off``, ``all`` (or ``on``) or a sample fraction in (0, 1]."""
+        value = text.strip().lower()
+        if value in ("off", "none", "false", "0", ""):
+            return cls(0.0)
+        if value in ("all", "on", "true"):
+            return cls(1.0)
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 < fraction <= 1.0:
+            raise ConfigError(
+                f"prediction log {text!r}: use off, all, or a sample fraction in (0, 1]",
+                field="prediction_log",
+            )
+        return cls(fraction)
+
+
+class PredictionLog:
+    """A PredictionObserver writing sampled events to a PredictionStore from its own thread."""
+
+    def __init__(
+        self,
+        open_store: Callable[[], PredictionStore],
+        *,
+        policy: LogPolicy | None = None,
+        max_queue: int = DEFAULT_QUEUE,
+        flush_seconds: float = FLUSH_SECONDS,
+        dropped: Counting | None = None,
+        written: Counting | None = None,
+    ) -> None:
+        self.open_store = open_store
+        self.fraction = (policy or LogPolicy(1.0)).fraction
+        self.max_queue = max_queue
+        self.flush_seconds = flush_seconds
+        self.dropped: Counting = dropped if dropped is not None else _NoCounter()
+        self.written: Counting = written if written is not None else _NoCounter()
+        self._queue: deque[PredictionEvent] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = False
+        self._pid = -1
+        self._thread: threading.Thread | None = None
+        self._store: PredictionStore | None = None
+        self._start_lock = threading.Lock()
+
+    # --- the hot path -------------------------------------------------------------------------
+    def observe(self, event: PredictionEvent) -> None:
+        if event.model == "-":  # no model was found: nothing to replay or join with
+            return
+        if self.fraction < 1.0 and random.random() >= self.fraction:  # noqa: S311 - sampling
+            return
+        if self._pid != os.getpid():
+            self._start()
+        if len(self._queue) >= self.max_queue:
+            self.dropped.inc()
+            return
+        self._queue.append(event)
+
+    # --- the writer ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            # after a fork the parent's thread and queue are not ours: start afresh
+            self._queue = deque()
+            self._stop = threading.Event()
+            self._wake = threading.Event()
+            self._store = None
+            self._thread = threading.Thread(target=self._run, name="ferry-predlog", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+
+    @property
+    def store(self) -> PredictionStore:
+        if self._store is None:
+            self._store = self.open_store()
+        return self._store
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        self._busy = True
+        try:
+            while self._queue:
+                events: list[PredictionEvent] = []
+                while self._queue and len(events) < BATCH_ROWS:
+                    events.append(self._queue.popleft())
+                self._write(events)
+        finally:
+            self._busy = False
+
+    def _write(self, events: list[PredictionEvent]) -> None:
+        try:
+            rows = [event_row(event) for event in events]
+            self.store.insert(rows)
+        except Exception:  # the thread's boundary: a failed write loses these rows, not the log
+            log.exception("prediction log: could not write %d requests", len(events))
+            self.dropped.inc(len(events))
+            return
+        self.written.inc(len(rows))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write what is queued now; True once this process's queue is empty and written."""
+        if self._thread is None or self._pid != os.getpid():
+            return True
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while self._queue or self._busy:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.005)
+            if self._queue:
+                self._wake.set()
+        return True
+
+    def close(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=30)
+        if self._store is not None:
+            self._store.close()
+            self._store = None

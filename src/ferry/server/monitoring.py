@@ -1,0 +1,121 @@
+"""attach_monitoring(): the prediction log, output metrics, feedback and performance for an app.
+
+Called by ``ferry serve`` and ``ferry server`` on the app create_app() built, before any
+worker forks: it adds observers to the serving context and the monitoring routes. Threads
+and database connections are made lazily in each worker process, never in the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from starlette.requests import Request
+
+from ferry.config.settings import Settings
+from ferry.errors import PredictionLogDisabled
+from ferry.monitoring.metrics import ServingMetrics
+from ferry.monitoring.outputs import OutputMetrics
+from ferry.monitoring.performance import (
+    AlertHook,
+    Performance,
+    PerformanceMonitor,
+    check_thresholds,
+    log_alert,
+)
+from ferry.monitoring.predlog import LogPolicy, PredictionLog, PredictionStore, parse_duration
+from ferry.server.serving.catalog import RegistryModels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Monitoring:
+    """Per-app monitoring state, reached through ``request.app.state.monitoring``."""
+
+    database_url: str
+    policy: LogPolicy
+    metrics: ServingMetrics
+    monitor: PerformanceMonitor
+    log: PredictionLog | None = None
+    _store: PredictionStore | None = None
+    _pid: int = -1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def store(self) -> PredictionStore:
+        """This process's connection pool to the log (made after fork, on first use)."""
+        with self._lock:
+            if self._store is None or self._pid != os.getpid():
+                self._store = PredictionStore.open(self.database_url)
+                self._pid = os.getpid()
+            return self._store
+
+    def logged_store(self) -> PredictionStore:
+        """The store, when this server logs predictions (else a 409 saying how to turn it on)."""
+        if self.log is None:
+            raise PredictionLogDisabled(
+                "this server does not log predictions; start it with --log-predictions all "
+                "(or FERRY_PREDICTION_LOG=all)"
+            )
+        return self.store()
+
+    def export(self, performance: Performance) -> None:
+        gauge = self.metrics.performance
+        for metric, value in (*performance.metrics.items(), ("n", float(performance.n))):
+            gauge.labels(performance.model, performance.version, metric).set(value)
+
+
+def attach_monitoring(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    prediction_log: str,
+    alert_hooks: Sequence[AlertHook] = (),
+) -> Monitoring:
+    """Wire monitoring into ``app``: ``prediction_log`` is off, all or a sample fraction."""
+    from ferry.config.paths import database_url
+    from ferry.server.serving.feedback import monitoring_router
+
+    context = app.state.serving
+    metrics: ServingMetrics = context.metrics
+    policy = LogPolicy.parse(prediction_log)
+    monitor = PerformanceMonitor(
+        thresholds=check_thresholds(settings.performance_thresholds),
+        window=parse_duration(settings.performance_window, "performance_window"),
+        min_samples=settings.performance_min_samples,
+        hooks=[log_alert, *alert_hooks],
+    )
+    monitoring = Monitoring(database_url(settings), policy, metrics, monitor)
+    monitor.export = monitoring.export
+    observers = [*context.observers, OutputMetrics(metrics)]
+    if policy.enabled:
+        monitoring.log = PredictionLog(
+            monitoring.store,
+            policy=policy,
+            max_queue=settings.prediction_log_queue,
+            dropped=metrics.predlog_dropped,
+            written=metrics.predlog_written,
+        )
+        observers.append(monitoring.log)
+    context.observers = tuple(observers)
+    if isinstance(context.models, RegistryModels):  # ferry server: versions load on demand
+        context.models.on_load = lambda model, seconds: metrics.model_load_seconds.labels(
+            model.name, model.version
+        ).set(seconds)
+    app.state.monitoring = monitoring
+    app.include_router(monitoring_router())
+    return monitoring
+
+
+def monitoring_of(request: Request) -> Monitoring:
+    monitoring: Monitoring = request.app.state.monitoring
+    return monitoring
+
+
+def resolve_log_setting(option: str | None, settings: Settings, default: str) -> str:
+    """--log-predictions, else FERRY_PREDICTION_LOG, else the command's default."""
+    return option or settings.prediction_log or default

@@ -1,0 +1,74 @@
+"""Output metrics: folded in bulk, the same numbers observe() per value would give."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+
+from ferry.monitoring.events import PredictionEvent
+from ferry.monitoring.metrics import VALUE_BUCKETS, ServingMetrics
+from ferry.monitoring.outputs import OutputMetrics, observe_many
+
+
+def test_observe_many_equals_observe_per_value() -> None:
+    values = np.random.default_rng(0).normal(0, 300, 5000)
+    values[:3] = [0.0, VALUE_BUCKETS[5], np.nan]  # on a bound, and NaN (skipped by both)
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    slow = Histogram("v", "v", buckets=VALUE_BUCKETS, registry=one)
+    fast = Histogram("v", "v", buckets=VALUE_BUCKETS, registry=bulk)
+    for value in values[np.isfinite(values)]:
+        slow.observe(float(value))
+    observe_many(fast, values)
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for metric in registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(one) == pytest.approx(samples(bulk), rel=1e-12)
+    assert (
+        len(samples(one)) == len(VALUE_BUCKETS) + 2
+    )  # buckets, +Inf and count (no _sum: the buckets go negative)
+
+
+def event(
+    model: str, outputs: dict[str, np.ndarray] | None, error: str | None = None
+) -> PredictionEvent:
+    return PredictionEvent("r", model, "1", "native", 200 if error is None else 422,
+                           0 if outputs is None else len(next(iter(outputs.values()))), 0.001,
+                           time.time(), error_code=error, outputs=outputs)  # fmt: skip
+
+
+def test_classes_values_and_errors_are_counted() -> None:
+    metrics = ServingMetrics()
+    observer = OutputMetrics(metrics, flush_seconds=3600)
+    observer.observe(event("clf", {"predictions": np.array(["a", "b", "a"], dtype=object)}))
+    observer.observe(event("clf", {"predictions": np.array(["a"], dtype=object)}))
+    observer.observe(event("reg", {"predictions": np.array([1.5, -3.0])}))
+    observer.observe(event("clf", None, error="missing_column"))
+    observer.drain()
+    registry = metrics.registry
+    assert registry is not None
+    sample = registry.get_sample_value
+    assert (
+        sample("ferry_predicted_classes_total", {"model": "clf", "version": "1", "label": "a"}) == 3
+    )
+    assert (
+        sample("ferry_predicted_classes_total", {"model": "clf", "version": "1", "label": "b"}) == 1
+    )
+    assert sample("ferry_prediction_values_count", {"model": "reg", "version": "1"}) == 2
+    bucket = {"model": "reg", "version": "1", "le": "-2.5"}
+    assert sample("ferry_prediction_values_bucket", bucket) == 1  # -3.0
+    assert (
+        sample(
+            "ferry_model_errors_total", {"model": "clf", "version": "1", "code": "missing_column"}
+        )
+        == 1
+    )
+    observer.close()

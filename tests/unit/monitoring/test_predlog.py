@@ -1,0 +1,190 @@
+"""The prediction log against real SQLite and PostgreSQL databases: what observe() queues is
+written by the thread, read back exactly, bounded, sampled and joined with feedback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ferry.errors import ConfigError, InvalidRequest, PredictionNotFound
+from ferry.model.signature import Batch
+from ferry.monitoring.events import PredictionEvent
+from ferry.monitoring.predlog import (
+    Feedback,
+    LogPolicy,
+    PredictionLog,
+    PredictionStore,
+    get,
+    parse_duration,
+    parse_time,
+    read_inputs,
+    read_records,
+)
+
+NAMES = ["a", "b"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'log.db'}"
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = factory()
+    opened = PredictionStore.open(url, migrate=True)
+    yield opened
+    opened.close()
+
+
+def event(
+    request_id: str,
+    matrix: np.ndarray,
+    predictions: np.ndarray,
+    *,
+    version: str = "1",
+    at: float | None = None,
+    status: int = 200,
+) -> PredictionEvent:
+    batch = Batch.of_matrix(matrix, NAMES)
+    return PredictionEvent(
+        request_id=request_id,
+        model="m",
+        version=version,
+        protocol="native",
+        status=status,
+        rows=batch.n_rows,
+        seconds=0.002,
+        timestamp=at if at is not None else time.time(),
+        principal="key-1",
+        error_code=None if status == 200 else "invalid_value",
+        inputs=batch,
+        outputs={"predictions": predictions} if status == 200 else None,
+    )
+
+
+def test_logged_requests_read_back_exactly(store: PredictionStore) -> None:
+    log = PredictionLog(lambda: store, flush_seconds=0.05)
+    rng = np.random.default_rng(0)
+    sent = []
+    for i in range(30):
+        matrix = rng.normal(size=(i % 3 + 1, 2))
+        preds = (matrix[:, 0] > 0).astype(np.int64)
+        sent.append((f"r{i}", matrix, preds))
+        log.observe(event(f"r{i}", matrix, preds, version="1" if i < 20 else "2"))
+    log.observe(event("x", np.zeros((1, 2)), np.zeros(1), status=422))
+    assert log.flush()
+    records = read_records(store, "m", limit=1000)
+    assert len(records) == 31
+    assert [r.request_id for r in records][:2] == ["x", "r29"]  # newest first
+    one = get(store, "r7")
+    _, matrix, preds = sent[7]
+    assert one.inputs == {"a": matrix[:, 0].tolist(), "b": matrix[:, 1].tolist()}
+    assert one.outputs == {"predictions": preds.tolist()}
+    assert (one.model, one.version, one.rows, one.principal) == ("m", "1", len(preds), "key-1")
+    failed = get(store, "x")
+    assert (failed.status, failed.error_code, failed.outputs) == (422, "invalid_value", None)
+    with pytest.raises(PredictionNotFound, match="'nope'"):
+        get(store, "nope")
+
+    frame = read_inputs(store, "m", version=1, columns=NAMES)
+    expected = np.vstack([m for _, m, _ in sent[:20]])
+    assert list(frame.columns) == NAMES
+    assert np.array_equal(frame.to_numpy(), expected)
+    everything = read_inputs(store, "m")
+    assert len(everything) == sum(len(m) for _, m, _ in sent)  # the failed request is left out
+    log.close()
+
+
+def test_time_window(store: PredictionStore) -> None:
+    log = PredictionLog(lambda: store, flush_seconds=0.05)
+    now = time.time()
+    log.observe(event("old", np.ones((2, 2)), np.ones(2), at=now - 7200))
+    log.observe(event("new", np.zeros((1, 2)), np.zeros(1), at=now - 60))
+    assert log.flush()
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert [r.request_id for r in read_records(store, "m", since=since)] == ["new"]
+    assert len(read_inputs(store, "m", since=since)) == 1
+    until = datetime.now(UTC) - timedelta(minutes=30)
+    assert [r.request_id for r in read_records(store, "m", until=until)] == ["old"]
+    assert read_inputs(store, "other").empty
+    log.close()
+
+
+def test_feedback_joins_by_request_id(store: PredictionStore) -> None:
+    log = PredictionLog(lambda: store, flush_seconds=0.05)
+    log.observe(event("r1", np.ones((2, 2)), np.array([1, 0])))
+    log.observe(event("r2", np.ones((1, 2)), np.array([1])))
+    assert log.flush()
+    at = datetime.now(UTC)
+    store.add_feedback([Feedback("r1", "m", "1", [1, 1], at)])
+    store.add_feedback([Feedback("r1", "m", "1", [1, 0], at)])  # replaces the first
+    labeled = store.labeled("m")
+    assert [(item.prediction.request_id, item.truth) for item in labeled] == [("r1", [1, 0])]
+    log.close()
+
+
+def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    class Count:
+        value = 0.0
+
+        def inc(self, amount: float = 1) -> None:
+            self.value += amount
+
+    dropped = Count()
+    store = PredictionStore.open(f"sqlite:///{tmp_path / 'log.db'}", migrate=True)
+    # the writer waits an hour between flushes: the queue fills
+    log = PredictionLog(lambda: store, max_queue=5, flush_seconds=3600, dropped=dropped)
+    for i in range(8):
+        log.observe(event(f"r{i}", np.ones((1, 2)), np.ones(1)))
+    assert dropped.value == 3
+    assert log.flush()
+    assert store.count("m") == 5
+    log.close()
+
+
+def test_sampling_keeps_about_the_fraction(tmp_path: Path) -> None:
+    store = PredictionStore.open(f"sqlite:///{tmp_path / 'log.db'}", migrate=True)
+    log = PredictionLog(lambda: store, policy=LogPolicy.parse("0.25"), flush_seconds=0.05)
+    for i in range(2000):
+        log.observe(event(f"r{i}", np.ones((1, 2)), np.ones(1)))
+    assert log.flush()
+    assert 380 < store.count("m") < 620
+    log.close()
+
+
+def test_policy_and_durations() -> None:
+    assert LogPolicy.parse("off").fraction == 0.0
+    assert LogPolicy.parse("all").fraction == 1.0
+    assert LogPolicy.parse("0.1").fraction == 0.1
+    with pytest.raises(ConfigError, match="sample fraction"):
+        LogPolicy.parse("1.5")
+    assert parse_duration("90s") == timedelta(seconds=90)
+    assert parse_duration("2h") == timedelta(hours=2)
+    with pytest.raises(InvalidRequest, match="window"):
+        parse_duration("soon")
+    assert parse_time("2026-01-02T03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert abs((datetime.now(UTC) - parse_time("1h")) - timedelta(hours=1)) < timedelta(seconds=5)
+
+
+def test_string_and_missing_columns(tmp_path: Path) -> None:
+    store = PredictionStore.open(f"sqlite:///{tmp_path / 'log.db'}", migrate=True)
+    log = PredictionLog(lambda: store, flush_seconds=0.05)
+    city = np.array(["paris", None, "nice"], dtype=object)
+    income = np.array([1.5, np.nan, 3.0])
+    batch = Batch({"city": city, "income": income}, 3)
+    log.observe(
+        PredictionEvent("s", "mixed", "1", "native", 200, 3, 0.01, time.time(), inputs=batch,
+                        outputs={"predictions": np.array(["x", "y", "z"], dtype=object)})
+    )  # fmt: skip
+    assert log.flush()
+    frame = read_inputs(store, "mixed", columns=["income", "city"])
+    expected = pd.DataFrame({"income": [1.5, None, 3.0], "city": ["paris", None, "nice"]})
+    pd.testing.assert_frame_equal(frame, expected)
+    assert get(store, "s").outputs == {"predictions": ["x", "y", "z"]}
+    log.close()

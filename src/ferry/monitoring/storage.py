@@ -80,10 +80,14 @@ class MonitoringStore:
     @classmethod
     def of(cls, registry: Registry) -> MonitoringStore:
         """Over the registry's own database engine (cheap: nothing is opened)."""
+        return cls(cls.engine_of(registry))
+
+    @staticmethod
+    def engine_of(registry: Registry) -> Engine:
         engine = getattr(registry.metadata, "engine", None)
         if not isinstance(engine, Engine):
             raise ConfigError("this registry's metadata store keeps no monitoring tables")
-        return cls(engine)
+        return engine
 
     def close(self) -> None:
         if self._owned:
@@ -151,6 +155,17 @@ class MonitoringStore:
                 version=version,
             )
         return ReferenceProfile.model_validate(row.profile)
+
+    def profiled_versions(self) -> list[tuple[str, int]]:
+        """Every (model, version) that has a reference profile."""
+        query = (
+            sa.select(models.c.name, versions.c.number)
+            .join(versions, versions.c.model_id == models.c.id)
+            .join(reference_profiles, reference_profiles.c.version_id == versions.c.id)
+            .order_by(models.c.name, versions.c.number)
+        )
+        with self._read() as conn:
+            return [(str(name), int(number)) for name, number in conn.execute(query)]
 
     # --- drift ------------------------------------------------------------------------------
     def add_drift(self, report: DriftReport) -> int:

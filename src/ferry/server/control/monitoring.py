@@ -7,8 +7,8 @@ the ``ferry_drift_*`` gauges), and posts an alert to the webhook when a feature 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,11 +16,15 @@ from starlette.responses import HTMLResponse
 
 from ferry.errors import InvalidRequest
 from ferry.monitoring.drift import DriftThresholds, compute_drift
+from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.runs import AlertDelivery, DriftHistory, DriftRun, DriftSummary
 from ferry.monitoring.storage import DriftRecord, MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
 from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_LIVE_ROWS = 1_000_000
 
@@ -81,12 +85,17 @@ class MonitoringRoutes:
         registry = self.registry()
         store = MonitoringStore.of(registry)
         registry.get_version(name, version)
-        thresholds = self.thresholds.with_overrides(registry.get_model(name).tags)
-        profile = store.get_profile(name, version)
-        live, start, end = _live_rows(body)
-        report = compute_drift(profile, live, thresholds).model_copy(
-            update={"model": name, "version": version, "window_start": start, "window_end": end}
-        )
+        live = _live_rows(body)
+        if live is None:
+            assert body.window_seconds is not None
+            window = Window.last(timedelta(seconds=body.window_seconds))
+            report = drift_of_window(registry, name, version, window, self.thresholds)
+        else:
+            thresholds = self.thresholds.with_overrides(registry.get_model(name).tags)
+            profile = store.get_profile(name, version)
+            report = compute_drift(profile, live, thresholds).model_copy(
+                update={"model": name, "version": version}
+            )
         report_id = store.add_drift(report) if body.store else None
         delivery = None
         if report.drifted and body.alert and self.webhook is not None:
@@ -134,7 +143,8 @@ def _summary(record: DriftRecord) -> DriftSummary:
     )
 
 
-def _live_rows(body: DriftIn) -> tuple[Any, datetime | None, datetime | None]:
+def _live_rows(body: DriftIn) -> pd.DataFrame | None:
+    """The rows sent in the body; None for a window of the prediction log."""
     import pandas as pd
 
     given = [
@@ -153,13 +163,7 @@ def _live_rows(body: DriftIn) -> tuple[Any, datetime | None, datetime | None]:
             field=given[-1] if given else "body",
         )
     if body.window_seconds is not None:
-        end = datetime.now(UTC)
-        start = end - timedelta(seconds=body.window_seconds)
-        raise InvalidRequest(
-            "this server keeps no prediction log to take a window from; send the rows",
-            field="window_seconds",
-            window_start=start.isoformat(),
-        )
+        return None
     if body.rows is not None:
         frame = pd.DataFrame.from_records(body.rows)
     else:
@@ -173,4 +177,4 @@ def _live_rows(body: DriftIn) -> tuple[Any, datetime | None, datetime | None]:
         frame = pd.DataFrame(split.data, columns=split.columns)
     if len(frame) > MAX_LIVE_ROWS:
         raise InvalidRequest(f"at most {MAX_LIVE_ROWS} live rows per run", field="rows")
-    return frame, None, None
+    return frame

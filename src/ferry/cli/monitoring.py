@@ -200,8 +200,12 @@ def telemetry_export(
         ),
     ] = None,
     include_samples: Annotated[
-        bool, typer.Option(help="Also ship raw live inputs (off: aggregates only).")
+        bool,
+        typer.Option(help="Also ship logged requests with their inputs (off: aggregates only)."),
     ] = False,
+    max_samples: Annotated[
+        int, typer.Option(min=1, help="With --include-samples: the newest this many requests.")
+    ] = 1000,
 ) -> None:
     """Write a signed bundle of this site's monitoring summary (no raw inputs by default)."""
     from datetime import UTC, datetime
@@ -218,11 +222,6 @@ def telemetry_export(
     settings = get_settings()
     until = datetime.now(UTC)
     metrics_text = _scrape(metrics_url) if metrics_url else None
-    if include_samples:
-        raise typer.BadParameter(
-            "this build keeps no prediction log to take samples from",
-            param_hint="--include-samples",
-        )
     with Registry.from_settings(settings) as registry:
         manifest = export_site(
             registry,
@@ -232,6 +231,7 @@ def telemetry_export(
             since=until - window,
             until=until,
             metrics_text=metrics_text,
+            max_samples=max_samples if include_samples else 0,
         )
     files = manifest["files"]
     show_facts(

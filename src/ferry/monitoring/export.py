@@ -1,9 +1,10 @@
 """What a site's telemetry bundle holds, and loading one on our side.
 
 Files: ``summary.json`` (the headline numbers), ``models.json`` (versions and aliases),
-``drift.json`` (the drift reports of the window: statistics and binned shares, no rows) and,
-when the site's ``/metrics`` was read, ``metrics.json`` (see summaries.py). ``samples.jsonl``
-(raw live inputs) only when the caller asks for samples and gives them.
+``drift.json`` (the drift reports of the window: statistics and binned shares, no rows),
+``predictions.json`` (the prediction log's window: requests, errors, latency per version)
+and, when the site's ``/metrics`` was read, ``metrics.json`` (see summaries.py).
+``samples.jsonl`` (logged requests with their inputs and outputs) only when asked for.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from ferry.errors import TelemetryRejected
 from ferry.monitoring.storage import MonitoringStore, TelemetryImport
-from ferry.monitoring.summaries import summarize_metrics
+from ferry.monitoring.summaries import summarize_log, summarize_metrics
 from ferry.monitoring.telemetry import Bundle, canonical, write_bundle
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from sqlalchemy.engine import Engine
 
     from ferry.registry import Registry
 
@@ -34,9 +35,10 @@ def site_files(
     since: datetime,
     until: datetime,
     metrics_text: str | None = None,
-    samples: pd.DataFrame | None = None,
+    max_samples: int = 0,
 ) -> dict[str, bytes]:
     store = MonitoringStore.of(registry)
+    engine = MonitoringStore.engine_of(registry)
     models = _models(registry)
     records = [
         r
@@ -59,21 +61,39 @@ def site_files(
         "drift_runs": len(drift),
         "drifted_runs": sum(1 for r in records if r.report.drifted),
         "drifted_versions": drifted,
-        "samples": 0 if samples is None else len(samples),
     }
-    files = {"models.json": canonical(models), "drift.json": canonical(drift)}
+    logged = summarize_log(engine, since, until)
+    files = {
+        "models.json": canonical(models),
+        "drift.json": canonical(drift),
+        "predictions.json": canonical(logged),
+    }
+    counts = logged  # the window's own numbers; /metrics' cumulative ones only without a log
     if metrics_text is not None:
         metrics = summarize_metrics(metrics_text)
         files["metrics.json"] = canonical(metrics)
-        versions = metrics["versions"]
-        summary["requests"] = sum(v["requests"] for v in versions)
-        summary["server_errors"] = sum(v["server_errors"] for v in versions)
-        summary["client_errors"] = sum(v["client_errors"] for v in versions)
-        summary["errors_by_code"] = metrics["errors_by_code"]
-    if samples is not None:
-        files["samples.jsonl"] = samples.to_json(orient="records", lines=True).encode()
+        if not logged["versions"]:
+            counts = metrics
+    versions = counts["versions"]
+    summary["requests"] = sum(v["requests"] for v in versions)
+    summary["server_errors"] = sum(v["server_errors"] for v in versions)
+    summary["client_errors"] = sum(v["client_errors"] for v in versions)
+    summary["errors_by_code"] = counts["errors_by_code"]
+    summary["counts_from"] = "prediction log" if counts is logged else "/metrics"
+    if max_samples > 0:
+        lines = _samples(engine, since, until, max_samples)
+        files["samples.jsonl"] = b"".join(lines)
+        summary["samples"] = len(lines)
     files["summary.json"] = canonical(summary)
     return files
+
+
+def _samples(engine: Engine, since: datetime, until: datetime, limit: int) -> list[bytes]:
+    """The newest logged requests of the window, with inputs and outputs, one JSON a line."""
+    from ferry.monitoring.predlog import PredictionStore, read_records
+
+    records = read_records(PredictionStore(engine), since=since, until=until, limit=limit)
+    return [canonical(record.to_json()) + b"\n" for record in records]
 
 
 def _models(registry: Registry) -> list[dict[str, Any]]:
@@ -111,10 +131,10 @@ def export_site(
     since: datetime,
     until: datetime,
     metrics_text: str | None = None,
-    samples: pd.DataFrame | None = None,
+    max_samples: int = 0,
 ) -> dict[str, Any]:
     files = site_files(
-        registry, since=since, until=until, metrics_text=metrics_text, samples=samples
+        registry, since=since, until=until, metrics_text=metrics_text, max_samples=max_samples
     )
     return write_bundle(out, files, key=key, site=site, since=since, until=until)
 
@@ -134,8 +154,9 @@ def import_site(bundle: Bundle, store: MonitoringStore) -> tuple[TelemetryImport
         "ferry_version": manifest.get("ferry_version"),
         "files": sorted(manifest["files"]),
     }
-    if "metrics.json" in bundle.files:
-        summary["metrics"] = bundle.json("metrics.json")
+    for name in ("metrics", "predictions"):
+        if f"{name}.json" in bundle.files:
+            summary[name] = bundle.json(f"{name}.json")
     return store.add_telemetry(
         site=bundle.site,
         bundle_sha256=bundle.sha256,

@@ -1,13 +1,19 @@
-"""Aggregates of a Ferry server's ``/metrics`` text, for telemetry: no request data, only
-counts per model and version, errors per code, and latency quantiles from the histogram."""
+"""Aggregates for telemetry, never request data: counts per model and version, errors per
+code and latency quantiles, from a server's ``/metrics`` text (cumulative since its start) or
+from the prediction log (exactly the window)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 QUANTILES = (0.5, 0.9, 0.99)
+MAX_LATENCIES = 100_000
 
 
 def summarize_metrics(text: str) -> dict[str, Any]:
@@ -80,3 +86,73 @@ def histogram_quantile(q: float, cumulative: dict[float, float]) -> float | None
             return lower + (bound - lower) * share
         lower, below = bound, count
     return lower
+
+
+def summarize_log(engine: Engine, since: datetime, until: datetime) -> dict[str, Any]:
+    """The prediction log's window per model version: requests by status, rows, errors by
+    code and latency quantiles (over at most MAX_LATENCIES requests each)."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from ferry.registry.metadata.tables import predictions as log
+
+    window = (log.c.at >= since, log.c.at < until)
+    grouped = (
+        sa.select(
+            log.c.model,
+            log.c.version,
+            log.c.status,
+            log.c.error_code,
+            sa.func.count().label("requests"),
+            sa.func.coalesce(sa.func.sum(log.c.rows), 0).label("rows"),
+        )
+        .where(*window)
+        .group_by(log.c.model, log.c.version, log.c.status, log.c.error_code)
+    )
+    versions: dict[tuple[str, str], dict[str, Any]] = {}
+    errors: dict[str, int] = defaultdict(int)
+    with engine.connect() as conn:
+        for row in conn.execute(grouped):
+            entry = versions.setdefault(
+                (row.model, row.version),
+                {
+                    "model": row.model,
+                    "version": row.version,
+                    "requests": 0,
+                    "rows": 0,
+                    "requests_by_status": {},
+                },
+            )
+            entry["requests"] += int(row.requests)
+            entry["rows"] += int(row.rows)
+            status = str(row.status)
+            entry["requests_by_status"][status] = entry["requests_by_status"].get(status, 0) + int(
+                row.requests
+            )
+            if row.error_code:
+                errors[row.error_code] += int(row.requests)
+        for (model, version), entry in versions.items():
+            latencies = np.asarray(
+                conn.execute(
+                    sa.select(log.c.latency)
+                    .where(*window, log.c.model == model, log.c.version == version)
+                    .order_by(log.c.id.desc())
+                    .limit(MAX_LATENCIES)
+                )
+                .scalars()
+                .all(),
+                dtype=np.float64,
+            )
+            by_status = entry["requests_by_status"]
+            entry["server_errors"] = sum(n for s, n in by_status.items() if s.startswith("5"))
+            entry["client_errors"] = sum(n for s, n in by_status.items() if s.startswith("4"))
+            entry["latency_mean_seconds"] = float(latencies.mean()) if latencies.size else None
+            for q in QUANTILES:
+                value = float(np.quantile(latencies, q)) if latencies.size else None
+                entry[f"latency_p{round(q * 100)}_seconds"] = value
+    return {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "versions": [versions[key] for key in sorted(versions)],
+        "errors_by_code": dict(sorted(errors.items())),
+    }

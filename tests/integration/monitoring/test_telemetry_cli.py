@@ -80,10 +80,26 @@ def test_site_bundle_round_trip_and_tamper(
     )
     assert exported.returncode == 0, exported
     assert "summary.json" in exported.stdout
+    samples_bundle = tmp_path / "with-samples.tgz"
     with_samples = ferry(
-        site.home, "telemetry", "export", "--out", str(tmp_path / "s.tgz"), "--include-samples"
+        site.home,
+        "telemetry",
+        "export",
+        "--out",
+        str(samples_bundle),
+        "--include-samples",
+        "--max-samples",
+        "5",
     )
-    assert with_samples.returncode != 0  # no prediction log to take samples from
+    assert with_samples.returncode == 0, with_samples
+    from ferry.monitoring.telemetry import read_bundle
+
+    shipped = read_bundle(samples_bundle, KEY.encode())
+    lines = [json.loads(line) for line in shipped.files["samples.jsonl"].splitlines()]
+    assert len(lines) == 5
+    assert all(line["model"] == "iris" for line in lines)
+    assert any(line["inputs"] for line in lines)  # raw inputs: only because we asked
+    assert "samples.jsonl" not in read_bundle(bundle, KEY.encode()).files
 
     ours = tmp_path / "our-home"
     no_key = ferry(ours, "telemetry", "import", str(bundle), key_env=False)
@@ -110,8 +126,12 @@ def test_site_bundle_round_trip_and_tamper(
     assert entry["bundles"] == 1
     summary = entry["summary"]
     assert summary["summary"]["versions"] == 1
-    assert summary["summary"]["requests"] == REQUESTS + 1
+    assert summary["summary"]["requests"] == REQUESTS + 1  # from the prediction log's window
     assert summary["summary"]["client_errors"] == 1
+    assert summary["summary"]["counts_from"] == "prediction log"
+    [logged] = summary["predictions"]["versions"]
+    assert logged["requests_by_status"] == {"200": REQUESTS, "422": 1}
+    assert logged["rows"] == 2 * REQUESTS
     assert summary["summary"]["drift_runs"] == 1
     assert summary["summary"]["drifted_versions"] == ["iris/1"]
     [version] = summary["metrics"]["versions"]

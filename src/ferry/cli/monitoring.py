@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -208,9 +208,33 @@ def telemetry_export(
     ] = 1000,
 ) -> None:
     """Write a signed bundle of this site's monitoring summary (no raw inputs by default)."""
+    from ferry.cli.output import show_facts
+
+    manifest = _export(
+        out, since, key_file, site, metrics_url, max_samples if include_samples else 0
+    )
+    files = manifest["files"]
+    show_facts(
+        f"Telemetry bundle {out}",
+        [
+            ("site", manifest["site"]),
+            ("window", f"{manifest['since']} to {manifest['until']}"),
+            ("files", ", ".join(f"{name} ({files[name]['size']} B)" for name in files)),
+            ("signed", "HMAC-SHA256 over manifest.json, the archive sealed"),
+        ],
+    )
+
+
+def _export(
+    out: Path,
+    since: str,
+    key_file: Path | None,
+    site: str | None,
+    metrics_url: str | None,
+    max_samples: int,
+) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from ferry.cli.output import show_facts
     from ferry.config.settings import get_settings
     from ferry.monitoring.durations import parse_duration
     from ferry.monitoring.export import export_site
@@ -223,7 +247,7 @@ def telemetry_export(
     until = datetime.now(UTC)
     metrics_text = _scrape(metrics_url) if metrics_url else None
     with Registry.from_settings(settings) as registry:
-        manifest = export_site(
+        return export_site(
             registry,
             out,
             key=key,
@@ -231,18 +255,54 @@ def telemetry_export(
             since=until - window,
             until=until,
             metrics_text=metrics_text,
-            max_samples=max_samples if include_samples else 0,
+            max_samples=max_samples,
         )
-    files = manifest["files"]
-    show_facts(
-        f"Telemetry bundle {out}",
-        [
-            ("site", manifest["site"]),
-            ("window", f"{manifest['since']} to {manifest['until']}"),
-            ("files", ", ".join(f"{name} ({files[name]['size']} B)" for name in files)),
-            ("signed", "HMAC-SHA256 over manifest.json"),
-        ],
-    )
+
+
+@telemetry_app.command("push")
+def telemetry_push(
+    to: Annotated[
+        str, typer.Option("--to", help="Our Ferry server, e.g. https://ferry.example.com.")
+    ],
+    since: Annotated[str, typer.Option(help="The window of the new bundle (7d, 24h).")] = "1d",
+    spool: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False, help="Where bundles wait (default: FERRY_HOME/telemetry-spool)."
+        ),
+    ] = None,
+    key_file: KeyFileOption = None,
+    site: Annotated[str | None, typer.Option(help="This site's name.")] = None,
+    metrics_url: Annotated[
+        str | None, typer.Option(help="A Ferry server whose /metrics to summarize.")
+    ] = None,
+    export: Annotated[
+        bool, typer.Option(help="Spool a new bundle first (--no-export: only send the spool).")
+    ] = True,
+) -> None:
+    """Export a bundle into the spool and send every spooled bundle to --to; what cannot be
+    sent now (offline, server busy) waits for the next push."""
+    import os
+    from datetime import UTC, datetime
+
+    from ferry.cli.output import show_lines
+    from ferry.config.settings import get_settings
+    from ferry.monitoring.forward import default_spool, forward
+
+    folder = spool or default_spool(get_settings())
+    folder.mkdir(parents=True, exist_ok=True)
+    if export:
+        name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + ".tgz"
+        _export(folder / name, since, key_file, site, metrics_url, 0)
+    result = forward(folder, to, api_key=os.environ.get("FERRY_API_KEY"))
+    lines = [f"sent {len(result.delivered)} bundle(s) to {to}"]
+    if result.rejected:
+        lines.append(f"refused by the server, moved to {folder / 'rejected'}: {result.rejected}")
+    if result.waiting:
+        lines.append(
+            f"kept {len(result.waiting)} bundle(s) in {folder} for the next push ({result.error})"
+        )
+    show_lines(lines)
 
 
 def _scrape(url: str) -> str:

@@ -8,7 +8,7 @@ from ferry.config.settings import Settings, get_settings
 from ferry.server.control.aliases import AliasRoutes
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import ModelRoutes
-from ferry.server.control.monitoring import MonitoringRoutes
+from ferry.server.control.monitoring import MonitoringRoutes, TelemetryRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
 from ferry.server.control.staging import sweep_staging
 from ferry.server.control.uploads import UploadRoutes
@@ -36,7 +36,11 @@ def control_router(
     router.include_router(VersionRoutes(registry_provider, config).router())
     router.include_router(AliasRoutes(registry_provider).router())
     router.include_router(monitoring_routes(registry_provider, settings).router())
+    router.include_router(TelemetryRoutes(registry_provider, TELEMETRY_MAX_BYTES).router())
     return router
+
+
+TELEMETRY_MAX_BYTES = 64 * 1024 * 1024
 
 
 def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -> MonitoringRoutes:

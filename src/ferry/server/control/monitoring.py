@@ -7,14 +7,15 @@ the ``ferry_drift_*`` gauges), and posts an alert to the webhook when a feature 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from ferry.errors import InvalidRequest
+from ferry.errors import ConfigError, InvalidRequest, NotReady, PayloadTooLarge
 from ferry.monitoring.drift import DriftThresholds, compute_drift
 from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_LIVE_ROWS = 1_000_000
+_BINARY = {"type": "string", "format": "binary"}
 
 
 class SplitFrame(BaseModel):
@@ -178,3 +180,101 @@ def _live_rows(body: DriftIn) -> pd.DataFrame | None:
     if len(frame) > MAX_LIVE_ROWS:
         raise InvalidRequest(f"at most {MAX_LIVE_ROWS} live rows per run", field="rows")
     return frame
+
+
+class TelemetryReceipt(BaseModel):
+    site: str
+    created: bool = Field(description="False when this bundle had been received before.")
+    since: datetime
+    until: datetime
+
+
+class TelemetrySite(BaseModel):
+    site: str
+    created_at: datetime
+    since: datetime
+    until: datetime
+    bundles: int
+    summary: dict[str, Any]
+
+
+class TelemetrySites(BaseModel):
+    items: list[TelemetrySite]
+
+
+class TelemetryRoutes:
+    """``POST /api/v1/telemetry``: a site pushes a signed bundle (``ferry telemetry push``);
+    ``GET /api/v1/telemetry/sites``: the sites heard from, with their latest summary."""
+
+    def __init__(self, registry: RegistryProvider, max_bytes: int) -> None:
+        self.registry = registry
+        self.max_bytes = max_bytes
+
+    def router(self) -> APIRouter:
+        router = APIRouter(route_class=ControlRoute, tags=["telemetry"], responses=ERROR_RESPONSES)
+        router.add_api_route(
+            "/telemetry",
+            self.receive,
+            methods=["POST"],
+            response_model=TelemetryReceipt,
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                }
+            },
+        )
+        router.add_api_route("/telemetry/sites", self.sites, methods=["GET"])
+        return router
+
+    async def receive(self, request: Request) -> TelemetryReceipt:
+        """Verify a pushed bundle with this server's FERRY_TELEMETRY_KEY and keep its summary."""
+        import anyio.to_thread
+
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > self.max_bytes:
+                raise PayloadTooLarge(
+                    f"a telemetry bundle is at most {self.max_bytes} bytes", limit=self.max_bytes
+                )
+        return await anyio.to_thread.run_sync(self._import, bytes(body))
+
+    def _import(self, data: bytes) -> TelemetryReceipt:
+        from ferry.monitoring.export import import_site
+        from ferry.monitoring.telemetry import load_key, verify_bundle
+
+        try:
+            key = load_key()
+        except ConfigError as exc:
+            raise NotReady(f"this server takes no telemetry: {exc.message}") from exc
+        record, created = import_site(verify_bundle(data, key), self._store())
+        return TelemetryReceipt(
+            site=record.site, created=created, since=record.since, until=record.until
+        )
+
+    def _store(self) -> MonitoringStore:
+        return MonitoringStore.of(self.registry())
+
+    def sites(self) -> TelemetrySites:
+        imports = self._store().telemetry(limit=1000)
+        latest: dict[str, TelemetrySite] = {}
+        counts: dict[str, int] = {}
+        for item in imports:  # newest first
+            counts[item.site] = counts.get(item.site, 0) + 1
+            latest.setdefault(
+                item.site,
+                TelemetrySite(
+                    site=item.site,
+                    created_at=item.created_at,
+                    since=item.since,
+                    until=item.until,
+                    bundles=0,
+                    summary=item.summary.get("summary", {}),
+                ),
+            )
+        return TelemetrySites(
+            items=[s.model_copy(update={"bundles": counts[s.site]}) for s in latest.values()]
+        )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ferry.errors import ProfileNotFound
 from ferry.monitoring.drift import DriftReport, DriftThresholds, compute_drift
 from ferry.monitoring.storage import MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
@@ -71,8 +72,9 @@ def drift_of_window(
     window: Window,
     thresholds: DriftThresholds,
 ) -> DriftReport:
-    store = MonitoringStore.of(registry)
-    profile = store.get_profile(model, version)
+    from ferry.monitoring.references import reference_profile
+
+    profile = reference_profile(registry, model, version)
     tuned = thresholds.with_overrides(registry.get_model(model).tags)
     live = live_window(predictions_of(registry), model, version, profile, window)
     return compute_drift(profile, live, tuned).model_copy(
@@ -85,19 +87,33 @@ def drift_of_window(
     )
 
 
+def aliased_versions(registry: Registry) -> set[tuple[str, int]]:
+    """The versions some alias (production, staging ...) points at."""
+    found: set[tuple[str, int]] = set()
+    offset = 0
+    while True:
+        page = registry.list_models(limit=1000, offset=offset)
+        found |= {(m.name, number) for m in page.items for number in m.aliases.values()}
+        offset += 1000
+        if offset >= page.total:
+            return found
+
+
 def run_drift_checks(
     registry: Registry,
     window: Window,
     thresholds: DriftThresholds,
     webhook: WebhookConfig | None = None,
 ) -> list[int]:
-    """Check every profiled version that had enough traffic in the window: store each report
-    and alert the webhook on drift. Returns the stored reports' ids."""
+    """Check every profiled or aliased version that had enough traffic in the window: store
+    each report and alert the webhook on drift. Returns the stored reports' ids."""
     store = MonitoringStore.of(registry)
     stored: list[int] = []
-    for model, version in store.profiled_versions():
+    for model, version in sorted(set(store.profiled_versions()) | aliased_versions(registry)):
         try:
             report = drift_of_window(registry, model, version, window, thresholds)
+        except ProfileNotFound:
+            continue  # no example and no reference: nothing to compare with
         except Exception:  # one bad version (its tags, its rows) must not stop the others
             log.exception("drift check failed", extra={"model": model, "version": version})
             continue

@@ -110,3 +110,21 @@ def test_telemetry_imports_are_kept_once(registry: Registry) -> None:
     assert stored.summary == {"requests": 10}
     assert stored.since == now - timedelta(days=7)
     assert store.telemetry("other") == []
+
+
+def test_profile_made_from_the_stored_example_when_missing(
+    registry: Registry, iris_bundle: Path
+) -> None:
+    from ferry.monitoring.references import reference_profile
+
+    registry.register(iris_bundle, "iris")  # directly: no upload, so no profile yet
+    store = MonitoringStore.of(registry)
+    assert store.profiled_versions() == []
+    profile = reference_profile(registry, "iris", 1)
+    assert profile.source == "example"
+    assert profile.rows == 8  # the bundle's example rows
+    assert [f.name for f in profile.features] == [
+        c.name for c in registry.get_version("iris", 1).signature.inputs
+    ]
+    assert store.profiled_versions() == [("iris", 1)]
+    assert store.get_profile("iris", 1) == profile

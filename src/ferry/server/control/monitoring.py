@@ -19,6 +19,7 @@ from ferry.errors import ConfigError, InvalidRequest, NotReady, PayloadTooLarge
 from ferry.monitoring.drift import DriftThresholds, compute_drift
 from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
+from ferry.monitoring.references import reference_profile
 from ferry.monitoring.runs import AlertDelivery, DriftHistory, DriftRun, DriftSummary
 from ferry.monitoring.storage import DriftRecord, MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
@@ -80,7 +81,7 @@ class MonitoringRoutes:
 
     def get_profile(self, name: str, version: int) -> ReferenceProfile:
         """The version's reference profile (per feature: quantiles, bins, categories)."""
-        return self._store().get_profile(name, version)
+        return reference_profile(self.registry(), name, version)
 
     def run_drift(self, name: str, version: int, body: DriftIn) -> DriftRun:
         """Compare live rows with the version's reference profile; store and alert."""
@@ -94,7 +95,7 @@ class MonitoringRoutes:
             report = drift_of_window(registry, name, version, window, self.thresholds)
         else:
             thresholds = self.thresholds.with_overrides(registry.get_model(name).tags)
-            profile = store.get_profile(name, version)
+            profile = reference_profile(registry, name, version)
             report = compute_drift(profile, live, thresholds).model_copy(
                 update={"model": name, "version": version}
             )

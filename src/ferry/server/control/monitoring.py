@@ -72,7 +72,8 @@ class MonitoringRoutes:
             "/drift/{report_id}/report.html",
             self.get_report_html,
             methods=["GET"],
-            response_class=HTMLResponse,
+            response_model=None,
+            responses={200: {"content": {"text/html": {}}, "description": "The HTML report"}},
         )
         return router
 

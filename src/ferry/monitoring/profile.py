@@ -8,6 +8,7 @@ categorical feature its category frequencies. Drift (drift.py) needs nothing els
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ferry.model.signature import Signature
+
+log = logging.getLogger(__name__)
 
 PROFILE_FORMAT = 1
 QUANTILES = 101  # 0.00, 0.01, ..., 1.00
@@ -110,7 +113,10 @@ def profile_series(series: pd.Series, name: str, kind: FeatureKind | None = None
     if kind == "categorical":
         counts = category_counts(present)
         return base.model_copy(update={"count": len(present), "categories": counts})
-    values = np.asarray(present, dtype=np.float64)
+    import pandas as pd
+
+    # a value that is not a number is left out rather than failing the whole profile
+    values = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return base
@@ -209,5 +215,10 @@ def profile_bundle(
     import orjson
 
     split = orjson.loads((bundle / manifest.example).read_bytes())
-    frame = pd.DataFrame(split["data"], columns=split["columns"])
-    return profile_frame(frame, source="example", kinds=kinds)
+    try:
+        frame = pd.DataFrame(split["data"], columns=split["columns"])
+        return profile_frame(frame, source="example", kinds=kinds)
+    except (ValueError, TypeError, KeyError, InvalidRequest):
+        # an example that does not tabulate only means no profile: never a failed upload
+        log.warning("input example not profiled", extra={"bundle": str(bundle)}, exc_info=True)
+        return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -209,3 +211,39 @@ def test_read_table_formats(tmp_path: pytest.TempPathFactory) -> None:
         pd.testing.assert_frame_equal(read_table(path), frame, check_exact=False)
     with pytest.raises(InvalidRequest, match="not one of"):
         read_table(tmp_path / "live.txt")  # type: ignore[operator]
+
+
+def test_numeric_feature_leaves_text_out() -> None:
+    frame = pd.DataFrame({"x": ["1.5", "2.5", "oops", None]})
+    profile = profile_frame(frame, source="test", kinds={"x": "numeric"})
+    x = profile.features[0]
+    assert x.count == 2
+    assert x.missing_rate == pytest.approx(0.25)  # None only: 'oops' is dropped from the values
+    assert x.quantiles[0] == 1.5
+
+
+def test_profile_bundle_from_reference_or_example(
+    iris_bundle: Path, iris_data: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    from ferry.monitoring.profile import profile_bundle
+
+    example = profile_bundle(iris_bundle)
+    assert example is not None
+    assert example.source == "example"
+    assert example.rows == 8
+    X, y = iris_data
+    train = tmp_path / "train.parquet"
+    X.assign(species=y).to_parquet(train)
+    reference = profile_bundle(iris_bundle, train)
+    assert reference is not None
+    assert reference.rows == 150
+    assert [f.name for f in reference.features] == list(X.columns)  # the label is no input
+    part = tmp_path / "upload-part"  # an uploaded part: no suffix of its own
+    X.to_csv(part, index=False)
+    from_part = profile_bundle(iris_bundle, part, suffix=".csv")
+    assert from_part is not None
+    assert from_part.rows == 150
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"a": [1]}).to_csv(other, index=False)
+    with pytest.raises(InvalidRequest, match="none of the model's inputs"):
+        profile_bundle(iris_bundle, other)

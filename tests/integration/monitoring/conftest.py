@@ -7,13 +7,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import free_port
 from tests.integration.control.conftest import control_server, start_control
 
-__all__ = ["Receiver", "control_server", "receiver", "start_control"]
+__all__ = ["Receiver", "control_server", "get", "patch", "post", "receiver", "start_control"]
 
 
 @dataclass
@@ -48,3 +50,19 @@ def receiver() -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+# generous: on a loaded machine the first prediction of a version also loads the model
+TIMEOUT = 60.0
+
+
+def get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=TIMEOUT, **kwargs)
+
+
+def post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, timeout=TIMEOUT, **kwargs)
+
+
+def patch(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.patch(url, timeout=TIMEOUT, **kwargs)

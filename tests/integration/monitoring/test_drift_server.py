@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import IRIS_COLUMNS
 from tests.integration.control.conftest import StartControl
-from tests.integration.monitoring.conftest import Receiver
+from tests.integration.monitoring.conftest import Receiver, get, patch, post
 from tests.unit.monitoring.test_drift import SHIFTED, iris_population, shift
 
 pytestmark = pytest.mark.integration
@@ -53,7 +52,7 @@ def test_drift_through_server_and_cli(
             str(reference),
         )
     )
-    profile = httpx.get(f"{server.url}/api/v1/models/iris/versions/1/profile").json()
+    profile = get(f"{server.url}/api/v1/models/iris/versions/1/profile").json()
     assert profile["source"] == "reference"
     assert profile["rows"] == 1000
     assert [f["name"] for f in profile["features"]] == IRIS_COLUMNS
@@ -74,7 +73,7 @@ def test_drift_through_server_and_cli(
     assert html.read_text().startswith("<!doctype html>")
     history = json.loads(ok(server.ferry("drift", "iris", "--history", "--json")))["items"]
     assert [item["drifted_features"] for item in history] == [SHIFTED_COLUMNS, []]
-    latest = httpx.get(f"{server.url}/api/v1/drift/{history[0]['id']}").json()["report"]
+    latest = get(f"{server.url}/api/v1/drift/{history[0]['id']}").json()["report"]
     for feature in latest["features"]:
         drifted = feature["name"] in SHIFTED_COLUMNS
         assert feature["tests"]["psi"]["drifted"] is drifted
@@ -84,13 +83,13 @@ def test_drift_through_server_and_cli(
     assert receiver.bodies[-1]["drifted_features"] == SHIFTED_COLUMNS
     assert receiver.bodies[-1]["report_id"] == history[0]["id"]
 
-    page = httpx.get(f"{server.url}/api/v1/drift/{history[0]['id']}/report.html")
+    page = get(f"{server.url}/api/v1/drift/{history[0]['id']}/report.html")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert page.text.count("<svg") == 4
 
     # the last run's statistics on /metrics
-    text = httpx.get(f"{server.url}/metrics").text
+    text = get(f"{server.url}/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     psi = {s.labels["feature"]: s.value for s in families["ferry_drift_psi"].samples}
     assert psi == pytest.approx(
@@ -101,7 +100,7 @@ def test_drift_through_server_and_cli(
 
     # a version registered without a reference is profiled from its input example
     ok(server.ferry("register", str(iris_bundle), "-n", "iris-copy"))
-    copy = httpx.get(f"{server.url}/api/v1/models/iris-copy/versions/1/profile").json()
+    copy = get(f"{server.url}/api/v1/models/iris-copy/versions/1/profile").json()
     assert copy["source"] == "example"
     assert copy["rows"] == 8
 
@@ -113,28 +112,28 @@ def test_bad_drift_requests(start_control: StartControl, iris_bundle: Path, tmp_
     bad = server.ferry("register", str(iris_bundle), "-n", "iris", "--reference", str(unrelated))
     assert bad.returncode == 1
     assert "none of the model's inputs" in bad.stdout + bad.stderr
-    assert httpx.get(f"{server.url}/api/v1/models/iris").status_code == 404  # nothing registered
+    assert get(f"{server.url}/api/v1/models/iris").status_code == 404  # nothing registered
 
     ok(server.ferry("register", str(iris_bundle), "-n", "iris"))
     api = f"{server.url}/api/v1/models/iris/versions/1/drift"
-    both = httpx.post(api, json={"rows": [{"sepal_length": 1}], "window_seconds": 60})
+    both = post(api, json={"rows": [{"sepal_length": 1}], "window_seconds": 60})
     assert both.status_code == 400
     assert both.json()["error"]["details"]["field"] == "window_seconds"
-    neither = httpx.post(api, json={})
+    neither = post(api, json={})
     assert neither.status_code == 400
     assert "rows, dataframe_split or window_seconds" in neither.json()["error"]["message"]
-    ragged = httpx.post(api, json={"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}})
+    ragged = post(api, json={"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}})
     assert ragged.status_code == 400
     assert ragged.json()["error"]["details"]["field"] == "dataframe_split.data"
-    missing = httpx.post(f"{server.url}/api/v1/models/iris/versions/9/drift", json={"rows": []})
+    missing = post(f"{server.url}/api/v1/models/iris/versions/9/drift", json={"rows": []})
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "version_not_found"
-    assert httpx.get(f"{server.url}/api/v1/drift/12345").json()["error"]["code"] == (
+    assert get(f"{server.url}/api/v1/drift/12345").json()["error"]["code"] == (
         "drift_report_not_found"
     )
-    tagged = httpx.patch(f"{server.url}/api/v1/models/iris", json={"tags": {"drift.psi": "-2"}})
+    tagged = patch(f"{server.url}/api/v1/models/iris", json={"tags": {"drift.psi": "-2"}})
     assert tagged.status_code == 200
     rows = population(100, 5).to_dict("records")  # type: ignore[attr-defined]
-    refused = httpx.post(api, json={"rows": rows})
+    refused = post(api, json={"rows": rows})
     assert refused.status_code == 400
     assert refused.json()["error"]["details"]["field"] == "drift.psi"

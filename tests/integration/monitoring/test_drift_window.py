@@ -7,12 +7,11 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import IRIS_COLUMNS
 from tests.integration.control.conftest import StartControl
-from tests.integration.monitoring.conftest import Receiver
+from tests.integration.monitoring.conftest import Receiver, get, post
 from tests.unit.monitoring.test_drift import iris_population, shift
 
 pytestmark = pytest.mark.integration
@@ -56,9 +55,7 @@ def test_window_and_scheduled_drift(
     live = shift(iris_population(ROWS, 7).set_axis(IRIS_COLUMNS, axis=1), SHIFTED)
     for start in range(0, ROWS, PER_REQUEST):
         rows = live.iloc[start : start + PER_REQUEST].to_dict("records")
-        answer = httpx.post(
-            f"{server.url}/v1/models/iris@production/predict", json={"instances": rows}
-        )
+        answer = post(f"{server.url}/v1/models/iris@production/predict", json={"instances": rows})
         assert answer.status_code == 200, answer.text
 
     def logged() -> bool:  # the log is written by a background thread
@@ -77,7 +74,7 @@ def test_window_and_scheduled_drift(
 
     # the scheduled job stores its own reports and posts the alert
     def scheduled() -> list[dict[str, object]]:
-        items = httpx.get(f"{server.url}/api/v1/models/iris/drift").json()["items"]
+        items = get(f"{server.url}/api/v1/models/iris/drift").json()["items"]
         return [i for i in items if i["id"] != run["id"]]
 
     [job, *_] = wait_for(scheduled)  # type: ignore[misc]

@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import IRIS_COLUMNS
 from tests.integration.control.conftest import ISOLATED, StartControl
+from tests.integration.monitoring.conftest import post
 from tests.unit.monitoring.test_drift import iris_population, shift
 
 pytestmark = pytest.mark.integration
@@ -52,11 +52,11 @@ def test_site_bundle_round_trip_and_tamper(
     assert registered.returncode == 0, registered
     rows = iris_population(50, 4).set_axis(IRIS_COLUMNS, axis=1)
     for _ in range(REQUESTS):
-        answer = httpx.post(
+        answer = post(
             f"{site.url}/v1/models/iris/predict", json={"instances": rows[:2].to_dict("records")}
         )
         assert answer.status_code == 200
-    bad = httpx.post(f"{site.url}/v1/models/iris/predict", json={"instances": [{"x": 1}]})
+    bad = post(f"{site.url}/v1/models/iris/predict", json={"instances": [{"x": 1}]})
     assert bad.status_code == 422
     live = tmp_path / "live.csv"
     shift(iris_population(300, 5).set_axis(IRIS_COLUMNS, axis=1), ["petal_width"]).to_csv(

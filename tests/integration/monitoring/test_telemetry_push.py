@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.conftest import free_port
 from tests.integration.control.conftest import StartControl
+from tests.integration.monitoring.conftest import get, post
 from tests.integration.monitoring.test_telemetry_cli import KEY, ferry
 
 pytestmark = pytest.mark.integration
@@ -57,12 +57,12 @@ def test_store_and_forward(start_control: StartControl, tmp_path: Path) -> None:
     assert list(spool.glob("*.tgz")) == []
     assert [p.name for p in (spool / "rejected").iterdir()] == ["00000000T000000Z.tgz"]
 
-    [site] = httpx.get(f"{ours.url}/api/v1/telemetry/sites").json()["items"]
+    [site] = get(f"{ours.url}/api/v1/telemetry/sites").json()["items"]
     assert site["site"] == "harbor-7"
     assert site["bundles"] == 3
     assert site["summary"]["versions"] == 0
 
-    refused = httpx.post(f"{ours.url}/api/v1/telemetry", content=b"not a bundle")
+    refused = post(f"{ours.url}/api/v1/telemetry", content=b"not a bundle")
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "telemetry_rejected"
     nothing_new = ferry(

@@ -19,6 +19,10 @@ core (``taskset -c 1``):
   (cross-checked against ``ferry_worker_memory_bytes`` in /metrics);
 - batching on vs off at c1: a second server with ``FERRY_BATCHING=false``; one client sends
   1-row requests alternately to both (the issue's target: p50 with batching on within 10%).
+- prediction logging on vs off at c32: a server with ``--log-predictions all`` (writing to a
+  fresh SQLite file) and one without, measured alternately three times each; the ratio of the
+  medians (the target: logging keeps at least 90% of the throughput), with the rows the log
+  holds afterwards and ``ferry_predlog_dropped_total``.
 
 Loopback only; every request, wrk run and child process has a timeout; each server's process
 tree is killed at the end, whatever happens. Results are printed as a table and written to
@@ -227,6 +231,7 @@ class Server:
     workers: int
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -242,7 +247,7 @@ class Server:
         return [
             "taskset", "-c", self.cpus, str(FERRY), "serve", str(self.path),
             "--host", HOST, "--port", str(self.port), "--workers", str(self.workers),
-            "--log-level", "warning",
+            "--log-level", "warning", *self.args,
         ]  # fmt: skip
 
     def start(self, row: bytes, expected: list[float]) -> float:
@@ -270,6 +275,18 @@ class Server:
                 last_error = repr(exc)
             time.sleep(POLL_SECONDS)
         raise RuntimeError(f"no correct answer within {COLD_TIMEOUT_SECONDS:.0f}s: {last_error}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's process tree so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+        return total / ticks
 
     def pids(self) -> list[int]:
         return tree_pids(self.proc.pid) if self.proc is not None else []
@@ -445,11 +462,32 @@ class Result:
     metrics_memory_mb: dict[str, float] = field(default_factory=dict)
     batching_p50_on_us: list[float] = field(default_factory=list)
     batching_p50_off_us: list[float] = field(default_factory=list)
+    logging_on_req_s: list[float] = field(default_factory=list)
+    logging_off_req_s: list[float] = field(default_factory=list)
+    logging_on_cpu_ms: list[float] = field(default_factory=list)
+    logging_off_cpu_ms: list[float] = field(default_factory=list)
+    logged_requests: int = 0
+    logging_requests_sent: int = 0
+    logging_dropped: float = 0.0
     error: str = ""
 
     def worker_memory(self) -> list[dict[str, Any]]:
         workers = [m for m in self.memory_after_load if m["role"] == "worker"]
         return workers or self.memory_after_load
+
+    def logging_ratio(self) -> float | None:
+        """Median over the adjacent pairs of (req/s with the log) / (req/s without)."""
+        pairs = list(zip(self.logging_on_req_s, self.logging_off_req_s, strict=False))
+        if not pairs:
+            return None
+        return statistics.median(on / off for on, off in pairs)
+
+    def logging_cpu_ratio(self) -> float | None:
+        """Throughput the CPU cost per request implies: cpu without / cpu with the log."""
+        if not self.logging_on_cpu_ms or not self.logging_off_cpu_ms:
+            return None
+        on = statistics.median(self.logging_on_cpu_ms)
+        return statistics.median(self.logging_off_cpu_ms) / on
 
     def batching_ratio(self) -> float | None:
         if not self.batching_p50_on_us or not self.batching_p50_off_us:
@@ -524,6 +562,8 @@ def bench_model(model: Prepared, opts: argparse.Namespace, load: Load, logs: Pat
             result.metrics_memory_mb = metrics_memory(server)
             if opts.batching_check:
                 compare_batching(server, new_server(FERRY_BATCHING="false"), model, load, result)
+        if opts.logging_check:
+            compare_logging(path, name, model, opts, load, logs, result)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         result.error = str(exc)[:2000]
     return result
@@ -544,6 +584,66 @@ def compare_batching(
             on_run, off_run = load.raw_interleaved(urls, body, seconds)
             result.batching_p50_on_us.append(on_run["p50_us"])
             result.batching_p50_off_us.append(off_run["p50_us"])
+
+
+def compare_logging(
+    path: Path,
+    name: str,
+    model: Prepared,
+    opts: argparse.Namespace,
+    load: Load,
+    logs: Path,
+    result: Result,
+) -> None:
+    """c32 req/s with the prediction log on vs off: two servers up side by side (the idle one
+    costs nothing), measured in ``--logging-pairs`` adjacent pairs of runs, alternating which
+    goes first; also the server's CPU time per request (user + system of its process tree),
+    which other load on the machine disturbs far less than req/s."""
+    import shutil
+    import sqlite3
+
+    home = load.workdir / "predlog-home"
+    shutil.rmtree(home, ignore_errors=True)
+    body = load.workdir / f"{model.name}.row1.json"
+    row1 = body.read_bytes()
+    off = Server(path, name, opts.server_cpu, opts.workers, logs / f"{model.name}.log-off.log")
+    on = Server(
+        path, name, opts.server_cpu, opts.workers, logs / f"{model.name}.log-on.log",
+        env={"FERRY_HOME": str(home)}, args=("--log-predictions", "all"),
+    )  # fmt: skip
+    with serving(off, row1, model.row1_pred), serving(on, row1, model.row1_pred):
+        check(on.url, model)
+        for server in (off, on):
+            load.wrk(server.url, body, 32, max(1.0, load.warmup))
+        seconds = max(2.0, load.duration / 3)
+        for index in range(opts.logging_pairs):
+            pair = (off, on) if index % 2 == 0 else (on, off)  # drift hits both alike
+            for server in pair:
+                before = server.cpu_seconds()
+                run = load.wrk(server.url, body, 32, seconds)
+                cpu_ms = (server.cpu_seconds() - before) * 1000 / max(1, run["requests"])
+                if server is on:
+                    result.logging_on_req_s.append(run["req_s"])
+                    result.logging_on_cpu_ms.append(cpu_ms)
+                else:
+                    result.logging_off_req_s.append(run["req_s"])
+                    result.logging_off_cpu_ms.append(cpu_ms)
+        time.sleep(2.0)  # requests wrk left in flight finish; the writer flushes every 0.5 s
+        text = get(f"{on.base}/metrics", timeout=10)
+        sent = _metric(text, "ferry_requests_total")
+        result.logging_dropped = _metric(text, "ferry_predlog_dropped_total")
+    result.logging_requests_sent = round(sent)
+    with contextlib.closing(sqlite3.connect(home / "ferry.db")) as db:
+        result.logged_requests = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+
+
+def _metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            total += float(line.rpartition(" ")[2])
+    return total
 
 
 # ----------------------------------------------------------------------------- report
@@ -595,6 +695,41 @@ def report(results: Sequence[Result], meta: dict[str, Any]) -> None:
             [num(r.batching_ratio(), 3) for r in results],
         ),
         (
+            "c32 req/s prediction log off",
+            [
+                num(statistics.median(r.logging_off_req_s) if r.logging_off_req_s else None)
+                for r in results
+            ],
+        ),
+        (
+            "c32 req/s prediction log on",
+            [
+                num(statistics.median(r.logging_on_req_s) if r.logging_on_req_s else None)
+                for r in results
+            ],
+        ),
+        ("c32 log on/off (>= 0.9)", [num(r.logging_ratio(), 3) for r in results]),
+        (
+            "CPU ms/request log off / on",
+            [
+                f"{statistics.median(r.logging_off_cpu_ms):.3f} / "
+                f"{statistics.median(r.logging_on_cpu_ms):.3f}"
+                if r.logging_on_cpu_ms
+                else "-"
+                for r in results
+            ],
+        ),
+        ("CPU-implied log on/off", [num(r.logging_cpu_ratio(), 3) for r in results]),
+        (
+            "logged / answered / dropped",
+            [
+                f"{r.logged_requests:,} / {r.logging_requests_sent:,} / {r.logging_dropped:,.0f}"
+                if r.logging_on_req_s
+                else "-"
+                for r in results
+            ],
+        ),
+        (
             "wrk errors",
             [
                 num(
@@ -632,6 +767,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         dest="batching_check",
         action="store_false",
         help="skip the batching on/off comparison at c1",
+    )
+    parser.add_argument(
+        "--no-logging-check",
+        dest="logging_check",
+        action="store_false",
+        help="skip the prediction logging on/off comparison at c32",
+    )
+    parser.add_argument(
+        "--logging-pairs", type=int, default=6, help="on/off run pairs for the logging check"
     )
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list for the server")
     parser.add_argument("--load-cpu", default="1", help="taskset CPU list for the load")

@@ -38,6 +38,7 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each command module (they import only typer at module level)."""
+    from ferry.cli import logs as logs_commands
     from ferry.cli import models, predict, registry, serve, server
 
     serve.register(app)
@@ -45,6 +46,7 @@ def _register() -> None:
     models.register(app)
     server.register(app)
     registry.register(app)
+    logs_commands.register(app)
     from ferry.cli import monitoring
 
     monitoring.register(app)

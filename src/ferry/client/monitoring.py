@@ -1,77 +1,50 @@
-"""The monitoring half of ``Client``: reference profiles and drift runs on the registry API."""
+"""Monitoring calls over HTTP: the prediction log, feedback and live performance."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
-import httpx
-import orjson
-
-from ferry.client.registry import API, _model_path, _parse, _version_path
-from ferry.monitoring.profile import ReferenceProfile
-from ferry.monitoring.runs import DriftHistory, DriftRun
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-# a drift run over a large window computes on the server before it answers
-DRIFT_READ_TIMEOUT = 300.0
+from ferry.client.client import Client
 
 
-class MonitoringCalls(ABC):
-    @abstractmethod
-    def _request(
-        self, method: str, path: str, *, read_timeout: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """Send one request; an error answer raises the FerryError it names."""
+def predictions(
+    client: Client,
+    name: str,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    version: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Logged requests of ``name``, newest first (``since``/``until``: ``1h`` or ISO times)."""
+    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    for key, value in (("since", since), ("until", until), ("version", version)):
+        if value:
+            params[key] = value
+    answer = client._request("GET", f"/api/v1/models/{name}/predictions", params=params).json()
+    items: list[dict[str, Any]] = answer["items"]
+    return items
 
-    def profile(self, name: str, version: int) -> ReferenceProfile:
-        """The version's reference profile."""
-        return _parse(
-            ReferenceProfile, self._request("GET", f"{_version_path(name, version)}/profile")
-        )
 
-    def drift(
-        self,
-        name: str,
-        version: int,
-        live: pd.DataFrame | None = None,
-        *,
-        window_seconds: float | None = None,
-        store: bool = True,
-        alert: bool = True,
-    ) -> DriftRun:
-        """Compare ``live`` rows (or the server's last ``window_seconds`` of predictions) with
-        the version's reference; the server stores the report and alerts on drift."""
-        body: dict[str, Any] = {"store": store, "alert": alert}
-        if live is not None:
-            from ferry.model.example import frame_to_split
+def prediction(client: Client, request_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = client._request("GET", f"/api/v1/predictions/{request_id}").json()
+    return answer
 
-            body["dataframe_split"] = frame_to_split(live)
-        if window_seconds is not None:
-            body["window_seconds"] = window_seconds
-        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-        answer = self._request(
-            "POST",
-            f"{_version_path(name, version)}/drift",
-            content=content,
-            headers={"content-type": "application/json"},
-            read_timeout=DRIFT_READ_TIMEOUT,
-        )
-        return _parse(DriftRun, answer)
 
-    def drift_history(
-        self, name: str, *, version: int | None = None, limit: int = 100
-    ) -> DriftHistory:
-        params: dict[str, str] = {"limit": str(limit)}
-        if version is not None:
-            params["version"] = str(version)
-        answer = self._request("GET", f"{_model_path(name)}/drift", params=params)
-        return _parse(DriftHistory, answer)
+def feedback(client: Client, name: str, items: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Send ``(request_id, truth)`` pairs for ``name``'s logged predictions, all or none."""
+    body = {"items": [{"request_id": rid, "truth": truth} for rid, truth in items]}
+    answer: dict[str, Any] = client._request(
+        "POST", f"/v1/models/{name}/feedback", json=body
+    ).json()
+    return answer
 
-    def drift_report(self, report_id: int) -> DriftRun:
-        return _parse(DriftRun, self._request("GET", f"{API}/drift/{report_id}"))
 
-    def drift_report_html(self, report_id: int) -> str:
-        return self._request("GET", f"{API}/drift/{report_id}/report.html").text
+def performance(client: Client, name: str, window: str | None = None) -> dict[str, Any]:
+    params = {"window": window} if window else {}
+    answer: dict[str, Any] = client._request(
+        "GET", f"/v1/models/{name}/performance", params=params
+    ).json()
+    return answer

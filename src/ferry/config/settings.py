@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     # ({"accuracy": 0.9, "f1": 0.8, "mae": 2.0, "rmse": 3.0}) and labeled rows before alerting
     prediction_log: str = ""
     prediction_log_queue: int = Field(default=10_000, ge=1)
+    prediction_log_retention_days: float = Field(default=0.0, ge=0.0)  # 0: keep everything
     performance_window: str = "1h"
     performance_thresholds: dict[str, float] = Field(default_factory=dict)
     performance_min_samples: int = Field(default=20, ge=1)

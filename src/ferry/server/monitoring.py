@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -99,6 +100,11 @@ def attach_monitoring(
             max_queue=settings.prediction_log_queue,
             dropped=metrics.predlog_dropped,
             written=metrics.predlog_written,
+            retention=(
+                timedelta(days=settings.prediction_log_retention_days)
+                if settings.prediction_log_retention_days
+                else None
+            ),
         )
         observers.append(monitoring.log)
     context.observers = tuple(observers)

@@ -20,7 +20,7 @@ from ferry.monitoring.performance import (
     regression_metrics,
 )
 from ferry.monitoring.predlog import Feedback, Labeled, LoggedPrediction, PredictionStore
-from ferry.monitoring.predlog.codec import encode_columns
+from ferry.monitoring.predlog.codec import encode_columns, request_key
 
 
 def record(request_id: str, version: str, predictions: list[object]) -> LoggedPrediction:
@@ -73,7 +73,8 @@ def test_monitor_alerts_once_per_crossing(tmp_path: Path) -> None:
 
     def logged(request_id: str, prediction: int, truth: int) -> None:
         store.insert([{
-            "request_id": request_id, "model": "m", "version": "1", "protocol": "native",
+            "request_id": request_id, "request_key": request_key(request_id), "model": "m",
+            "version": "1", "protocol": "native",
             "status": 200, "error_code": None, "rows": 1, "latency": 0.001, "principal": None,
             "at": now, "inputs": encode_columns({"x": np.zeros(1)}),
             "outputs": encode_columns({"predictions": np.array([prediction])}),

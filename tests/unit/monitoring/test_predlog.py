@@ -188,3 +188,25 @@ def test_string_and_missing_columns(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(frame, expected)
     assert get(store, "s").outputs == {"predictions": ["x", "y", "z"]}
     log.close()
+
+
+def test_retention_purges_old_requests_and_their_feedback(tmp_path: Path) -> None:
+    store = PredictionStore.open(f"sqlite:///{tmp_path / 'log.db'}", migrate=True)
+    keeper = PredictionLog(lambda: store, flush_seconds=0.05)
+    now = time.time()
+    keeper.observe(event("old", np.ones((1, 2)), np.ones(1), at=now - 3 * 86400))
+    keeper.observe(event("new", np.ones((1, 2)), np.ones(1), at=now))
+    assert keeper.flush()
+    keeper.close()
+    store.add_feedback([Feedback("old", "m", "1", [1], datetime.now(UTC))])
+    assert len(store.labeled("m")) == 1
+    # a log keeping one day purges with its first write
+    log = PredictionLog(lambda: store, flush_seconds=0.05, retention=timedelta(days=1))
+    log.observe(event("newer", np.ones((1, 2)), np.ones(1)))
+    assert log.flush()
+    deadline = time.monotonic() + 5
+    while store.count("m") != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(r.request_id for r in read_records(store, "m")) == ["new", "newer"]
+    assert store.labeled("m") == []
+    log.close()

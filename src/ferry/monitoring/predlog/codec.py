@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -13,50 +14,59 @@ from ferry.model.signature import Batch
 from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.records import LoggedPrediction
 
-_NUMPY_KINDS = frozenset("biuf")
-
-
-def _column(array: np.ndarray) -> Any:
-    """orjson writes contiguous numeric arrays itself; anything else goes through lists."""
-    if array.dtype.kind in _NUMPY_KINDS and array.flags.c_contiguous:
-        return array
-    values = array.tolist()
-    if array.dtype.kind == "O":
-        return [None if isinstance(v, float) and v != v else v for v in values]
-    return values
-
 
 def encode_columns(columns: Mapping[str, np.ndarray]) -> str:
-    return orjson.dumps(
-        {name: _column(np.asarray(a)) for name, a in columns.items()},
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    ).decode()
+    """Columns as JSON lists (orjson writes NaN, in float and object columns, as null).
+
+    ``tolist`` beats orjson's own numpy support on the small arrays most requests carry."""
+    return orjson.dumps({name: array.tolist() for name, array in columns.items()}).decode()
 
 
 def encode_batch(batch: Batch) -> str:
     if batch.matrix is not None and batch.matrix.ndim == 2:
         # rows of numbers: the columns are strided views; one transpose lists them all
-        names = list(batch.columns)
-        body = dict(zip(names, batch.matrix.T.tolist(), strict=True))
+        body = dict(zip(batch.columns, batch.matrix.T.tolist(), strict=True))
         return orjson.dumps(body).decode()
     return encode_columns(batch.columns)
 
 
+COLUMNS = (
+    "request_id", "request_key", "model", "version", "protocol", "status", "error_code",
+    "rows", "latency", "principal", "at", "inputs", "outputs",
+)  # fmt: skip
+
+
+def request_key(request_id: str) -> int:
+    """The indexed 64-bit (signed, as BIGINT) hash of a request id."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
+    """One ``predictions`` row, in ``COLUMNS`` order. ``naive_time``: the time as SQLAlchemy's
+    SQLite DateTime stores it (naive UTC text), else an aware datetime."""
+    request_id = event.request_id[:128]
+    at = datetime.fromtimestamp(event.timestamp, UTC)
+    return (
+        request_id,
+        request_key(request_id),
+        event.model,
+        event.version,
+        event.protocol,
+        event.status,
+        event.error_code,
+        event.rows,
+        event.seconds,
+        event.principal,
+        at.replace(tzinfo=None).isoformat(" ", "microseconds") if naive_time else at,
+        encode_batch(event.inputs) if event.inputs is not None else None,
+        encode_columns(event.outputs) if event.outputs is not None else None,
+    )
+
+
 def event_row(event: PredictionEvent) -> dict[str, Any]:
-    return {
-        "request_id": event.request_id[:128],
-        "model": event.model,
-        "version": event.version,
-        "protocol": event.protocol,
-        "status": event.status,
-        "error_code": event.error_code,
-        "rows": event.rows,
-        "latency": event.seconds,
-        "principal": event.principal,
-        "at": datetime.fromtimestamp(event.timestamp, UTC),
-        "inputs": encode_batch(event.inputs) if event.inputs is not None else None,
-        "outputs": encode_columns(event.outputs) if event.outputs is not None else None,
-    }
+    """One ``predictions`` row by column name (for ``PredictionStore.insert``)."""
+    return dict(zip(COLUMNS, event_values(event, naive_time=False), strict=True))
 
 
 def decode_columns(text: str | None) -> dict[str, list[Any]] | None:

@@ -11,6 +11,7 @@ building the app gets one writer per worker.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -18,11 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from ferry.errors import ConfigError
 from ferry.monitoring.events import PredictionEvent
-from ferry.monitoring.predlog.codec import event_row
+from ferry.monitoring.predlog.codec import event_values
 from ferry.monitoring.predlog.store import PredictionStore
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = 10_000
 FLUSH_SECONDS = 0.5
 BATCH_ROWS = 1000
+ENCODE_SLICE = 32
+PURGE_SECONDS = 3600.0
 
 
 class Counting(Protocol):
@@ -85,6 +89,7 @@ class PredictionLog:
         flush_seconds: float = FLUSH_SECONDS,
         dropped: Counting | None = None,
         written: Counting | None = None,
+        retention: timedelta | None = None,
     ) -> None:
         self.open_store = open_store
         self.fraction = (policy or LogPolicy(1.0)).fraction
@@ -92,6 +97,8 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.dropped: Counting = dropped if dropped is not None else _NoCounter()
         self.written: Counting = written if written is not None else _NoCounter()
+        self.retention = retention
+        self._purged_at = -math.inf  # the first purge comes with the first write
         self._queue: deque[PredictionEvent] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -139,7 +146,22 @@ class PredictionLog:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
             self._drain()
+            self._purge()
         self._drain()
+
+    def _purge(self) -> None:
+        """Once an hour, delete what is older than the retention (each worker may; the
+        deletes are idempotent)."""
+        if self.retention is None or time.monotonic() - self._purged_at < PURGE_SECONDS:
+            return
+        self._purged_at = time.monotonic()
+        try:
+            removed = self.store.purge(datetime.now(UTC) - self.retention)
+        except Exception:  # the thread's boundary: try again in an hour
+            log.exception("prediction log: purge failed")
+            return
+        if removed:
+            log.info("prediction log: removed %d requests older than %s", removed, self.retention)
 
     def _drain(self) -> None:
         self._busy = True
@@ -154,8 +176,18 @@ class PredictionLog:
 
     def _write(self, events: list[PredictionEvent]) -> None:
         try:
-            rows = [event_row(event) for event in events]
-            self.store.insert(rows)
+            store = self.store
+            naive = store.naive_time
+            rows: list[tuple[Any, ...]] = []
+            for start in range(0, len(events), ENCODE_SLICE):
+                rows.extend(
+                    event_values(event, naive_time=naive)
+                    for event in events[start : start + ENCODE_SLICE]
+                )
+                # let the event loop have the GIL between slices: a thread that runs on
+                # holds it for the whole switch interval (5 ms) whenever the loop yields it
+                time.sleep(0)
+            store.insert_values(rows)
         except Exception:  # the thread's boundary: a failed write loses these rows, not the log
             log.exception("prediction log: could not write %d requests", len(events))
             self.dropped.inc(len(events))

@@ -23,6 +23,7 @@ def upgrade() -> None:
         "predictions",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("request_key", sa.BigInteger(), nullable=False),
         sa.Column("model", sa.String(128), nullable=False),
         sa.Column("version", sa.String(64), nullable=False),
         sa.Column("protocol", sa.String(16), nullable=False),
@@ -36,7 +37,7 @@ def upgrade() -> None:
         sa.Column("outputs", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_predictions"),
     )
-    op.create_index("ix_predictions_request_id", "predictions", ["request_id"])
+    op.create_index("ix_predictions_request_key", "predictions", ["request_key"])
     op.create_index("ix_predictions_model_at", "predictions", ["model", "at"])
     op.create_table(
         "prediction_feedback",
@@ -54,5 +55,5 @@ def downgrade() -> None:
     op.drop_index("ix_prediction_feedback_model_at", table_name="prediction_feedback")
     op.drop_table("prediction_feedback")
     op.drop_index("ix_predictions_model_at", table_name="predictions")
-    op.drop_index("ix_predictions_request_id", table_name="predictions")
+    op.drop_index("ix_predictions_request_key", table_name="predictions")
     op.drop_table("predictions")

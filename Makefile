@@ -10,7 +10,7 @@ PORT ?= 8000
 RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
-.PHONY: install run test unit lint bench clean containers
+.PHONY: install run test unit lint bench clean containers test-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ $(CHECKOV):
 containers:
 	scripts/setup-containers.sh
 
-test: lint $(CHECKOV) containers
+test: lint $(CHECKOV) containers test-tools
 	$(BIN)/pytest -n 2 -q
 
 unit: install
@@ -53,3 +53,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache examples/*/bundle
+
+# programs the tests drive: chromium (the drift report's screenshot), promtool (alert rules)
+TEST_PACKAGES := chromium prometheus
+test-tools:
+	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends $(TEST_PACKAGES) || \
+	  { apt-get update && apt-get install -y --no-install-recommends $(TEST_PACKAGES); }; }

@@ -232,3 +232,19 @@ class IndexUploadFailed(FerryError):
     """A package index refused an upload (credentials, an existing version, a bad file)."""
 
     code = "index_upload_failed"
+
+
+class ProfileNotFound(NotFound):
+    """The version has no reference profile (registered before profiling, or no example)."""
+
+    code = "profile_not_found"
+
+
+class DriftReportNotFound(NotFound):
+    code = "drift_report_not_found"
+
+
+class TelemetryRejected(InvalidRequest):
+    """A telemetry bundle whose signature or file hashes do not check out."""
+
+    code = "telemetry_rejected"

@@ -81,6 +81,9 @@ def _register() -> None:
     keys.register(app)
     usage.register(app)
     logs_commands.register(app)
+    from ferry.cli import monitoring
+
+    monitoring.register(app)
 
 
 _register()

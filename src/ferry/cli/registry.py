@@ -97,6 +97,15 @@ def register_version(
         ),
     ] = None,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Data (.csv, .parquet, .jsonl) to profile as the drift reference "
+            "(default: the input example).",
+        ),
+    ] = None,
     requirements: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="A requirements.txt.")
     ] = None,
@@ -146,6 +155,7 @@ def register_version(
             run_id=run_id,
             trust=trust,
             progress=progress,
+            reference=reference,
         )
     if as_json:
         show_json(version.model_dump(mode="json"))

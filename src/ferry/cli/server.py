@@ -79,9 +79,16 @@ def server(
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)
+    from ferry.server.alerting import attach_drift_job, performance_webhook, webhook_config
+
+    webhook = webhook_config(settings)
     attach_monitoring(
-        app, settings, prediction_log=resolve_log_setting(log_predictions, settings, "all")
+        app,
+        settings,
+        prediction_log=resolve_log_setting(log_predictions, settings, "all"),
+        alert_hooks=[performance_webhook(webhook)] if webhook else [],
     )
+    attach_drift_job(app, settings, lambda: app.state.serving.models.registry)
     base_url = public_url(host, port, tls)
     notes = auth_notes(settings) if auth_on else [warning or "  auth: off (loopback only)"]
     show_lines(

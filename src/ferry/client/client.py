@@ -12,6 +12,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ferry.client.drift import DriftCalls
 from ferry.client.registry import RegistryCalls
 from ferry.errors import ConnectionFailed, FerryError, error_class
 from ferry.model.signature import Signature
@@ -52,7 +53,7 @@ class ModelInfo(BaseModel):
     example_check: str = ""
 
 
-class Client(RegistryCalls):
+class Client(RegistryCalls, DriftCalls):
     """Talk to a Ferry server: ``Client("http://127.0.0.1:8000").predict("iris", rows)``.
 
     The base URL comes from the argument, else ``FERRY_URL``, else ``http://127.0.0.1:8000``;

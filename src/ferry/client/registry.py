@@ -30,7 +30,7 @@ from ferry.client.transfer import (
     unpack_bundle,
     write_stream,
 )
-from ferry.errors import FerryError
+from ferry.errors import FerryError, InvalidRequest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +119,7 @@ class RegistryCalls(ABC):
         create_model: bool = True,
         trust: bool = False,
         progress: Progress | None = None,
+        reference: str | Path | None = None,
     ) -> ModelVersion:
         """Upload ``path`` as the next version of ``name`` and return it.
 
@@ -129,11 +130,16 @@ class RegistryCalls(ABC):
         row count are computed here and stored as lineage. Uploading content that is already
         registered returns that version (``created`` is False). ``trust`` asks the server to
         load a pickle its scanner refuses (an admin's call; it is recorded in the audit log).
+        .jsonl) is profiled on the server as the version's drift reference.
         """
         with tempfile.TemporaryDirectory(prefix="ferry-upload-") as tmp:
             parts, entrypoint = plan_upload(
                 path, Path(tmp), requirements=requirements, example=example, code=code
             )
+            if reference is not None:
+                if not Path(reference).is_file():
+                    raise InvalidRequest(f"{reference} is not a file", path=str(reference))
+                parts.add("reference", Path(reference))
             parts.metadata = _upload_metadata(
                 description=description,
                 tags=tags,

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     performance_window: str = "1h"
     performance_thresholds: dict[str, float] = Field(default_factory=dict)
     performance_min_samples: int = Field(default=20, ge=1)
+    # monitoring: drift thresholds as JSON ({"psi": 0.3}; names in monitoring/drift.py, a
+    # model's tags drift.<name>=<value> override them), the drift job in ferry server (every
+    # interval, over the last window of the prediction log; 0 turns it off), where alerts go,
+    # and the name this site's telemetry bundles carry
+    drift_thresholds: dict[str, float] = Field(default_factory=dict)
+    drift_interval_seconds: float = Field(default=0.0, ge=0.0)
+    drift_window_seconds: float = Field(default=3600.0, gt=0.0)
+    alert_webhook_url: str | None = None
+    telemetry_site: str | None = None  # default: the host name
 
 
 @lru_cache(maxsize=1)

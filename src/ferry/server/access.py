@@ -6,7 +6,8 @@ Decisions (README "Access control"):
   (``/docs``, ``/redoc``, ``/openapi.json``) so the try-it page loads; its calls need a key.
 - ``/metrics``: ``read`` on every model (it names them all), or public with
   ``FERRY_PUBLIC_METRICS=true`` for a scraper without credentials.
-- predictions (native POST and GET, MLflow, V2 ``infer``): ``predict:<model>``.
+- predictions (native POST and GET, MLflow, V2 ``infer``): ``predict:<model>``; ground truth
+  for them (``POST /v1/models/<m>/feedback``): ``predict`` or ``publish`` on the model.
 - data-plane model metadata (``GET /v1/models/<m>``, ``/v2/models/<m>``): ``read`` or
   ``predict`` on the model; listings across models need a scope for ``*``.
 - ``/api/v1/keys``, ``/api/v1/usage``, ``/api/v1/audit``: ``admin``.
@@ -67,6 +68,8 @@ class AccessPolicy:
             last = parts[-1]
             if (parts[1], last) in (("v1", "predict"), ("v2", "infer")):
                 return Requirement((Action.PREDICT,), model)
+            if (parts[1], last) == ("v1", "feedback") and not reading:
+                return Requirement((Action.PREDICT, Action.PUBLISH), model)
             if reading:
                 return Requirement(_READ_OR_PREDICT, model)
             return Requirement((Action.ADMIN,))

@@ -121,6 +121,9 @@ async def metrics_endpoint(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
 
     body = serving_context(request).metrics.render()
+    # more exposition text from outside serving (ferry server adds the drift gauges)
+    for source in getattr(request.app.state, "metric_sources", ()):
+        body += await source()
     return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
 

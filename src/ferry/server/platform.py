@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
@@ -50,4 +50,13 @@ def create_platform_app(
     if security is not None:
         security.install(app)  # last: outermost, in front of the prediction fast path
     source.on_evict = app.state.serving.forget
+    app.state.metric_sources = [_drift_gauges(lambda: source.registry)]
     return app
+
+
+def _drift_gauges(registry: Callable[[], Registry]) -> Callable[[], Awaitable[bytes]]:
+    """The ferry_drift_* gauges on /metrics, read from the stored drift results."""
+    from ferry.monitoring.gauges import DriftGauges
+    from ferry.monitoring.storage import MonitoringStore
+
+    return DriftGauges(lambda: MonitoringStore.of(registry()))

@@ -67,6 +67,7 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the child: serve until told to stop, never return into the parent's code
             code = 0
+            os.environ["FERRY_WORKER_INDEX"] = str(index)  # jobs that run once run in worker 0
             try:
                 self._serve_child()
             except BaseException:

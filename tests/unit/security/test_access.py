@@ -17,6 +17,8 @@ R, P, W, A = Action.READ, Action.PREDICT, Action.PUBLISH, Action.ADMIN
         ("GET", "/v1/models/iris/predict", (P,), "iris"),
         ("POST", "/v1/models/iris@production/predict", (P,), "iris"),
         ("POST", "/v1/models/iris/versions/2/predict", (P,), "iris"),
+        ("POST", "/v1/models/iris/feedback", (P, W), "iris"),
+        ("GET", "/v1/models/iris/performance", (R, P), "iris"),
         ("POST", "/v2/models/iris/infer", (P,), "iris"),
         ("POST", "/v2/models/iris/versions/1/infer", (P,), "iris"),
         ("POST", "/mlflow/iris/invocations", (P,), "iris"),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -87,6 +87,11 @@ class SqlMetadataStore:
     @property
     def url(self) -> str:
         return self._url
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, for tables other layers keep in the same database (monitoring)."""
+        return self._engine
 
     def migrate(self) -> str:
         from ferry.registry.migrations import upgrade_engine

@@ -264,6 +264,48 @@ prediction_feedback = sa.Table(
     sa.Index(None, "model", "at"),
 )
 
+# monitoring (migration 0003): a version's reference profile and its drift reports over time
+reference_profiles = sa.Table(
+    "reference_profiles",
+    metadata,
+    sa.Column("version_id", BigId, _version_fk(), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("profile", sa.JSON(), nullable=False),
+)
+
+drift_results = sa.Table(
+    "drift_results",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("version_id", BigId, _version_fk(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("window_start", UTCDateTime(), nullable=True),
+    sa.Column("window_end", UTCDateTime(), nullable=True),
+    sa.Column("live_rows", sa.BigInteger(), nullable=False),
+    sa.Column("drifted", sa.Boolean(), nullable=False),
+    sa.Column("drifted_features", sa.Integer(), nullable=False),
+    sa.Column("report", sa.JSON(), nullable=False),
+    sa.Index(None, "version_id", "created_at"),
+)
+
+# telemetry bundles imported from customer sites (ferry telemetry import)
+telemetry_imports = sa.Table(
+    "telemetry_imports",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("site", sa.String(128), nullable=False),
+    sa.Column("bundle_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("imported_at", UTCDateTime(), nullable=False),
+    sa.Column("since", UTCDateTime(), nullable=False),
+    sa.Column("until", UTCDateTime(), nullable=False),
+    sa.Column("summary", sa.JSON(), nullable=False),
+    sa.UniqueConstraint("bundle_sha256"),
+    sa.Index(None, "site", "created_at"),
+)
+
 ALL_TABLES = (
     models,
     model_tags,
@@ -280,4 +322,7 @@ ALL_TABLES = (
     quota_counters,
     predictions,
     prediction_feedback,
+    reference_profiles,
+    drift_results,
+    telemetry_imports,
 )

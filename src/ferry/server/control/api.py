@@ -10,6 +10,7 @@ from ferry.server.control.builds import build_routes
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.keys import SecurityRoutes
 from ferry.server.control.models import ModelRoutes
+from ferry.server.control.monitoring import MonitoringRoutes, TelemetryRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
 from ferry.server.control.staging import sweep_staging
 from ferry.server.control.uploads import UploadRoutes
@@ -39,4 +40,21 @@ def control_router(
     router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
     router.include_router(builds.router())
     router.include_router(SecurityRoutes(settings).router())
+    router.include_router(monitoring_routes(registry_provider, settings).router())
+    router.include_router(TelemetryRoutes(registry_provider, TELEMETRY_MAX_BYTES).router())
     return router
+
+
+TELEMETRY_MAX_BYTES = 64 * 1024 * 1024
+
+
+def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -> MonitoringRoutes:
+    from ferry.monitoring.drift import thresholds_from_settings
+    from ferry.monitoring.webhooks import WebhookConfig
+
+    url = settings.alert_webhook_url
+    return MonitoringRoutes(
+        registry_provider,
+        thresholds_from_settings(settings),
+        WebhookConfig(url) if url else None,
+    )

@@ -24,7 +24,7 @@ from ferry.server.control.multipart import Part
 from ferry.server.control.routing import invalid_request
 from ferry.server.control.schemas import UploadMetadata
 
-FILE_PARTS = ("bundle", "model", "example")
+FILE_PARTS = ("bundle", "model", "example", "reference")
 TEXT_PARTS = ("metadata", "requirements", "trust")
 KNOWN_PARTS = (*FILE_PARTS, *TEXT_PARTS, "code")
 MAX_TEXT_BYTES = 1024 * 1024
@@ -43,6 +43,7 @@ class UploadForm:
     requirements: list[str] | None
     code: list[Part]
     trust: bool = False  # load pickles the scanner refuses (an admin vouches for the file)
+    reference: Part | None = None  # training data to profile for drift (monitoring/profile.py)
 
 
 def read_form(parts: list[Part]) -> UploadForm:
@@ -72,6 +73,7 @@ def read_form(parts: list[Part]) -> UploadForm:
         requirements=None if requirements_part is None else _requirements(requirements_part),
         code=by_name.get("code", []),
         trust=trust_part is not None and _flag(trust_part),
+        reference=one("reference"),
     )
     _check_combination(form)
     return form

@@ -14,7 +14,7 @@ import functools
 import logging
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio.to_thread
@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import Forbidden, ModelNotFound, UnsafeModel, VersionNotFound
+from ferry.monitoring.profile import ReferenceProfile, profile_bundle
+from ferry.monitoring.storage import MonitoringStore
 from ferry.registry import Registry, VersionRecord
 from ferry.registry.names import check_name
 from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
@@ -30,7 +32,7 @@ from ferry.security.scopes import Action, Requirement
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.inspection import Inspector
 from ferry.server.control.inspector import InspectReport, InspectSpec
-from ferry.server.control.multipart import receive_parts
+from ferry.server.control.multipart import Part, receive_parts
 from ferry.server.control.routing import (
     ERROR_RESPONSES,
     ControlRoute,
@@ -85,6 +87,11 @@ UPLOAD_BODY: dict[str, Any] = {
                             **_BINARY,
                             "description": "An input example (.csv, or .json as records or "
                             "split): the signature is inferred from it and its answers kept.",
+                        },
+                        "reference": {
+                            **_BINARY,
+                            "description": "Training data (.csv, .parquet, .jsonl) to profile "
+                            "as the drift reference; without it the input example is profiled.",
                         },
                         "metadata": {
                             "type": "string",
@@ -183,7 +190,11 @@ class UploadRoutes:
             report = await self._inspect(name, spec, work)
             bundle = Path(spec.bundle)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
+        # a bad reference file is refused before anything is registered
+        profile = await anyio.to_thread.run_sync(_profile, bundle, form.reference)
         if existing is not None:
+            if form.reference is not None and profile is not None:
+                await anyio.to_thread.run_sync(_save_profile, registry, existing, profile)
             return existing, False, metadata
         scan = None if report is None else report.scan
         audit: dict[str, object] = {} if scan is None else {"pickle_scan": scan}
@@ -192,7 +203,10 @@ class UploadRoutes:
         if scan is not None and form.trust:
             log.warning("model registered with trust=true", extra={"model": name, "scan": scan})
         register = functools.partial(_register, registry, name, bundle, metadata, audit)
-        return await anyio.to_thread.run_sync(register), True, metadata
+        record = await anyio.to_thread.run_sync(register)
+        if profile is not None:
+            await anyio.to_thread.run_sync(_save_profile, registry, record, profile)
+        return record, True, metadata
 
     async def _inspect(self, name: str, spec: InspectSpec, work: Path) -> InspectReport:
         try:
@@ -204,6 +218,17 @@ class UploadRoutes:
                 extra={"model": name, "globals": exc.details.get("globals")},
             )
             raise
+
+
+def _profile(bundle: Path, reference: Part | None) -> ReferenceProfile | None:
+    if reference is None:
+        return profile_bundle(bundle)
+    suffix = PurePosixPath(reference.filename or "").suffix or None
+    return profile_bundle(bundle, reference.path, suffix=suffix)
+
+
+def _save_profile(registry: Registry, record: VersionRecord, profile: ReferenceProfile) -> None:
+    MonitoringStore.of(registry).save_profile(record.model, record.version, profile)
 
 
 def _mkdtemp(root: Path) -> str:

@@ -23,6 +23,13 @@ ROUTES = {
     "/keys": {"get", "post"},
     "/keys/{key}": {"delete"},
     "/usage": {"get"},
+    "/models/{name}/versions/{version}/profile": {"get"},
+    "/models/{name}/versions/{version}/drift": {"post"},
+    "/models/{name}/drift": {"get"},
+    "/drift/{report_id}": {"get"},
+    "/drift/{report_id}/report.html": {"get"},
+    "/telemetry": {"post"},
+    "/telemetry/sites": {"get"},
 }
 
 
@@ -62,7 +69,16 @@ def test_upload_documents_its_multipart_parts(control: Control) -> None:
     spec = control.http.get("/openapi.json").json()
     upload = spec["paths"][f"{API}/models/{{name}}/versions"]["post"]
     form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
-    assert set(form) == {"bundle", "model", "requirements", "code", "example", "metadata", "trust"}
+    assert set(form) == {
+        "bundle",
+        "model",
+        "requirements",
+        "code",
+        "example",
+        "metadata",
+        "reference",
+        "trust",
+    }
     assert form["model"]["format"] == "binary"
     assert schema_name(upload["responses"]["201"]["content"]) == "UploadOut"
     assert schema_name(upload["responses"]["200"]["content"]) == "UploadOut"

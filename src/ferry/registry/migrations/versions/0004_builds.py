@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_builds"
-down_revision = "0003_predlog"
+down_revision = "0003_monitoring"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Grafana dashboards shipped with Ferry (package data; see monitoring/alerts.py)."""

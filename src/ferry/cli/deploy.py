@@ -3,6 +3,7 @@ registered version, read from a Ferry server's registry (``--url`` / $FERRY_URL)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -112,31 +113,27 @@ def compose(
     _write("compose", ref, url, out, force, options)
 
 
-@deploy_app.command("k8s")
-def k8s(
-    ref: RefArgument,
-    out: OutOption = None,
-    image: ImageOption = None,
-    namespace: NamespaceOption = "ferry",
-    replicas: ReplicasOption = 2,
-    max_replicas: MaxReplicasOption = 10,
-    cpu_target: CpuOption = 70,
-    memory: MemoryOption = "1Gi",
-    ingress_host: HostOption = None,
-    tls_secret: TlsOption = None,
-    port: PortOption = 8000,
-    workers: WorkersOption = 1,
-    force: ForceOption = False,
-    url: UrlOption = None,
-) -> None:
-    """Kubernetes manifests: Deployment, Service, HPA, ConfigMap, PDB, NetworkPolicy, Ingress."""
-    _write(
-        "k8s",
-        ref,
-        url,
-        out,
-        force,
-        _options(
+def _cluster_command(kit: str, summary: str) -> Callable[..., None]:
+    """``ferry deploy k8s`` and ``ferry deploy terraform`` take the same options: the
+    Kubernetes objects, written as manifests or as a Terraform module applying them."""
+
+    def command(
+        ref: RefArgument,
+        out: OutOption = None,
+        image: ImageOption = None,
+        namespace: NamespaceOption = "ferry",
+        replicas: ReplicasOption = 2,
+        max_replicas: MaxReplicasOption = 10,
+        cpu_target: CpuOption = 70,
+        memory: MemoryOption = "1Gi",
+        ingress_host: HostOption = None,
+        tls_secret: TlsOption = None,
+        port: PortOption = 8000,
+        workers: WorkersOption = 1,
+        force: ForceOption = False,
+        url: UrlOption = None,
+    ) -> None:
+        options = _options(
             image=image,
             namespace=namespace,
             replicas=replicas,
@@ -147,47 +144,22 @@ def k8s(
             tls_secret=tls_secret,
             port=port,
             workers=workers,
-        ),
-    )
+        )
+        _write(kit, ref, url, out, force, options)
+
+    command.__doc__ = summary
+    command.__name__ = kit
+    return command
 
 
-@deploy_app.command("terraform")
-def terraform(
-    ref: RefArgument,
-    out: OutOption = None,
-    image: ImageOption = None,
-    namespace: NamespaceOption = "ferry",
-    replicas: ReplicasOption = 2,
-    max_replicas: MaxReplicasOption = 10,
-    cpu_target: CpuOption = 70,
-    memory: MemoryOption = "1Gi",
-    ingress_host: HostOption = None,
-    tls_secret: TlsOption = None,
-    port: PortOption = 8000,
-    workers: WorkersOption = 1,
-    force: ForceOption = False,
-    url: UrlOption = None,
-) -> None:
-    """A Terraform module applying the Kubernetes manifests with the kubernetes provider."""
-    _write(
-        "terraform",
-        ref,
-        url,
-        out,
-        force,
-        _options(
-            image=image,
-            namespace=namespace,
-            replicas=replicas,
-            max_replicas=max_replicas,
-            target_cpu_percent=cpu_target,
-            memory_limit=memory,
-            ingress_host=ingress_host,
-            tls_secret=tls_secret,
-            port=port,
-            workers=workers,
-        ),
-    )
+K8S_SUMMARY = (
+    "Kubernetes manifests: Deployment, Service, HPA, ConfigMap, PDB, NetworkPolicy, Ingress."
+)
+TERRAFORM_SUMMARY = (
+    "A Terraform module applying the Kubernetes manifests with the kubernetes provider."
+)
+deploy_app.command("k8s")(_cluster_command("k8s", K8S_SUMMARY))
+deploy_app.command("terraform")(_cluster_command("terraform", TERRAFORM_SUMMARY))
 
 
 @deploy_app.command("paas")

@@ -94,20 +94,9 @@ def serve(
     _monitor(app, log_predictions)
     app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
-    if workers == 1:
-        import gc
+    from ferry.server.workers import run
 
-        import uvicorn
-
-        # what is loaded now lives as long as the process: keep it out of the collector's
-        # scans (1000-row requests create enough objects to trigger many; +18% rows/s)
-        gc.collect()
-        gc.freeze()
-        uvicorn.run(app, host=host, port=port, **options)
-        return
-    from ferry.server.workers import Supervisor, bind_socket
-
-    Supervisor(app, bind_socket(host, port), workers, options).run()
+    run(app, host, port, workers, options)
 
 
 def tls_options(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:

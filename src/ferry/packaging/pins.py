@@ -9,14 +9,11 @@ from collections.abc import Iterable
 
 from ferry.errors import ConfigError
 
-# what only `ferry server` (the registry's database) needs: left out of serving images, where
-# `ferry serve /model` never imports it (~35 MB)
-REGISTRY_ONLY = frozenset({"sqlalchemy", "alembic"})
-
 
 def serving_requirements(requires: Iterable[str]) -> list[str]:
-    """ferry-ml's Requires-Dist lines without the registry-only ones."""
-    return [line for line in requires if requirement_name(line) not in REGISTRY_ONLY]
+    """ferry-ml's Requires-Dist lines, all of them: ``ferry serve /model`` in an image sets up
+    the prediction log's metrics and tables (SQLAlchemy, Alembic) even when logging is off."""
+    return list(requires)
 
 
 def requirement_name(line: str) -> str | None:

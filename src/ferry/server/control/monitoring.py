@@ -23,6 +23,7 @@ from ferry.monitoring.references import reference_profile
 from ferry.monitoring.runs import AlertDelivery, DriftHistory, DriftRun, DriftSummary
 from ferry.monitoring.storage import DriftRecord, MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
+from ferry.registry.names import MAX_VERSION
 from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
 
 if TYPE_CHECKING:
@@ -115,7 +116,9 @@ class MonitoringRoutes:
     def history(
         self,
         name: str,
-        version: Annotated[int | None, Query(ge=1, description="Only this version.")] = None,
+        version: Annotated[
+            int | None, Query(ge=1, le=MAX_VERSION, description="Only this version.")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> DriftHistory:
         """Stored drift reports of a model, newest first."""
@@ -222,8 +225,12 @@ class TelemetryRoutes:
             openapi_extra={
                 "requestBody": {
                     "required": True,
+                    # the bundle's bytes; any binary media type is read the same way
                     "content": {
-                        "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
                     },
                 }
             },

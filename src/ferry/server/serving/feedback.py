@@ -264,6 +264,16 @@ async def get_prediction(request: Request) -> Response:
     return json_response(record.to_json())
 
 
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    """OpenAPI for a path parameter the endpoint reads from ``request`` itself (FastAPI only
+    documents the parameters of its signature)."""
+    parameter = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {"parameters": [{**parameter, "description": description}]}
+
+
+MODEL_PARAMETER = _path_parameter("name", "The model's name (or name@alias).")
+
+
 def monitoring_router() -> APIRouter:
     router = APIRouter(tags=["monitoring"])
     router.add_api_route(
@@ -271,23 +281,27 @@ def monitoring_router() -> APIRouter:
         post_feedback,
         methods=["POST"],
         summary="Send the true values for logged predictions",
+        openapi_extra=MODEL_PARAMETER,
     )
     router.add_api_route(
         "/v1/models/{name}/performance",
         get_performance,
         methods=["GET"],
         summary="Live accuracy/F1 or MAE/RMSE per version, from feedback",
+        openapi_extra=MODEL_PARAMETER,
     )
     router.add_api_route(
         "/api/v1/models/{name}/predictions",
         list_predictions,
         methods=["GET"],
         summary="Logged predictions of a model, newest first",
+        openapi_extra=MODEL_PARAMETER,
     )
     router.add_api_route(
         "/api/v1/predictions/{request_id}",
         get_prediction,
         methods=["GET"],
         summary="One logged prediction by request id",
+        openapi_extra=_path_parameter("request_id", "The request id a prediction answered."),
     )
     return router

@@ -74,7 +74,9 @@ def serve(
     """
     from ferry.cli.output import show_serving
     from ferry.config.logging import configure_logging
+    from ferry.server.workers import run, start_loading
 
+    start_loading()
     workers = workers or os.cpu_count() or 1
     if workers > 1:
         share_metrics_between_workers()
@@ -94,8 +96,6 @@ def serve(
     _monitor(app, log_predictions)
     app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
-    from ferry.server.workers import run
-
     run(app, host, port, workers, options)
 
 

@@ -58,6 +58,9 @@ def server(
 
     Auth is on with --auth or FERRY_AUTH=required, and whenever HOST is not a loopback
     address unless --insecure is given."""
+    from ferry.server.workers import run, start_loading
+
+    start_loading()
     tls = tls_options(ssl_certfile, ssl_keyfile)
     workers = workers or os.cpu_count() or 1
     if workers > 1:
@@ -101,8 +104,6 @@ def server(
         ]
     )
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
-    from ferry.server.workers import run
-
     run(app, host, port, workers, options)
 
 

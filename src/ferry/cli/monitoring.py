@@ -110,8 +110,7 @@ def _show_run(run: DriftRun, html: Path | None) -> None:
     if report.note:
         facts.append(("note", report.note))
     if run.alert is not None:
-        state = "delivered" if run.alert.delivered else f"NOT delivered ({run.alert.error})"
-        facts.append(("alert", f"{state} after {run.alert.attempts} attempt(s)"))
+        facts.append(("alert", f"{run.alert}: posting to the webhook"))
     if html is not None:
         facts.append(("html report", str(html)))
     show_facts(f"Drift of {report.model} version {report.version}", facts)

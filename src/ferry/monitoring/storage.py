@@ -271,6 +271,30 @@ class MonitoringStore:
         with self._read() as conn:
             return [_telemetry(row) for row in conn.execute(query)]
 
+    def latest_telemetry(self) -> list[tuple[TelemetryImport, int]]:
+        """Every site's newest imported bundle, with how many bundles it sent, by site."""
+        imports = telemetry_imports
+        newest = (
+            sa.select(imports.c.site, sa.func.max(imports.c.created_at).label("created_at"))
+            .group_by(imports.c.site)
+            .subquery()
+        )
+        query = (
+            sa.select(imports)
+            .join(
+                newest,
+                (imports.c.site == newest.c.site) & (imports.c.created_at == newest.c.created_at),
+            )
+            .order_by(imports.c.site, imports.c.id.desc())
+        )
+        counts = sa.select(imports.c.site, sa.func.count()).group_by(imports.c.site)
+        with self._read() as conn:
+            bundles = {str(site): int(n) for site, n in conn.execute(counts)}
+            latest: dict[str, TelemetryImport] = {}
+            for row in conn.execute(query):
+                latest.setdefault(row.site, _telemetry(row))
+        return [(item, bundles[site]) for site, item in latest.items()]
+
 
 def _version_id(conn: Connection, model: str, version: int) -> int:
     found = conn.execute(

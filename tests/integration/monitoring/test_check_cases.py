@@ -5,9 +5,6 @@ whose answers differ fails with the case named."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,20 +16,9 @@ from sklearn.tree import DecisionTreeClassifier
 
 import ferry.model
 from ferry.client import Client
-from tests.integration.conftest import ServeFactory, platform_server
+from tests.integration.conftest import ServeFactory, ferry_cli, platform_server
 
 pytestmark = pytest.mark.integration
-
-
-def ferry_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "ferry", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_check_replays_saved_cases(

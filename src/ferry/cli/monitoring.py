@@ -342,21 +342,18 @@ def telemetry_sites(
     from ferry.registry import Registry
 
     with Registry.from_settings() as registry:
-        imports = MonitoringStore.of(registry).telemetry(limit=1000)
-    latest: dict[str, TelemetryImport] = {}
-    for item in imports:  # newest first: the first of a site is its latest
-        latest.setdefault(item.site, item)
-    sites = list(latest.values())
+        latest = MonitoringStore.of(registry).latest_telemetry()
+    sites = [item for item, _ in latest]
     listed = [
         {
             "site": s.site,
             "created_at": s.created_at.isoformat(),
             "since": s.since.isoformat(),
             "until": s.until.isoformat(),
-            "bundles": sum(1 for i in imports if i.site == s.site),
+            "bundles": bundles,
             "summary": s.summary,
         }
-        for s in sites
+        for s, bundles in latest
     ]
     show_listing(as_json, listed, lambda: _show_sites(sites))
 

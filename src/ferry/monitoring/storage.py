@@ -245,7 +245,8 @@ class MonitoringStore:
             return [_telemetry(row) for row in conn.execute(query)]
 
     def latest_telemetry(self) -> list[tuple[TelemetryImport, int]]:
-        """Every site's newest imported bundle, with how many bundles it sent, by site."""
+        """Every site's newest imported bundle, with how many bundles it sent; the site heard
+        from last first."""
         imports = telemetry_imports
         newest = (
             sa.select(imports.c.site, sa.func.max(imports.c.created_at).label("created_at"))
@@ -266,7 +267,8 @@ class MonitoringStore:
             latest: dict[str, TelemetryImport] = {}
             for row in conn.execute(query):
                 latest.setdefault(row.site, _telemetry(row))
-        return [(item, bundles[site]) for site, item in latest.items()]
+        newest_first = sorted(latest.values(), key=lambda i: i.created_at, reverse=True)
+        return [(item, bundles[item.site]) for item in newest_first]
 
 
 def _version_id(conn: Connection, model: str, version: int) -> int:

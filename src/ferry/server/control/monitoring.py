@@ -265,22 +265,16 @@ class TelemetryRoutes:
         return MonitoringStore.of(self.registry())
 
     def sites(self) -> TelemetrySites:
-        imports = self._store().telemetry(limit=1000)
-        latest: dict[str, TelemetrySite] = {}
-        counts: dict[str, int] = {}
-        for item in imports:  # newest first
-            counts[item.site] = counts.get(item.site, 0) + 1
-            latest.setdefault(
-                item.site,
+        return TelemetrySites(
+            items=[
                 TelemetrySite(
                     site=item.site,
                     created_at=item.created_at,
                     since=item.since,
                     until=item.until,
-                    bundles=0,
+                    bundles=bundles,
                     summary=item.summary.get("summary", {}),
-                ),
-            )
-        return TelemetrySites(
-            items=[s.model_copy(update={"bundles": counts[s.site]}) for s in latest.values()]
+                )
+                for item, bundles in self._store().latest_telemetry()
+            ]
         )

@@ -20,6 +20,18 @@ STARTUP_SECONDS = 60.0
 ServeFactory = Callable[..., str]
 
 
+def ferry_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The ``ferry`` command line in a subprocess, with ``env`` over this process's."""
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "ferry", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

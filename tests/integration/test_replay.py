@@ -5,9 +5,6 @@ version, giving that version's answer, and keeps it as a regression case."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,21 +18,10 @@ import ferry.model
 from ferry.client import Client
 from ferry.model.loaded import load
 from ferry.monitoring.cases import cases, check_case
-from tests.integration.conftest import platform_server
+from tests.integration.conftest import ferry_cli, platform_server
 from tests.registry_fixtures import Backend
 
 pytestmark = pytest.mark.integration
-
-
-def ferry_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "ferry", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_replay_against_another_version(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from ferry.security.keys import KeyStore
+    from ferry.security.keys import KeyRecord, KeyStore
 
 keys_app = typer.Typer(
     help="API keys (stored hashed in the registry database).", no_args_is_help=True
@@ -83,16 +83,19 @@ def list_keys(
     json: JsonOption = False,
 ) -> None:
     """The keys (never their secrets), with scopes, status and limits."""
-    from ferry.cli.output import show_json, show_table
+    from ferry.cli.output import show_listing
 
     store = _store()
     try:
         records = store.all(include_revoked=all_keys)
     finally:
         store.database.close()
-    if json:
-        show_json([r.to_json() for r in records])
-        return
+    show_listing(json, [r.to_json() for r in records], lambda: _show_keys(records))
+
+
+def _show_keys(records: list[KeyRecord]) -> None:
+    from ferry.cli.output import show_table
+
     show_table(
         "API keys",
         ["id", "name", "scopes", "status", "created", "expires", "limits"],

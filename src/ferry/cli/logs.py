@@ -44,7 +44,7 @@ def logs(
     url: UrlOption = None,
 ) -> None:
     """Show the logged predictions of MODEL, newest first."""
-    from ferry.cli.output import show_grid, show_json
+    from ferry.cli.output import show_listing
 
     server = _server(url)
     if server is not None:
@@ -68,9 +68,13 @@ def logs(
                 limit=limit,
             )
         items = [record.to_json() for record in records]
-    if as_json:
-        show_json(items)
-        return
+    title = f"{model}: {len(items)} logged requests since {since}"
+    show_listing(as_json, items, lambda: _show_logs(title, items))
+
+
+def _show_logs(title: str, items: list[dict[str, Any]]) -> None:
+    from ferry.cli.output import show_grid
+
     rows: list[list[object]] = [
         [
             item["at"][:23].replace("T", " "),
@@ -86,7 +90,6 @@ def logs(
         ]
         for item in items
     ]
-    title = f"{model}: {len(items)} logged requests since {since}"
     show_grid(
         title, ["at (UTC)", "request id", "version", "protocol", "status", "rows", "ms",
                 "predictions"], rows

@@ -53,17 +53,14 @@ def drift(
     url: UrlOption = None,
 ) -> None:
     """Compare live inputs with the version's reference profile, feature by feature."""
-    from ferry.cli.output import show_json
+    from ferry.cli.output import show_listing
     from ferry.client import Client
 
     with Client(url) as client:
         version = client.resolve(ref)
         if history:
             found = client.drift_history(version.model, version=version.version)
-            if as_json:
-                show_json(found.model_dump(mode="json"))
-            else:
-                _show_history(ref, found.items)
+            show_listing(as_json, found, lambda: _show_history(ref, found.items))
             return
         if (data is None) == (window is None):
             raise typer.BadParameter("give --data FILE or --window DURATION (one of them)")
@@ -83,10 +80,7 @@ def drift(
             from ferry.monitoring.report import render_html
 
             html.write_text(render_html(run.report), encoding="utf-8")
-    if as_json:
-        show_json(run.model_dump(mode="json"))
-    else:
-        _show_run(run, html)
+    show_listing(as_json, run, lambda: _show_run(run, html))
     if fail_on_drift and run.report.drifted:
         raise typer.Exit(DRIFT_EXIT_CODE)
 
@@ -110,8 +104,7 @@ def _show_run(run: DriftRun, html: Path | None) -> None:
     if report.note:
         facts.append(("note", report.note))
     if run.alert is not None:
-        state = "delivered" if run.alert.delivered else f"NOT delivered ({run.alert.error})"
-        facts.append(("alert", f"{state} after {run.alert.attempts} attempt(s)"))
+        facts.append(("alert", f"{run.alert}: posting to the webhook"))
     if html is not None:
         facts.append(("html report", str(html)))
     show_facts(f"Drift of {report.model} version {report.version}", facts)
@@ -344,31 +337,30 @@ def telemetry_sites(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Sites whose bundles were imported, with their latest summary."""
-    from ferry.cli.output import show_grid, show_json
+    from ferry.cli.output import show_listing
     from ferry.monitoring.storage import MonitoringStore
     from ferry.registry import Registry
 
     with Registry.from_settings() as registry:
-        imports = MonitoringStore.of(registry).telemetry(limit=1000)
-    latest: dict[str, TelemetryImport] = {}
-    for item in imports:  # newest first: the first of a site is its latest
-        latest.setdefault(item.site, item)
-    sites = list(latest.values())
-    if as_json:
-        show_json(
-            [
-                {
-                    "site": s.site,
-                    "created_at": s.created_at.isoformat(),
-                    "since": s.since.isoformat(),
-                    "until": s.until.isoformat(),
-                    "bundles": sum(1 for i in imports if i.site == s.site),
-                    "summary": s.summary,
-                }
-                for s in sites
-            ]
-        )
-        return
+        latest = MonitoringStore.of(registry).latest_telemetry()
+    sites = [item for item, _ in latest]
+    listed = [
+        {
+            "site": s.site,
+            "created_at": s.created_at.isoformat(),
+            "since": s.since.isoformat(),
+            "until": s.until.isoformat(),
+            "bundles": bundles,
+            "summary": s.summary,
+        }
+        for s, bundles in latest
+    ]
+    show_listing(as_json, listed, lambda: _show_sites(sites))
+
+
+def _show_sites(sites: list[TelemetryImport]) -> None:
+    from ferry.cli.output import show_grid
+
     rows: list[list[object]] = []
     for s in sites:
         summary = s.summary["summary"]

@@ -80,6 +80,17 @@ def show_json(data: object) -> None:
     sys.stdout.write(orjson.dumps(data, option=options).decode() + "\n")
 
 
+def show_listing(as_json: bool, data: object, table: Callable[[], object]) -> None:
+    """What a command with ``--json`` prints: ``data`` as JSON (a pydantic model dumped in
+    JSON mode), else the human view that ``table()`` prints."""
+    if not as_json:
+        table()
+        return
+    from pydantic import BaseModel
+
+    show_json(data.model_dump(mode="json") if isinstance(data, BaseModel) else data)
+
+
 def show_facts(title: str, facts: list[tuple[str, str]]) -> None:
     """Label: value lines in a borderless two-column table."""
     table = Table(title=title, show_header=False, box=None, title_justify="left")

@@ -1,9 +1,11 @@
-"""``ferry predict`` (a server or a local model) and ``ferry check`` (replay a bundle's example)."""
+"""``ferry predict`` (a server or a local model) and ``ferry check`` (replay a bundle's example
+and the model's saved regression cases against a server)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,7 +13,9 @@ import typer
 
 if TYPE_CHECKING:
     from ferry.client import Client
+    from ferry.model.example import Mismatch
     from ferry.model.signature import Batch, Signature
+    from ferry.monitoring.cases import Case
 
 _META_KEYS = ("model", "version", "request_id")
 _MAX_MISMATCHES = 10
@@ -201,16 +205,26 @@ def check(
     tolerance: Annotated[
         float, typer.Option(min=0.0, help="Relative and absolute tolerance for floats.")
     ] = 1e-6,
+    saved_cases: Annotated[
+        bool,
+        typer.Option(
+            "--cases/--no-cases",
+            help="Also replay the model's regression cases (ferry replay --save-test) kept in "
+            "the registry (FERRY_HOME / FERRY_DATABASE_URL + FERRY_ARTIFACTS).",
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 30.0,
 ) -> None:
-    """Replay the bundle's input example against URL and compare with its expected output."""
+    """Replay the bundle's input example, and the model's saved regression cases, against URL
+    and compare with their expected outputs; exit 1 on any mismatch."""
     import orjson
 
-    from ferry.cli.output import show_check
-    from ferry.client import Client, ConnectionFailed
-    from ferry.errors import BundleError, FerryError
+    from ferry.cli.output import show_json
+    from ferry.client import Client
+    from ferry.errors import BundleError
     from ferry.model.bundle import verify_files
-    from ferry.model.example import compare_outputs, read_split
+    from ferry.model.example import read_split
     from ferry.model.manifest import read_manifest
 
     manifest = read_manifest(bundle)
@@ -225,38 +239,141 @@ def check(
     expected: dict[str, Any] = orjson.loads((bundle / manifest.expected_output).read_bytes())
     rows = [dict(zip(split["columns"], row, strict=True)) for row in split["data"]]
     model_name = name or manifest.name
-    where = f"{model_name} at {url.rstrip('/')}"
+    cases = _saved_cases(model_name) if saved_cases else []
+    with Client(url, timeout=timeout) as client:
+        results = [_replay(client, model_name, "example", rows, expected, tolerance)]
+        results += [
+            _replay(client, model_name, f"case {case.request_id}", case.inputs, case.expected,
+                    tolerance, case.request_id)
+            for case in cases
+        ]  # fmt: skip
+    passed = all(result.passed for result in results)
+    if as_json:
+        show_json(
+            {
+                "model": model_name,
+                "url": url.rstrip("/"),
+                "tolerance": tolerance,
+                "passed": passed,
+                "example": results[0].to_json(),
+                "cases": [result.to_json() for result in results[1:]],
+            }
+        )
+    else:
+        _show_replays(f"{model_name} at {url.rstrip('/')}", results, tolerance)
+    if not passed:
+        raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Replayed:
+    """One input set (the bundle's example or a saved case) sent to the server under check."""
+
+    label: str
+    request_id: str | None  # the saved case's, None for the example
+    rows: int
+    outputs: list[str]
+    version: str | None  # the version that answered
+    mismatches: list[Mismatch]
+    refused: str = ""  # the server's error, when it refused the inputs
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches and not self.refused
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "passed": self.passed,
+            "version": self.version,
+            "rows": self.rows,
+            "outputs": self.outputs,
+            "refused": self.refused or None,
+            "mismatches": [
+                {"output": m.output, "row": m.row, "expected": m.expected, "got": m.got}
+                for m in self.mismatches[:_MAX_MISMATCHES]
+            ],
+        }
+        if self.request_id is not None:
+            data = {"request_id": self.request_id, **data}
+        return data
+
+
+def _replay(
+    client: Client,
+    model: str,
+    label: str,
+    inputs: list[dict[str, Any]] | dict[str, list[Any]],
+    expected: dict[str, Any],
+    tolerance: float,
+    request_id: str | None = None,
+) -> _Replayed:
+    from ferry.client import ConnectionFailed
+    from ferry.errors import FerryError
+    from ferry.model.example import compare_outputs
+
+    n_rows = len(inputs) if isinstance(inputs, list) else len(next(iter(inputs.values()), []))
+    outputs = list(expected)
     try:
-        with Client(url, timeout=timeout) as client:
-            answer: dict[str, Any] = dict(client.predict(model_name, rows, outputs=list(expected)))
+        answer: dict[str, Any] = dict(client.predict(model, inputs, outputs=outputs))
     except ConnectionFailed:
         raise
     except FerryError as exc:
-        show_check(
-            False, f"{where}: the server refused the example ({exc.code}): {exc.message}", []
-        )
-        raise typer.Exit(1) from exc
+        refused = f"the server refused the {label} ({exc.code}): {exc.message}"
+        return _Replayed(label, request_id, n_rows, outputs, None, [], refused)
+    version = answer.get("version")
     mismatches = compare_outputs(expected, answer, tolerance)
-    outputs = ", ".join(expected)
-    if not mismatches:
-        show_check(
-            True,
-            f"{where} (version {answer.get('version')}): {len(rows)} example rows, "
-            f"{outputs} match (tolerance {tolerance:g})",
-            [],
-        )
-        return
-    shown = [
-        [m.output, m.row if m.row >= 0 else "all", m.expected, m.got]
-        for m in mismatches[:_MAX_MISMATCHES]
-    ]
-    show_check(
-        False,
-        f"{where} (version {answer.get('version')}): {len(mismatches)} mismatches "
-        f"in {len(rows)} example rows ({outputs}, tolerance {tolerance:g})",
-        shown,
+    return _Replayed(
+        label, request_id, n_rows, outputs, None if version is None else str(version), mismatches
     )
-    raise typer.Exit(1)
+
+
+def _show_replays(where: str, results: list[_Replayed], tolerance: float) -> None:
+    from ferry.cli.output import show_check
+
+    for result in results:
+        if result.refused:
+            show_check(False, f"{where}: {result.refused}", [])
+            continue
+        head = f"{where} (version {result.version}): {result.label}, {result.rows} rows"
+        outputs = ", ".join(result.outputs)
+        if result.passed:
+            show_check(True, f"{head}, {outputs} match (tolerance {tolerance:g})", [])
+            continue
+        shown = [
+            [m.output, m.row if m.row >= 0 else "all", m.expected, m.got]
+            for m in result.mismatches[:_MAX_MISMATCHES]
+        ]
+        show_check(
+            False,
+            f"{head}: {len(result.mismatches)} mismatches ({outputs}, tolerance {tolerance:g})",
+            shown,
+        )
+    if len(results) > 1:
+        failed = sum(1 for result in results[1:] if not result.passed)
+        show_check(not failed, f"{len(results) - 1 - failed} of {len(results) - 1} saved "
+                   "cases pass", [])  # fmt: skip
+
+
+def _saved_cases(model: str) -> list[Case]:
+    """The regression cases kept for ``model`` in the configured registry (none when that
+    registry does not exist or does not know the model)."""
+    from sqlalchemy.engine import make_url
+
+    from ferry.config.paths import database_url
+    from ferry.config.settings import get_settings
+    from ferry.errors import ModelNotFound
+    from ferry.monitoring.cases import cases
+    from ferry.registry import Registry
+
+    settings = get_settings()
+    url = make_url(database_url(settings))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return []  # no registry here: nothing was saved (and nothing is created)
+    with Registry.from_settings(settings, migrate=False) as registry:
+        try:
+            return cases(registry, model)
+        except ModelNotFound:
+            return []
 
 
 def register(app: typer.Typer) -> None:

@@ -134,7 +134,7 @@ def register_version(
     as_json: JsonOption = False,
 ) -> None:
     """Upload PATH as a new version of NAME (the same content again returns its version)."""
-    from ferry.cli.output import show_json, show_registered, transfer_progress
+    from ferry.cli.output import show_listing, show_registered, transfer_progress
 
     with _client(url) as client, transfer_progress(f"uploading {Path(path).name}") as progress:
         version = client.register(
@@ -157,10 +157,7 @@ def register_version(
             progress=progress,
             reference=reference,
         )
-    if as_json:
-        show_json(version.model_dump(mode="json"))
-        return
-    show_registered(version, alias)
+    show_listing(as_json, version, lambda: show_registered(version, alias))
 
 
 @models_app.command("ls")
@@ -173,14 +170,11 @@ def models_ls(
     as_json: JsonOption = False,
 ) -> None:
     """List registered models."""
-    from ferry.cli.output import show_json, show_models
+    from ferry.cli.output import show_listing, show_models
 
     with _client(url) as client:
         page = client.registered_models(tag=tag, prefix=prefix, limit=limit, offset=offset)
-    if as_json:
-        show_json(page.model_dump(mode="json"))
-        return
-    show_models(page)
+    show_listing(as_json, page, lambda: show_models(page))
 
 
 @versions_app.command("ls")
@@ -194,14 +188,11 @@ def versions_ls(
     as_json: JsonOption = False,
 ) -> None:
     """List a model's versions, newest first."""
-    from ferry.cli.output import show_json, show_versions
+    from ferry.cli.output import show_listing, show_versions
 
     with _client(url) as client:
         page = client.versions(name, tag=tag, metric=metric, limit=limit, offset=offset)
-    if as_json:
-        show_json(page.model_dump(mode="json"))
-        return
-    show_versions(name, page)
+    show_listing(as_json, page, lambda: show_versions(name, page))
 
 
 @versions_app.command("show")
@@ -211,14 +202,11 @@ def versions_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one version: flavor, signature, metrics, lineage, aliases."""
-    from ferry.cli.output import show_json, show_version
+    from ferry.cli.output import show_listing, show_version
 
     with _client(url) as client:
         version = client.resolve(ref)
-    if as_json:
-        show_json(version.model_dump(mode="json"))
-        return
-    show_version(version)
+    show_listing(as_json, version, lambda: show_version(version))
 
 
 @alias_app.command("set")
@@ -287,14 +275,11 @@ def lineage(
     as_json: JsonOption = False,
 ) -> None:
     """Show a version's ancestors and descendants, with their data and code references."""
-    from ferry.cli.output import show_json, show_lineage
+    from ferry.cli.output import show_lineage, show_listing
 
     with _client(url) as client:
         graph = client.lineage(name, version)
-    if as_json:
-        show_json(graph.model_dump(mode="json"))
-        return
-    show_lineage(graph)
+    show_listing(as_json, graph, lambda: show_lineage(graph))
 
 
 def register(app: typer.Typer) -> None:

@@ -82,6 +82,7 @@ def server(
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
     app = create_platform_app(settings, control=control_router)
+    from ferry.monitoring.storage import MonitoringStore
     from ferry.server.alerting import attach_drift_job, performance_webhook, webhook_config
 
     webhook = webhook_config(settings)
@@ -89,7 +90,15 @@ def server(
         app,
         settings,
         prediction_log=resolve_log_setting(log_predictions, settings, "all"),
-        alert_hooks=[performance_webhook(webhook)] if webhook else [],
+        alert_hooks=[
+            performance_webhook(
+                webhook,
+                lambda: MonitoringStore.engine_of(app.state.serving.models.registry),
+                settings.alert_cooldown_seconds,
+            )
+        ]
+        if webhook
+        else [],
     )
     attach_drift_job(app, settings, lambda: app.state.serving.models.registry)
     base_url = public_url(host, port, tls)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -32,31 +32,37 @@ def usage(
     ] = None,
 ) -> None:
     """Usage from the local store (FERRY_HOME / FERRY_DATABASE_URL) or a server (--url)."""
-    from ferry.cli.output import show_json, show_lines, show_table
-    from ferry.security.metering import CSV_COLUMNS, usage_csv, usage_json
+    from ferry.cli.output import show_listing
+    from ferry.security.metering import usage_csv, usage_json
 
     if url is not None:
         items = _remote(url, since=since, until=until, key=key, model=model)
     else:
         items = [usage_json(r) for r in _local(since=since, until=until, key=key, model=model)]
-    if format == "json":
-        show_json(items)
-    elif format == "csv":
+    if format == "csv":
         from ferry.security.metering import UsageRow
 
         text = usage_csv([UsageRow(**item) for item in items])  # type: ignore[arg-type]
         typer.echo(text, nl=False)
-    elif not items:
+        return
+    show_listing(format == "json", items, lambda: _show_usage(items))
+
+
+def _show_usage(items: list[dict[str, Any]]) -> None:
+    from ferry.cli.output import show_lines, show_table
+    from ferry.security.metering import CSV_COLUMNS
+
+    if not items:
         show_lines(["no usage recorded for these filters"])
-    else:
-        show_table(
-            "Usage",
-            list(CSV_COLUMNS),
-            [
-                [f"{item[c]:.1f}" if c == "compute_ms" else (item[c] or "-") for c in CSV_COLUMNS]
-                for item in items
-            ],
-        )
+        return
+    show_table(
+        "Usage",
+        list(CSV_COLUMNS),
+        [
+            [f"{item[c]:.1f}" if c == "compute_ms" else (item[c] or "-") for c in CSV_COLUMNS]
+            for item in items
+        ],
+    )
 
 
 def _local(

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     drift_interval_seconds: float = Field(default=0.0, ge=0.0)
     drift_window_seconds: float = Field(default=3600.0, gt=0.0)
     alert_webhook_url: str | None = None
+    # a performance alert (model, version, metric) is posted once per cooldown, by whichever
+    # worker or replica claims it first in the registry database (0: no cooldown)
+    alert_cooldown_seconds: float = Field(default=3600.0, ge=0.0)
     telemetry_site: str | None = None  # default: the host name
 
 

@@ -1,6 +1,7 @@
 """Drift results as Prometheus gauges for ``/metrics`` (``ferry server``).
 
-The gauges are read from the stored drift results, not kept in process memory: every worker
+The gauges are read from the stored drift results (and, in monitoring/sites.py, from the
+imported telemetry), not kept in process memory: every worker
 answers the same, whichever ran the drift job, and a restart loses nothing. The families are
 built per scrape (no prometheus_client value objects, so nothing is written to the
 multiprocess folder) from a cache refreshed at most every ``ttl`` seconds.
@@ -80,18 +81,30 @@ def render_drift_metrics(records: Sequence[DriftRecord]) -> bytes:
     return generate_latest(registry)
 
 
-class DriftGauges:
-    """An async ``/metrics`` source over a store, cached for ``ttl`` seconds."""
+class StoredGauges:
+    """An async ``/metrics`` source: ``render(store)`` in a thread, cached for ``ttl`` seconds."""
 
-    def __init__(self, store: Callable[[], MonitoringStore], ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Callable[[], MonitoringStore],
+        render: Callable[[MonitoringStore], bytes],
+        ttl: float = 5.0,
+    ) -> None:
         self._store = store
+        self._render = render
         self._ttl = ttl
         self._cached = b""
         self._at = -float("inf")
 
     async def __call__(self) -> bytes:
         if time.monotonic() - self._at > self._ttl:
-            records = await anyio.to_thread.run_sync(self._store().latest_drift)
-            self._cached = render_drift_metrics(records)
+            self._cached = await anyio.to_thread.run_sync(lambda: self._render(self._store()))
             self._at = time.monotonic()
         return self._cached
+
+
+class DriftGauges(StoredGauges):
+    """The ``ferry_drift_*`` gauges of every version's newest drift report."""
+
+    def __init__(self, store: Callable[[], MonitoringStore], ttl: float = 5.0) -> None:
+        super().__init__(store, lambda opened: render_drift_metrics(opened.latest_drift()), ttl)

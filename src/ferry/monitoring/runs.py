@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from ferry.monitoring.drift import DriftReport
 
 
-class AlertDelivery(BaseModel):
-    delivered: bool
-    attempts: int
-    status: int | None
-    error: str = ""
-
-
 class DriftRun(BaseModel):
     id: int | None = Field(description="The stored report's id (None when not stored).")
     report: DriftReport
-    alert: AlertDelivery | None = None
+    alert: Literal["queued"] | None = Field(
+        default=None,
+        description="'queued' when a drift alert is being posted to the webhook (in the "
+        "background, with retries); None when none is sent.",
+    )
 
 
 class DriftSummary(BaseModel):

@@ -6,29 +6,23 @@ keyed by the site that sent them. The tables are created by migration 0003_monit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ferry.config.settings import Settings
 from ferry.errors import (
     ConfigError,
-    Conflict,
     DriftReportNotFound,
-    FerryError,
     ProfileNotFound,
-    StorageError,
     VersionNotFound,
 )
 from ferry.monitoring.drift import DriftReport
 from ferry.monitoring.profile import ReferenceProfile
-from ferry.registry.metadata.engine import create_engine, redact, write_transaction
+from ferry.registry.metadata.engine import Connections, create_engine
 from ferry.registry.metadata.tables import (
     drift_results,
     models,
@@ -64,6 +58,7 @@ class TelemetryImport:
 class MonitoringStore:
     def __init__(self, engine: Engine, *, owned: bool = False) -> None:
         self._engine = engine
+        self._db = Connections(engine, "the monitoring tables")
         self._owned = owned
 
     @classmethod
@@ -99,32 +94,10 @@ class MonitoringStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except FerryError:
-            raise
-        except IntegrityError as exc:
-            raise Conflict(f"the monitoring store refused a conflicting write: {exc.orig}") from exc
-        except DBAPIError as exc:
-            url = redact(self._engine.url)
-            raise StorageError(f"the monitoring tables in {url} failed: {exc}") from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._errors(), self._engine.connect() as connection:
-            yield connection
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._errors(), write_transaction(self._engine) as connection:
-            yield connection
-
     # --- profiles ---------------------------------------------------------------------------
     def save_profile(self, model: str, version: int, profile: ReferenceProfile) -> None:
         """Store (or replace) the version's reference profile."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             version_id = _version_id(conn, model, version)
             conn.execute(
                 sa.delete(reference_profiles).where(reference_profiles.c.version_id == version_id)
@@ -140,7 +113,7 @@ class MonitoringStore:
             )
 
     def get_profile(self, model: str, version: int) -> ReferenceProfile:
-        with self._read() as conn:
+        with self._db.read() as conn:
             version_id = _version_id(conn, model, version)
             row = conn.execute(
                 sa.select(reference_profiles.c.profile).where(
@@ -164,14 +137,14 @@ class MonitoringStore:
             .join(reference_profiles, reference_profiles.c.version_id == versions.c.id)
             .order_by(models.c.name, versions.c.number)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [(str(name), int(number)) for name, number in conn.execute(query)]
 
     # --- drift ------------------------------------------------------------------------------
     def add_drift(self, report: DriftReport) -> int:
         if report.version is None:
             raise ValueError("a stored drift report names its version")
-        with self._write() as conn:
+        with self._db.write() as conn:
             version_id = _version_id(conn, report.model, report.version)
             result = conn.execute(
                 sa.insert(drift_results).values(
@@ -190,7 +163,7 @@ class MonitoringStore:
             return int(key[0])
 
     def get_drift(self, report_id: int) -> DriftRecord:
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(_drift_query().where(drift_results.c.id == report_id)).first()
         if row is None:
             raise DriftReportNotFound(f"no drift report {report_id}", id=report_id)
@@ -213,7 +186,7 @@ class MonitoringStore:
         if since is not None:
             query = query.where(drift_results.c.created_at >= since)
         query = query.order_by(drift_results.c.created_at.desc(), drift_results.c.id.desc())
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_drift_record(row) for row in conn.execute(query.limit(limit))]
 
     def latest_drift(self) -> list[DriftRecord]:
@@ -224,7 +197,7 @@ class MonitoringStore:
             .scalar_subquery()
         )
         query = _drift_query().where(drift_results.c.id.in_(newest))
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_drift_record(row) for row in conn.execute(query)]
 
     # --- telemetry --------------------------------------------------------------------------
@@ -239,7 +212,7 @@ class MonitoringStore:
         summary: dict[str, Any],
     ) -> tuple[TelemetryImport, bool]:
         """Record an imported bundle; the same bundle again returns the first import."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             existing = conn.execute(
                 sa.select(telemetry_imports).where(
                     telemetry_imports.c.bundle_sha256 == bundle_sha256
@@ -268,8 +241,34 @@ class MonitoringStore:
         if site is not None:
             query = query.where(telemetry_imports.c.site == site)
         query = query.order_by(telemetry_imports.c.created_at.desc()).limit(limit)
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_telemetry(row) for row in conn.execute(query)]
+
+    def latest_telemetry(self) -> list[tuple[TelemetryImport, int]]:
+        """Every site's newest imported bundle, with how many bundles it sent; the site heard
+        from last first."""
+        imports = telemetry_imports
+        newest = (
+            sa.select(imports.c.site, sa.func.max(imports.c.created_at).label("created_at"))
+            .group_by(imports.c.site)
+            .subquery()
+        )
+        query = (
+            sa.select(imports)
+            .join(
+                newest,
+                (imports.c.site == newest.c.site) & (imports.c.created_at == newest.c.created_at),
+            )
+            .order_by(imports.c.site, imports.c.id.desc())
+        )
+        counts = sa.select(imports.c.site, sa.func.count()).group_by(imports.c.site)
+        with self._db.read() as conn:
+            bundles = {str(site): int(n) for site, n in conn.execute(counts)}
+            latest: dict[str, TelemetryImport] = {}
+            for row in conn.execute(query):
+                latest.setdefault(row.site, _telemetry(row))
+        newest_first = sorted(latest.values(), key=lambda i: i.created_at, reverse=True)
+        return [(item, bundles[item.site]) for item in newest_first]
 
 
 def _version_id(conn: Connection, model: str, version: int) -> int:

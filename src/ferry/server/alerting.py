@@ -1,22 +1,27 @@
 """``ferry server``'s drift job and alert webhooks.
 
 The drift job checks every profiled version against its last window of logged predictions
-every ``FERRY_DRIFT_INTERVAL_SECONDS`` (off at 0). With several workers only worker 0 runs
-it (``FERRY_WORKER_INDEX``, set by the supervisor), so each check happens once. Performance
-alerts (monitoring/performance.py) go to the same webhook as drift alerts, posted from a
-thread so that the request that raised one does not wait for the receiver.
+every ``FERRY_DRIFT_INTERVAL_SECONDS`` (off at 0). Every worker runs the loop, but a round
+runs only in the process that holds the ``lease:drift-job`` lease in the registry database
+(registry/metadata/claims.py): one process among the workers of this server and of any other
+server on the same database (replicas over PostgreSQL), so each check, and its alert, happens
+once. A holder that dies is replaced once its lease expires (``lease_seconds``).
+
+Alerts are posted from a thread (``post_in_background``) so that the request or the job that
+raised one never waits for the receiver and its retries. A performance alert is posted once
+per ``FERRY_ALERT_COOLDOWN_SECONDS`` for its model, version and metric: each worker keeps its
+own view of a threshold crossing, so the first to claim the alert in the database posts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -24,31 +29,65 @@ from fastapi import FastAPI
 from ferry.config.settings import Settings
 from ferry.monitoring.drift import DriftThresholds, thresholds_from_settings
 from ferry.monitoring.jobs import Window, run_drift_checks
+from ferry.monitoring.storage import MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, send_alert_sync
+from ferry.registry.metadata.claims import claim_once, hold_lease, new_holder, release_lease
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from ferry.monitoring.performance import PerformanceAlert
     from ferry.registry import Registry
 
 log = logging.getLogger(__name__)
 
-WORKER_INDEX_ENV = "FERRY_WORKER_INDEX"
+DRIFT_LEASE = "lease:drift-job"
 
 
 def webhook_config(settings: Settings) -> WebhookConfig | None:
     return WebhookConfig(settings.alert_webhook_url) if settings.alert_webhook_url else None
 
 
-def performance_webhook(config: WebhookConfig) -> Callable[[PerformanceAlert], None]:
-    """An alert hook that posts the alert's JSON (``alert: performance``) in the background."""
+def post_in_background(
+    config: WebhookConfig, payload: dict[str, Any], claim: Callable[[], bool] | None = None
+) -> threading.Thread:
+    """POST ``payload`` from a thread (with the webhook's retries), if ``claim()`` says this
+    process is the one to send it; returns the thread."""
+
+    def send() -> None:
+        try:
+            if claim is not None and not claim():
+                log.info("alert already posted by another process", extra={"alert": payload})
+                return
+            send_alert_sync(config, payload)
+        except Exception:  # a thread's boundary: the database or the event loop failed
+            log.exception("alert not posted", extra={"alert": payload.get("alert")})
+
+    thread = threading.Thread(target=send, name="ferry-webhook", daemon=True)
+    thread.start()
+    return thread
+
+
+def performance_webhook(
+    config: WebhookConfig, engine: Callable[[], Engine] | None = None, cooldown: float = 0.0
+) -> Callable[[PerformanceAlert], None]:
+    """An alert hook that posts the alert's JSON (``alert: performance``) in the background,
+    once per ``cooldown`` seconds among every process on ``engine()``'s database."""
 
     def hook(alert: PerformanceAlert) -> None:
         payload = {"alert": "performance", "severity": "warning", **alert.to_json()}
-        threading.Thread(
-            target=send_alert_sync, args=(config, payload), name="ferry-webhook", daemon=True
-        ).start()
+        name = f"cooldown:performance:{alert.model}:{alert.version}:{alert.metric}"
+        claim = None
+        if engine is not None and cooldown > 0:
+            claim = lambda: claim_once(engine(), name, cooldown)  # noqa: E731
+        post_in_background(config, payload, claim)
 
     return hook
+
+
+def lease_seconds(interval: float) -> float:
+    """How long the drift job's lease lasts: two rounds, and a minute for a slow round."""
+    return 2 * interval + 60.0
 
 
 def attach_drift_job(app: FastAPI, settings: Settings, registry: Callable[[], Registry]) -> None:
@@ -64,32 +103,52 @@ def attach_drift_job(app: FastAPI, settings: Settings, registry: Callable[[], Re
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app):
-            task = None
-            if os.environ.get(WORKER_INDEX_ENV, "0") == "0":
-                task = asyncio.create_task(
-                    _drift_loop(registry, interval, window, thresholds, webhook)
-                )
+            holder = new_holder()  # this process (made after the fork)
+            task = asyncio.create_task(
+                _drift_loop(registry, holder, interval, window, thresholds, webhook)
+            )
             try:
                 yield
             finally:
-                if task is not None:
-                    task.cancel()
+                task.cancel()
+                try:  # hand the job over now rather than when the lease expires
+                    engine = MonitoringStore.engine_of(registry())
+                    await anyio.to_thread.run_sync(release_lease, engine, DRIFT_LEASE, holder)
+                except Exception:  # shutting down: the lease expires by itself
+                    log.exception("drift job lease not released")
 
     app.router.lifespan_context = lifespan
 
 
+def drift_round(
+    registry: Registry,
+    holder: int,
+    lease: float,
+    window: timedelta,
+    thresholds: DriftThresholds,
+    webhook: WebhookConfig | None,
+) -> list[int] | None:
+    """One round of the drift job, if ``holder`` holds (or takes) the lease: the stored
+    reports' ids; None when another process runs the job."""
+    if not hold_lease(MonitoringStore.engine_of(registry), DRIFT_LEASE, holder, lease):
+        return None
+    return run_drift_checks(registry, Window.last(window), thresholds, webhook)
+
+
 async def _drift_loop(
     registry: Callable[[], Registry],
+    holder: int,
     interval: float,
     window: timedelta,
     thresholds: DriftThresholds,
     webhook: WebhookConfig | None,
 ) -> None:
+    lease = lease_seconds(interval)
     while True:
         await asyncio.sleep(interval)
         try:
             await anyio.to_thread.run_sync(
-                run_drift_checks, registry(), Window.last(window), thresholds, webhook
+                drift_round, registry(), holder, lease, window, thresholds, webhook
             )
         except Exception:  # the loop outlives one failed round (a database restart)
             log.exception("drift checks failed")

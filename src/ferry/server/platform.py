@@ -50,7 +50,10 @@ def create_platform_app(
     if security is not None:
         security.install(app)  # last: outermost, in front of the prediction fast path
     source.on_evict = app.state.serving.forget
-    app.state.metric_sources = [_drift_gauges(lambda: source.registry)]
+    app.state.metric_sources = [
+        _drift_gauges(lambda: source.registry),
+        _site_gauges(lambda: source.registry),
+    ]
     return app
 
 
@@ -60,3 +63,15 @@ def _drift_gauges(registry: Callable[[], Registry]) -> Callable[[], Awaitable[by
     from ferry.monitoring.storage import MonitoringStore
 
     return DriftGauges(lambda: MonitoringStore.of(registry()))
+
+
+def _site_gauges(registry: Callable[[], Registry]) -> Callable[[], Awaitable[bytes]]:
+    """The ferry_site_* gauges on /metrics, read from the imported telemetry bundles."""
+    from ferry.monitoring.gauges import StoredGauges
+    from ferry.monitoring.sites import render_site_metrics
+    from ferry.monitoring.storage import MonitoringStore
+
+    return StoredGauges(
+        lambda: MonitoringStore.of(registry()),
+        lambda store: render_site_metrics(store.latest_telemetry()),
+    )

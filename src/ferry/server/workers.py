@@ -97,7 +97,7 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the child: serve until told to stop, never return into the parent's code
             code = 0
-            os.environ["FERRY_WORKER_INDEX"] = str(index)  # jobs that run once run in worker 0
+            os.environ["FERRY_WORKER_INDEX"] = str(index)  # which worker this is, for its logs
             try:
                 self._serve_child()
             except BaseException:

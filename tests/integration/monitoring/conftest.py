@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ class Receiver:
     answers: list[int]  # status per attempt; the last repeats
     bodies: list[dict[str, object]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    delay: float = 0.0  # seconds each POST takes before it is recorded and answered
 
 
 @pytest.fixture
@@ -33,7 +35,9 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
-            state.bodies.append(json.loads(self.rfile.read(length)))
+            body = json.loads(self.rfile.read(length))
+            time.sleep(state.delay)
+            state.bodies.append(body)
             state.keys.append(self.headers["Idempotency-Key"])
             index = min(len(state.bodies), len(state.answers)) - 1
             self.send_response(state.answers[index])

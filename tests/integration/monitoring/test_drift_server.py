@@ -4,6 +4,8 @@ the stored history, the HTML report, the gauges on /metrics and the alert webhoo
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,13 @@ SHIFTED_COLUMNS = [IRIS_COLUMNS[0], IRIS_COLUMNS[3]]  # sepal_length, petal_widt
 
 def population(rows: int, seed: int) -> object:
     return iris_population(rows, seed).set_axis(IRIS_COLUMNS, axis=1)
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def ok(result: object) -> str:
@@ -78,7 +87,7 @@ def test_drift_through_server_and_cli(
         drifted = feature["name"] in SHIFTED_COLUMNS
         assert feature["tests"]["psi"]["drifted"] is drifted
         assert feature["tests"]["ks"]["drifted"] is drifted
-    assert len(receiver.bodies) == 2
+    wait_for(lambda: len(receiver.bodies) == 2, "the alert, posted in the background")
     assert receiver.bodies[-1]["alert"] == "data_drift"
     assert receiver.bodies[-1]["drifted_features"] == SHIFTED_COLUMNS
     assert receiver.bodies[-1]["report_id"] == history[0]["id"]
@@ -103,6 +112,35 @@ def test_drift_through_server_and_cli(
     copy = get(f"{server.url}/api/v1/models/iris-copy/versions/1/profile").json()
     assert copy["source"] == "example"
     assert copy["rows"] == 8
+
+
+def test_drift_alert_does_not_wait_for_the_webhook(
+    start_control: StartControl, receiver: Receiver, iris_bundle: Path, tmp_path: Path
+) -> None:
+    receiver.delay = 3.0  # a slow receiver: each post takes 3 s to be taken
+    server = start_control(FERRY_ALERT_WEBHOOK_URL=receiver.url)
+    reference = tmp_path / "train.parquet"
+    population(1000, 1).to_parquet(reference)  # type: ignore[attr-defined]
+    ok(server.ferry("register", str(iris_bundle), "-n", "iris", "--reference", str(reference)))
+    api = f"{server.url}/api/v1/models/iris/versions/1/drift"
+    fresh = post(api, json={"rows": population(800, 2).to_dict("records")})  # type: ignore[attr-defined]
+    assert fresh.status_code == 200
+    assert fresh.json()["alert"] is None  # no drift, nothing to post
+
+    rows = shift(population(800, 3), SHIFTED_COLUMNS).to_dict("records")  # type: ignore[arg-type]
+    started = time.monotonic()
+    drifted = post(api, json={"rows": rows})
+    answered = time.monotonic() - started
+    assert drifted.status_code == 200
+    run = drifted.json()
+    assert run["report"]["drifted_features"] == SHIFTED_COLUMNS
+    assert run["alert"] == "queued"
+    assert answered < receiver.delay, answered
+    assert receiver.bodies == []  # the receiver is still taking it
+    wait_for(lambda: len(receiver.bodies) == 1, "the alert")
+    assert time.monotonic() - started >= receiver.delay
+    assert receiver.bodies[0]["alert"] == "data_drift"
+    assert receiver.bodies[0]["report_id"] == run["id"]
 
 
 def test_bad_drift_requests(start_control: StartControl, iris_bundle: Path, tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ from ferry.errors import DriftReportNotFound, ProfileNotFound, VersionNotFound
 from ferry.monitoring.drift import compute_drift
 from ferry.monitoring.gauges import METRIC_NAMES, render_drift_metrics
 from ferry.monitoring.profile import profile_frame
+from ferry.monitoring.sites import METRIC_NAMES as SITE_METRIC_NAMES
+from ferry.monitoring.sites import render_site_metrics
 from ferry.monitoring.storage import MonitoringStore
 from ferry.registry import Registry
 from tests.registry_fixtures import bundle_variant
@@ -110,6 +112,65 @@ def test_telemetry_imports_are_kept_once(registry: Registry) -> None:
     assert stored.summary == {"requests": 10}
     assert stored.since == now - timedelta(days=7)
     assert store.telemetry("other") == []
+
+
+def test_each_sites_newest_bundle_and_its_gauges(registry: Registry) -> None:
+    store = MonitoringStore.of(registry)
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def add(site: str, age_hours: int, summary: dict[str, object]) -> None:
+        created = now - timedelta(hours=age_hours)
+        store.add_telemetry(
+            site=site,
+            bundle_sha256=f"{site}-{age_hours}".ljust(64, "0"),
+            created_at=created,
+            since=created - timedelta(days=1),
+            until=created,
+            summary=summary,
+        )
+
+    def counts(requests: int) -> dict[str, object]:
+        version = {"model": "iris", "version": "1", "requests": requests, "server_errors": 1}
+        return {"summary": {"drifted_versions": []}, "predictions": {"versions": [version]}}
+
+    add("acme", 5, counts(10))
+    add("acme", 1, counts(30))  # acme's newest
+    add("acme", 3, counts(20))
+    # an odd bundle: counts only from /metrics, a drifted version, entries that fit no shape
+    add("beta", 2, {
+        "summary": {"drifted_versions": ["churn/2", "nonsense"]},
+        "models": [{"model": "churn", "version": 2}, {"model": "churn", "version": 3}, "x"],
+        "predictions": {"versions": []},
+        "metrics": {"versions": [{"model": "churn", "version": "3", "requests": "many"}, 7]},
+    })  # fmt: skip
+    latest = store.latest_telemetry()
+    assert [(item.site, item.created_at, bundles) for item, bundles in latest] == [
+        ("acme", now - timedelta(hours=1), 3),
+        ("beta", now - timedelta(hours=2), 1),
+    ]
+    assert latest[0][0].summary == counts(30)
+
+    text = render_site_metrics(latest).decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    acme, beta = (("site", "acme"),), (("site", "beta"),)
+    iris = (("model", "iris"), ("site", "acme"), ("version", "1"))
+    assert samples == {
+        ("ferry_site_last_report_timestamp_seconds", acme): latest[0][0].created_at.timestamp(),
+        ("ferry_site_last_report_timestamp_seconds", beta): latest[1][0].created_at.timestamp(),
+        ("ferry_site_window_end_timestamp_seconds", acme): latest[0][0].until.timestamp(),
+        ("ferry_site_window_end_timestamp_seconds", beta): latest[1][0].until.timestamp(),
+        ("ferry_site_bundles", acme): 3.0,
+        ("ferry_site_bundles", beta): 1.0,
+        ("ferry_site_requests", iris): 30.0,
+        ("ferry_site_server_errors", iris): 1.0,
+        ("ferry_site_drifted", (("model", "churn"), ("site", "beta"), ("version", "2"))): 1.0,
+        ("ferry_site_drifted", (("model", "churn"), ("site", "beta"), ("version", "3"))): 0.0,
+    }
+    assert {name for name, _ in samples} <= set(SITE_METRIC_NAMES)
 
 
 def test_profile_made_from_the_stored_example_when_missing(

@@ -1,5 +1,6 @@
 """Telemetry from a site to us with the CLI: export a signed bundle from a running site,
-import it on our side, see the site; a bundle with one changed byte is refused."""
+import it on our side, see the site (``ferry telemetry sites`` and our server's /metrics); a
+bundle with one changed byte is refused."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import IRIS_COLUMNS
+from tests.integration.conftest import platform_server
 from tests.integration.control.conftest import ISOLATED, StartControl
 from tests.integration.monitoring.conftest import post
 from tests.unit.monitoring.test_drift import iris_population, shift
@@ -142,3 +147,34 @@ def test_site_bundle_round_trip_and_tamper(
     assert "samples.jsonl" not in summary["files"]  # aggregates only
     table = ferry(ours, "telemetry", "sites").stdout
     assert "acme-plant-3" in table
+
+    # our server shows the site on /metrics, the same from each of its workers
+    manifest = read_bundle(bundle, KEY.encode()).manifest
+    with platform_server(ours, "--workers", "2", log=tmp_path / "ours.log") as url:
+        scrapes = [site_samples(httpx.get(f"{url}/metrics", timeout=60).text) for _ in range(8)]
+    assert all(scrape == scrapes[0] for scrape in scrapes)
+    samples = scrapes[0]
+    site_labels = (("site", "acme-plant-3"),)
+    iris_v1 = (("model", "iris"), ("site", "acme-plant-3"), ("version", "1"))
+    assert samples == {
+        ("ferry_site_last_report_timestamp_seconds", site_labels): pytest.approx(
+            datetime.fromisoformat(manifest["created_at"]).timestamp()
+        ),
+        ("ferry_site_window_end_timestamp_seconds", site_labels): pytest.approx(
+            datetime.fromisoformat(manifest["until"]).timestamp()
+        ),
+        ("ferry_site_bundles", site_labels): 1.0,
+        ("ferry_site_requests", iris_v1): REQUESTS + 1,
+        ("ferry_site_client_errors", iris_v1): 1.0,
+        ("ferry_site_server_errors", iris_v1): 0.0,
+        ("ferry_site_drifted", iris_v1): 1.0,
+    }
+
+
+def site_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("ferry_site_")
+        for sample in family.samples
+    }

@@ -1,4 +1,6 @@
-"""SQLAlchemy engines for the registry: URL normalising, SQLite pragmas, write transactions.
+"""SQLAlchemy engines for the registry: URL normalising, SQLite pragmas, write transactions,
+and ``Connections``: reads and writes with foreign errors translated, for every store kept in
+the registry database (the metadata store, the monitoring tables).
 
 SQLite: WAL journal (readers never wait for the writer), foreign keys on, a busy timeout, and
 write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue up instead of
@@ -8,6 +10,7 @@ the store where an order matters.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +18,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, Conflict, FerryError, StorageError
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_SECONDS = 60.0
 _WRITE = "ferry_write"
@@ -105,3 +111,37 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 def is_postgres(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "postgresql"
+
+
+class Connections:
+    """A store's connections to ``engine``: ``read()`` and ``write()`` (a write transaction),
+    inside ``errors()``, which turns a refused write (IntegrityError) into ``Conflict`` and any
+    other driver or pool failure into ``StorageError``, naming ``what`` failed (``"the
+    registry database"``) and the database URL without its password."""
+
+    def __init__(self, engine: Engine, what: str) -> None:
+        self.engine = engine
+        self.what = what
+        self.url = redact(engine.url)
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except FerryError:
+            raise
+        except IntegrityError as exc:
+            raise Conflict(f"{self.what} refused a conflicting write: {exc.orig}") from exc
+        except (DBAPIError, PoolTimeout) as exc:
+            log.warning("database error", extra={"database": self.url, "store": self.what})
+            raise StorageError(f"{self.what} at {self.url} failed: {exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.errors(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.errors(), write_transaction(self.engine) as connection:
+            yield connection

@@ -8,21 +8,16 @@ allocated gap-free inside the transaction that inserts the version. The engine i
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ferry.errors import Conflict, FerryError, ModelExists, StorageError, VersionNotFound
+from ferry.errors import ModelExists, VersionNotFound
 from ferry.registry.filters import MetricFilter, TagFilter
 from ferry.registry.metadata.base import NewVersion
-from ferry.registry.metadata.engine import create_engine, is_postgres, redact, write_transaction
+from ferry.registry.metadata.engine import Connections, create_engine, is_postgres
 from ferry.registry.metadata.rows import (
     ALIAS_COLUMNS,
     VERSION_COLUMNS,
@@ -54,8 +49,6 @@ from ferry.registry.records import (
     VersionRecord,
 )
 
-log = logging.getLogger(__name__)
-
 
 def _compare(column: sa.ColumnElement[float], op: str, value: float) -> sa.ColumnElement[bool]:
     if op == ">=":
@@ -78,7 +71,8 @@ def _now() -> datetime:
 class SqlMetadataStore:
     def __init__(self, url: str) -> None:
         self._engine = create_engine(url)
-        self._url = redact(self._engine.url)
+        self._db = Connections(self._engine, "the registry database")
+        self._url = self._db.url
 
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
@@ -98,33 +92,11 @@ class SqlMetadataStore:
 
         return upgrade_engine(self._engine)
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except FerryError:
-            raise
-        except IntegrityError as exc:
-            raise Conflict(f"the registry refused a conflicting write: {exc.orig}") from exc
-        except (DBAPIError, PoolTimeout) as exc:
-            log.warning("metadata store error", extra={"database": self._url})
-            raise StorageError(f"the registry database {self._url} failed: {exc}") from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._errors(), self._engine.connect() as connection:
-            yield connection
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._errors(), write_transaction(self._engine) as connection:
-            yield connection
-
     # --- models -------------------------------------------------------------------------------
     def create_model(
         self, name: str, *, description: str, tags: dict[str, str], actor: str
     ) -> ModelRecord:
-        with self._write() as conn:
+        with self._db.write() as conn:
             if not self._insert_model(conn, name, description):
                 raise ModelExists(f"model {name!r} already exists", model=name)
             row = model_row(conn, name)
@@ -133,7 +105,7 @@ class SqlMetadataStore:
             return load_models(conn, [row])[0]
 
     def get_model(self, name: str) -> ModelRecord:
-        with self._read() as conn:
+        with self._db.read() as conn:
             return load_models(conn, [model_row(conn, name)])[0]
 
     def list_models(
@@ -147,7 +119,7 @@ class SqlMetadataStore:
             if tag.value is not None:
                 tagged = tagged.where(model_tags.c.value == tag.value)
             conditions.append(models.c.id.in_(tagged))
-        with self._read() as conn:
+        with self._db.read() as conn:
             total = conn.execute(
                 sa.select(sa.func.count()).select_from(models).where(*conditions)
             ).scalar_one()
@@ -163,7 +135,7 @@ class SqlMetadataStore:
     def update_model(
         self, name: str, *, description: str | None, tags: dict[str, str] | None, actor: str
     ) -> ModelRecord:
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = model_row(conn, name, lock=True)
             values: dict[str, Any] = {"updated_at": _now()}
             if description is not None:
@@ -175,7 +147,7 @@ class SqlMetadataStore:
             return load_models(conn, [model_row(conn, name)])[0]
 
     def delete_model(self, name: str, *, actor: str) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = model_row(conn, name, lock=True)
             conn.execute(sa.delete(models).where(models.c.id == row.id))
             _audit(conn, actor, "model.delete", name, {"latest_version": row.latest_version})
@@ -213,7 +185,7 @@ class SqlMetadataStore:
     def add_version(
         self, new: NewVersion, *, actor: str, create_model: bool
     ) -> tuple[VersionRecord, bool]:
-        with self._write() as conn:
+        with self._db.write() as conn:
             if create_model and self._insert_model(conn, new.model, ""):
                 _audit(conn, actor, "model.create", new.model, {"by": "register"})
             model = model_row(conn, new.model, lock=True)
@@ -274,18 +246,18 @@ class SqlMetadataStore:
             return load_versions(conn, [version_row(conn, new.model, number)])[0], True
 
     def find_version(self, name: str, sha256: str) -> VersionRecord | None:
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 VERSION_COLUMNS.where(models.c.name == name, versions.c.sha256 == sha256)
             ).first()
             return None if row is None else load_versions(conn, [row])[0]
 
     def get_version(self, name: str, version: int) -> VersionRecord:
-        with self._read() as conn:
+        with self._db.read() as conn:
             return load_versions(conn, [version_row(conn, name, version)])[0]
 
     def latest_version(self, name: str) -> VersionRecord:
-        with self._read() as conn:
+        with self._db.read() as conn:
             model = model_row(conn, name)
             if not model.latest_version:
                 raise VersionNotFound(f"model {name!r} has no versions yet", model=name)
@@ -300,7 +272,7 @@ class SqlMetadataStore:
         limit: int,
         offset: int,
     ) -> Page[VersionRecord]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             model = model_row(conn, name)
             conditions: list[sa.ColumnElement[bool]] = [versions.c.model_id == model.id]
             if tag is not None:
@@ -326,7 +298,7 @@ class SqlMetadataStore:
             return Page(load_versions(conn, rows), total, limit, offset)
 
     def children(self, name: str, version: int) -> list[VersionRecord]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 VERSION_COLUMNS.where(
                     versions.c.parent_model == name, versions.c.parent_version == version
@@ -337,7 +309,7 @@ class SqlMetadataStore:
     def set_version_tags(
         self, name: str, version: int, tags: dict[str, str], *, replace: bool, actor: str
     ) -> VersionRecord:
-        with self._write() as conn:
+        with self._db.write() as conn:
             model_row(conn, name, lock=True)
             row = version_row(conn, name, version)
             if replace:
@@ -351,7 +323,7 @@ class SqlMetadataStore:
     def log_metrics(
         self, name: str, version: int, metrics: dict[str, float], *, actor: str
     ) -> VersionRecord:
-        with self._write() as conn:
+        with self._db.write() as conn:
             model_row(conn, name, lock=True)
             row = version_row(conn, name, version)
             _upsert(conn, version_metrics, row.id, metrics)
@@ -360,7 +332,7 @@ class SqlMetadataStore:
 
     # --- aliases ------------------------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> AliasRecord:
-        with self._write() as conn:
+        with self._db.write() as conn:
             model = model_row(conn, name, lock=True)
             target = version_row(conn, name, version)
             current = conn.execute(
@@ -384,11 +356,11 @@ class SqlMetadataStore:
             return alias_record(alias_row(conn, name, alias))
 
     def get_alias(self, name: str, alias: str) -> AliasRecord:
-        with self._read() as conn:
+        with self._db.read() as conn:
             return alias_record(alias_row(conn, name, alias))
 
     def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             model = model_row(conn, name, lock=True)
             current = alias_row(conn, name, alias)
             conn.execute(
@@ -416,7 +388,7 @@ class SqlMetadataStore:
         conn.execute(sa.update(models).where(models.c.id == model_id).values(updated_at=at))
 
     def list_aliases(self, name: str) -> list[AliasRecord]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             model = model_row(conn, name)
             rows = conn.execute(
                 ALIAS_COLUMNS.where(aliases.c.model_id == model.id).order_by(aliases.c.name)
@@ -424,7 +396,7 @@ class SqlMetadataStore:
             return [alias_record(row) for row in rows]
 
     def alias_history(self, name: str, alias: str | None) -> list[AliasEvent]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             model = model_row(conn, name)
             query = sa.select(alias_history).where(alias_history.c.model_id == model.id)
             if alias is not None:
@@ -436,7 +408,7 @@ class SqlMetadataStore:
 
     # --- audit, gc, health --------------------------------------------------------------------
     def audit(self, *, limit: int, offset: int) -> list[AuditEvent]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
             ).all()
@@ -445,11 +417,11 @@ class SqlMetadataStore:
             ]
 
     def referenced_blobs(self) -> set[str]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             return set(conn.execute(sa.select(version_files.c.sha256).distinct()).scalars())
 
     def row_counts(self) -> dict[str, int]:
-        with self._read() as conn:
+        with self._db.read() as conn:
             return {
                 table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
                 for table in ALL_TABLES

@@ -2,7 +2,8 @@
 
 ``POST .../drift`` compares live rows (sent in the body, or the version's last window of the
 prediction log) with the reference profile, stores the report (so it shows in the history and
-the ``ferry_drift_*`` gauges), and posts an alert to the webhook when a feature drifted.
+the ``ferry_drift_*`` gauges), and posts an alert to the webhook when a feature drifted: in
+the background (server/alerting.py), so the answer says ``alert: "queued"``, not its outcome.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from ferry.monitoring.drift import DriftThresholds, compute_drift
 from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.references import reference_profile
-from ferry.monitoring.runs import AlertDelivery, DriftHistory, DriftRun, DriftSummary
+from ferry.monitoring.runs import DriftHistory, DriftRun, DriftSummary
 from ferry.monitoring.storage import DriftRecord, MonitoringStore
-from ferry.monitoring.webhooks import WebhookConfig, drift_alert, send_alert_sync
+from ferry.monitoring.webhooks import WebhookConfig, drift_alert
 from ferry.registry.names import MAX_VERSION
+from ferry.server.alerting import post_in_background
 from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
 
 if TYPE_CHECKING:
@@ -102,16 +104,11 @@ class MonitoringRoutes:
                 update={"model": name, "version": version}
             )
         report_id = store.add_drift(report) if body.store else None
-        delivery = None
         if report.drifted and body.alert and self.webhook is not None:
-            sent = send_alert_sync(self.webhook, drift_alert(report, report_id=report_id))
-            delivery = AlertDelivery(
-                delivered=sent.delivered,
-                attempts=sent.attempts,
-                status=sent.status,
-                error=sent.error,
-            )
-        return DriftRun(id=report_id, report=report, alert=delivery)
+            # in the background: a slow or failing receiver must not hold up the answer
+            post_in_background(self.webhook, drift_alert(report, report_id=report_id))
+            return DriftRun(id=report_id, report=report, alert="queued")
+        return DriftRun(id=report_id, report=report)
 
     def history(
         self,
@@ -268,22 +265,16 @@ class TelemetryRoutes:
         return MonitoringStore.of(self.registry())
 
     def sites(self) -> TelemetrySites:
-        imports = self._store().telemetry(limit=1000)
-        latest: dict[str, TelemetrySite] = {}
-        counts: dict[str, int] = {}
-        for item in imports:  # newest first
-            counts[item.site] = counts.get(item.site, 0) + 1
-            latest.setdefault(
-                item.site,
+        return TelemetrySites(
+            items=[
                 TelemetrySite(
                     site=item.site,
                     created_at=item.created_at,
                     since=item.since,
                     until=item.until,
-                    bundles=0,
+                    bundles=bundles,
                     summary=item.summary.get("summary", {}),
-                ),
-            )
-        return TelemetrySites(
-            items=[s.model_copy(update={"bundles": counts[s.site]}) for s in latest.values()]
+                )
+                for item, bundles in self._store().latest_telemetry()
+            ]
         )

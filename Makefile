@@ -10,7 +10,7 @@ PORT ?= 8000
 RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
-.PHONY: install run test unit lint bench clean containers test-tools
+.PHONY: install run test unit lint bench bench-venv clean containers test-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,17 @@ test: lint $(CHECKOV) containers test-tools
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-bench: install
-	$(BIN)/python bench/serve.py
+# benchmarks run Ferry as a user installs it (`pip install ferry-ml`, no extras): the dev
+# extra's pyarrow alone, imported by pandas 3 whenever it is installed, adds 65 MB per worker
+BENCH_VENV := .bench/ferry-venv
+bench-venv:
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet .
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall .
+
+bench: bench-venv
+	$(BENCH_VENV)/bin/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache examples/*/bundle

@@ -39,8 +39,10 @@ STACK_DOCKERFILE = """\
 FROM @BASE@ AS build
 RUN apt-get update -qq \\
     && apt-get install -y -qq --no-install-recommends binutils >/dev/null
-RUN --mount=type=bind,source=.,target=/tmp/ferry-stack \\
-    --mount=type=secret,id=pip-config \\
+# copied, not bind-mounted: a copy's content is part of the layer cache's key, so new pins
+# make a new stack (a bind mount's content is not: the old layer would be reused)
+COPY requirements.txt /tmp/ferry-stack/requirements.txt
+RUN --mount=type=secret,id=pip-config \\
     if [ -f /run/secrets/pip-config ]; then export PIP_CONFIG_FILE=/run/secrets/pip-config; fi \\
     && python3 -m venv --without-pip /opt/venv \\
     && for w in /usr/share/python-wheels/pip-*.whl; do pip="/opt/venv/bin/python $w/pip"; done \\

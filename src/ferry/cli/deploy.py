@@ -12,6 +12,7 @@ import typer
 if TYPE_CHECKING:
     from ferry.client.schemas import ModelVersion
     from ferry.packaging.kits import DeployTarget, KitOptions
+    from ferry.packaging.kits.target import MonitoringFiles
 
 deploy_app = typer.Typer(
     help="Write the files that run a registered version somewhere.", no_args_is_help=True
@@ -109,8 +110,22 @@ def compose(
 ) -> None:
     """compose.yaml: ferry server, PostgreSQL, MinIO, the model, Prometheus and Grafana."""
     extra = {"server_image": server_image} if server_image else {}
-    options = _options(image=image, port=port, workers=workers, extra=extra)
+    options = _options(
+        image=image, port=port, workers=workers, extra=extra, monitoring=monitoring_files()
+    )
     _write("compose", ref, url, out, force, options)
+
+
+def monitoring_files() -> MonitoringFiles:
+    """The dashboard and alert rules of `ferry monitoring export` (default limits, the drift
+    rule at this server's PSI threshold), for the compose kit's Prometheus and Grafana."""
+    from ferry.config.settings import get_settings
+    from ferry.monitoring.alerts import AlertLimits, alert_rules_text, dashboard_json
+    from ferry.monitoring.drift import thresholds_from_settings
+    from ferry.packaging.kits.target import MonitoringFiles
+
+    limits = AlertLimits(drift_psi=thresholds_from_settings(get_settings()).psi)
+    return MonitoringFiles(dashboard=dashboard_json(), alert_rules=alert_rules_text(limits))
 
 
 def _cluster_command(kit: str, summary: str) -> Callable[..., None]:

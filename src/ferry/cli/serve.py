@@ -19,6 +19,8 @@ CertOption = Annotated[
         help="Serve HTTPS with this certificate (PEM; `ferry certs dev` makes one).",
     ),
 ]
+# what the prediction log and --auth need (the metadata database); plain serving does not
+DATABASE_LIBRARIES = ("sqlalchemy", "alembic")
 KeyOption = Annotated[
     Path | None,
     typer.Option(
@@ -84,6 +86,7 @@ def serve(
 
     configure_logging(log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
+    check_database_features(auth=auth, log_predictions=log_predictions)
     check_pickles(path, trust=trust)
     started = time.perf_counter()
     model = load(Path(path))
@@ -161,14 +164,47 @@ def _monitor(app: Any, log_predictions: str | None) -> None:
     from ferry.config.paths import database_url
     from ferry.config.settings import get_settings
     from ferry.monitoring.predlog import LogPolicy
-    from ferry.registry.migrations import upgrade
     from ferry.server.monitoring import attach_monitoring, resolve_log_setting
 
     settings = get_settings()
     choice = resolve_log_setting(log_predictions, settings, "off")
-    if LogPolicy.parse(choice).enabled:
+    if LogPolicy.parse(choice).enabled:  # SQLAlchemy and Alembic: imported only here
+        from ferry.registry.migrations import upgrade
+
         upgrade(database_url(settings))
     attach_monitoring(app, settings, prediction_log=choice)
+
+
+def check_database_features(*, auth: bool, log_predictions: str | None) -> None:
+    """The prediction log and --auth keep their data in the metadata database: SQLAlchemy and
+    Alembic must be there, else a ConfigError (before anything is loaded or printed) saying how
+    to get them. Serving images leave them out (about 30 MB); plain serving never imports them.
+    """
+    import importlib.util
+
+    from ferry.config.settings import get_settings
+    from ferry.errors import ConfigError
+    from ferry.monitoring.predlog import LogPolicy
+    from ferry.server.monitoring import resolve_log_setting
+
+    settings = get_settings()
+    choice = resolve_log_setting(log_predictions, settings, "off")
+    features = [f"--log-predictions {choice}"] if LogPolicy.parse(choice).enabled else []
+    if auth or settings.auth == "required":
+        features.append("--auth (API keys live in the metadata database)")
+    if not features:
+        return
+    feature = " and ".join(features)
+    missing = [name for name in DATABASE_LIBRARIES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"{feature} needs the metadata database libraries, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed (Ferry's serving images "
+            "leave them out to stay small): add sqlalchemy and alembic (and psycopg[binary] "
+            "for PostgreSQL) to the version's requirements and build the image again, or "
+            "serve it with `ferry server`",
+            missing=missing,
+        )
 
 
 def share_metrics_between_workers() -> None:

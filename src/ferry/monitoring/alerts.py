@@ -102,12 +102,17 @@ def dashboard_json() -> str:
     return resources.files("ferry.monitoring.dashboards").joinpath(DASHBOARD_FILE).read_text()
 
 
+def alert_rules_text(limits: AlertLimits) -> str:
+    """The rule file as written (``ferry monitoring export``, the compose deploy kit)."""
+    text = yaml.safe_dump(alert_rules(limits), sort_keys=False, width=100)
+    return f"# Prometheus alerting rules for Ferry (ferry monitoring export)\n{text}"
+
+
 def export_monitoring(out: Path, limits: AlertLimits) -> list[Path]:
     """Write the rule file and the dashboard into ``out``; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     rules = out / RULES_FILE
-    text = yaml.safe_dump(alert_rules(limits), sort_keys=False, width=100)
-    rules.write_text(f"# Prometheus alerting rules for Ferry (ferry monitoring export)\n{text}")
+    rules.write_text(alert_rules_text(limits))
     dashboard = out / DASHBOARD_FILE
     dashboard.write_text(dashboard_json())
     return [rules, dashboard]

@@ -16,11 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ferry.errors import ConfigError, InvalidRequest
 from ferry.monitoring.predlog.records import Labeled
-from ferry.monitoring.predlog.store import PredictionStore
+
+if TYPE_CHECKING:
+    from ferry.monitoring.predlog.store import PredictionStore
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from ferry.packaging.distribution import ferry_wheel
 from ferry.packaging.pins import installed_closure, serving_requirements
 from ferry.packaging.pipconfig import host_pip_settings, pip_config_file
 from ferry.packaging.process import LogSink
+from ferry.packaging.slim import slim_script
 
 SUITE = "bookworm"
 BASE_IMAGE = f"localhost/ferry-base:{SUITE}"
@@ -33,27 +34,42 @@ _EXCLUDED = ("/usr/share/man/*", "/usr/share/locale/*", "/usr/share/doc/*", "/us
 STACK_DOCKERFILE = """\
 # Ferry stack base: what ferry-ml needs to serve, pinned, in /opt/venv. Built in a first stage
 # that has binutils to strip the extension modules' symbols (the bundled *.libs stay untouched:
-# auditwheel patched them); the image keeps only the venv, without pip (builds run Debian's
-# pip wheel) and without test suites, with bytecode compiled (every start would otherwise
-# compile numpy, pandas and scikit-learn in memory again: seconds of cold start).
+# auditwheel patched them; byte-identical copies of them in two wheels become one file); the
+# venv keeps no pip (builds run Debian's pip wheel), no test suites, no C/Cython sources or
+# stubs and no bytecode: a model's build compiles exactly what serving imports
+# (ferry.packaging.warm). The slim stage removes what serving never uses from the Debian base
+# (ferry.packaging.slim); the last stage copies the result into a single layer, so nothing
+# removed is still counted underneath.
 FROM @BASE@ AS build
 RUN apt-get update -qq \\
     && apt-get install -y -qq --no-install-recommends binutils >/dev/null
-RUN --mount=type=bind,source=.,target=/tmp/ferry-stack \\
-    --mount=type=secret,id=pip-config \\
+# copied, not bind-mounted: a copy's content is part of the layer cache's key, so new pins
+# make a new stack (a bind mount's content is not: the old layer would be reused)
+COPY requirements.txt /tmp/ferry-stack/requirements.txt
+RUN --mount=type=secret,id=pip-config \\
     if [ -f /run/secrets/pip-config ]; then export PIP_CONFIG_FILE=/run/secrets/pip-config; fi \\
     && python3 -m venv --without-pip /opt/venv \\
     && for w in /usr/share/python-wheels/pip-*.whl; do pip="/opt/venv/bin/python $w/pip"; done \\
-    && $pip install --no-cache-dir --disable-pip-version-check \\
-        -r /tmp/ferry-stack/requirements.txt \\
+    && PYTHONDONTWRITEBYTECODE=1 $pip install --no-cache-dir --no-compile \\
+        --disable-pip-version-check -r /tmp/ferry-stack/requirements.txt \\
     && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \\
+    && find /opt/venv -type f -path '*/site-packages/*' \\( -name '*.pyi' -o -name '*.pyx' \\
+        -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \\) \\
+        -delete \\
     && find /opt/venv -name '*.so*' -type f -not -path '*.libs/*' \\
         -exec strip --strip-unneeded {} + \\
-    && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib >/dev/null
+    && find /opt/venv -type f -size +1k -exec sha256sum {} + | sort \\
+        | awk '$1 == last { print kept, $2; next } { last = $1; kept = $2 }' \\
+        | while read -r kept copy; do ln -f "$kept" "$copy"; done
 
-FROM @BASE@
-LABEL ai.ferry.stack="@STACK@"
+FROM @BASE@ AS slim
 COPY --from=build /opt/venv /opt/venv
+COPY slim.sh /tmp/ferry-slim.sh
+RUN sh /tmp/ferry-slim.sh && rm /tmp/ferry-slim.sh
+
+FROM scratch
+COPY --from=slim / /
+LABEL ai.ferry.stack="@STACK@"
 """
 
 
@@ -149,6 +165,7 @@ def ensure_stack(builder: Builder, stack: str, log: LogSink, *, rebuild: bool = 
         dockerfile = templates.fill(STACK_DOCKERFILE, {"BASE": base, "STACK": stack})
         (context / "Dockerfile").write_text(dockerfile, encoding="utf-8")
         (context / "requirements.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
+        (context / "slim.sh").write_text(slim_script(), encoding="utf-8")
         with pip_config_file(pip) as config:
             inputs = BuildInputs(
                 tag=image,

@@ -9,11 +9,16 @@ from collections.abc import Iterable
 
 from ferry.errors import ConfigError
 
+# what only the metadata database needs (`ferry server`, and `ferry serve` with the prediction
+# log or --auth): left out of serving images (~30 MB), where plain `ferry serve /model` never
+# imports it. A version that logs predictions in its image lists them in its requirements;
+# without them `ferry serve --log-predictions` stops at once saying so.
+REGISTRY_ONLY = frozenset({"sqlalchemy", "alembic"})
+
 
 def serving_requirements(requires: Iterable[str]) -> list[str]:
-    """ferry-ml's Requires-Dist lines, all of them: ``ferry serve /model`` in an image sets up
-    the prediction log's metrics and tables (SQLAlchemy, Alembic) even when logging is off."""
-    return list(requires)
+    """ferry-ml's Requires-Dist lines without the registry-only ones."""
+    return [line for line in requires if requirement_name(line) not in REGISTRY_ONLY]
 
 
 def requirement_name(line: str) -> str | None:

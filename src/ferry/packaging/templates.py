@@ -42,25 +42,31 @@ RUN id -u ferry >/dev/null 2>&1 || useradd --system --uid 10001 --user-group \\
 # /opt/venv (already there with the common ML stack on a `ferry base-image --stack` base). The
 # pip configuration with index URLs and tokens arrives as the build secret `pip-config`: it is
 # never written to a layer. pip runs from the venv or, where the venv has none (stack bases
-# leave it out to stay small), from Debian's pip wheel; test suites and caches are dropped.
+# leave it out to stay small), from Debian's pip wheel; test suites and caches are dropped,
+# and no bytecode is written here (the warm-up below compiles what serving imports).
 RUN --mount=type=bind,source=requirements,target=/tmp/ferry-requirements \\
     --mount=type=secret,id=pip-config \\
     if [ -f /run/secrets/pip-config ]; then export PIP_CONFIG_FILE=/run/secrets/pip-config; fi \\
+    && export PYTHONDONTWRITEBYTECODE=1 \\
     && if [ ! -x /opt/venv/bin/python ]; then python3 -m venv /opt/venv; fi \\
     && pip="/opt/venv/bin/python -m pip" \\
     && if ! $pip --version >/dev/null 2>&1; then \\
         for w in /usr/share/python-wheels/pip-*.whl; do pip="/opt/venv/bin/python $w/pip"; done; \\
     fi \\
-    && $pip install --no-cache-dir --no-warn-script-location \\
+    && $pip install --no-cache-dir --no-compile --no-warn-script-location \\
         -r /tmp/ferry-requirements/requirements.txt \\
         -c /tmp/ferry-requirements/constraints.txt \\
-    && $pip install --no-cache-dir --no-deps --no-warn-script-location \\
+    && $pip install --no-cache-dir --no-compile --no-deps --no-warn-script-location \\
         /tmp/ferry-requirements/@WHEEL@ \\
     && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \\
-    && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib >/dev/null \\
     && rm -rf /root/.cache /tmp/pip-*
 
 COPY bundle/ /model/
+
+# Bytecode for exactly what serving imports: `ferry serve /model` runs here once (as root,
+# bytecode on), answers the stored example on a loopback port and stops. The .pyc files are
+# root's, read-only to the serving user; modules serving never imports stay source only.
+RUN python -m ferry.packaging.warm /model
 
 USER 10001:10001
 EXPOSE @PORT@

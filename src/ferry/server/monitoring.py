@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -28,8 +29,11 @@ from ferry.monitoring.performance import (
     check_thresholds,
     log_alert,
 )
-from ferry.monitoring.predlog import LogPolicy, PredictionLog, PredictionStore, parse_duration
+from ferry.monitoring.predlog import LogPolicy, PredictionLog, parse_duration
 from ferry.server.serving.catalog import RegistryModels
+
+if TYPE_CHECKING:  # SQLAlchemy: imported only when a store is opened
+    from ferry.monitoring.predlog.store import PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class Monitoring:
 
     def store(self) -> PredictionStore:
         """This process's connection pool to the log (made after fork, on first use)."""
+        from ferry.monitoring.predlog.store import PredictionStore
+
         with self._lock:
             if self._store is None or self._pid != os.getpid():
                 self._store = PredictionStore.open(self.database_url)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 
+from ferry.cli.deploy import monitoring_files
 from ferry.model.manifest import read_manifest
 from ferry.packaging.kits import KitOptions, render_kit
 from ferry.packaging.kits.target import DeployTarget, from_record
@@ -63,7 +64,8 @@ def test_deploy_writes_the_kit_of_the_registered_version(
         "k8s": KitOptions(ingress_host="iris.example.com", tls_secret="iris-tls"),
         "terraform": KitOptions(ingress_host="iris.example.com", tls_secret="iris-tls"),
         "paas": KitOptions(replicas=1),  # one instance unless told otherwise
-    }.get(kit, KitOptions())
+        "compose": KitOptions(monitoring=monitoring_files()),  # `ferry monitoring export`'s
+    }[kit]
     expected = render_kit(kit, registry_target(iris_server, "iris@production"), options)
     files = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
     assert files == expected

@@ -4,9 +4,9 @@ GitHub and CircleCI JSON schemas shipped in check-jsonschema, python-hcl2, tomll
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
-import re
 import subprocess
 import sys
 import tomllib
@@ -19,15 +19,24 @@ import pytest
 import yaml
 
 from ferry.errors import ConfigError
-from ferry.monitoring.metrics import ServingMetrics
+from ferry.monitoring.alerts import (
+    DASHBOARD_FILE,
+    RULES_FILE,
+    AlertLimits,
+    alert_rules_text,
+    dashboard_json,
+    export_monitoring,
+)
 from ferry.packaging.kits import KITS, DeployTarget, KitOptions, render_kit
 from ferry.packaging.kits import k8s as k8s_kit
-from ferry.packaging.kits.dashboard import DATASOURCE_UID, queries
-from ferry.packaging.kits.target import from_record, write_kit
+from ferry.packaging.kits.compose import DATASOURCE_UID
+from ferry.packaging.kits.target import MonitoringFiles, from_record, write_kit
 from ferry.registry import Registry
 
 BIN = Path(sys.executable).parent
-TLS = KitOptions(ingress_host="iris.example.com", tls_secret="iris-tls")
+# what `ferry deploy compose` passes: the dashboard and rules of `ferry monitoring export`
+MONITORING = MonitoringFiles(dashboard_json(), alert_rules_text(AlertLimits()))
+TLS = KitOptions(ingress_host="iris.example.com", tls_secret="iris-tls", monitoring=MONITORING)
 
 
 @pytest.fixture
@@ -211,7 +220,7 @@ def test_terraform_module_parses_and_matches_the_manifests(
 
 
 def test_compose_file_passes_the_compose_spec(target: DeployTarget, tmp_path: Path) -> None:
-    out = written("compose", target, KitOptions(), tmp_path / "compose")
+    out = written("compose", target, KitOptions(monitoring=MONITORING), tmp_path / "compose")
     result = tool(
         "check-jsonschema", "--builtin-schema", "vendor.compose-spec", out / "compose.yaml"
     )
@@ -249,8 +258,16 @@ def test_compose_file_passes_the_compose_spec(target: DeployTarget, tmp_path: Pa
     assert mounted["./grafana/dashboards"] == provider["providers"][0]["options"]["path"]
     source = yaml.safe_load((out / "grafana/provisioning/datasources/prometheus.yaml").read_text())
     board = json.loads((out / "grafana/dashboards/ferry.json").read_text())
+    # the dashboard asks its $datasource variable (any Prometheus, the default first): the
+    # provisioned source is that default
     uids = {t["datasource"]["uid"] for p in board["panels"] for t in p["targets"]}
-    assert uids == {source["datasources"][0]["uid"]} == {DATASOURCE_UID}
+    assert uids == {"${datasource}"}
+    [variable] = [v for v in board["templating"]["list"] if v["name"] == "datasource"]
+    assert variable["type"] == "datasource"
+    [provisioned] = source["datasources"]
+    assert variable["query"] == provisioned["type"] == "prometheus"
+    assert provisioned["isDefault"] is True
+    assert provisioned["uid"] == DATASOURCE_UID
     # an invalid compose file is rejected by the same check
     services["model"]["restart"] = ["always"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(project))
@@ -262,25 +279,24 @@ def test_compose_file_passes_the_compose_spec(target: DeployTarget, tmp_path: Pa
     )
 
 
-def test_dashboard_queries_name_metrics_ferry_exports() -> None:
-    metrics = ServingMetrics()
-    metrics.observe("iris", "1", "native", 200, 0.002, 5)
-    metrics.errors.labels("invalid_input").inc()
-    metrics.batch_requests.labels("iris", "1").observe(3)
-    metrics.loaded.set(1)
-    exposed = set(re.findall(r"^(ferry_\w+?)(?:\{| )", metrics.render().decode(), re.MULTILINE))
-    used = {name for expr in queries() for name in re.findall(r"\bferry_\w+", expr)}
-    assert used <= exposed, used - exposed
-    families = {re.sub(r"_(total|bucket|sum|count)$", "", n) for n in used}
-    assert families == {
-        "ferry_requests",
-        "ferry_request_duration_seconds",
-        "ferry_predicted_rows",
-        "ferry_errors",
-        "ferry_batch_requests",
-        "ferry_loaded_models",
-        "ferry_worker_memory_bytes",
-    }
+def test_compose_provisions_the_monitoring_dashboard_and_alert_rules(
+    target: DeployTarget, tmp_path: Path
+) -> None:
+    """Grafana and Prometheus get exactly what `ferry monitoring export` writes, mounted where
+    their configuration looks; without them the kit is refused, naming the option."""
+    out = written("compose", target, KitOptions(monitoring=MONITORING), tmp_path / "compose")
+    exported = export_monitoring(tmp_path / "export", AlertLimits())
+    by_name = {path.name: path.read_text() for path in exported}
+    assert (out / "grafana/dashboards/ferry.json").read_text() == by_name[DASHBOARD_FILE]
+    assert (out / "prometheus/rules/ferry-alerts.yml").read_text() == by_name[RULES_FILE]
+    project = yaml.safe_load((out / "compose.yaml").read_text())
+    mounts = dict(v.split(":")[:2] for v in project["services"]["prometheus"]["volumes"])
+    [pattern] = yaml.safe_load((out / "prometheus/prometheus.yml").read_text())["rule_files"]
+    rules_dir = mounts["./prometheus/rules"]
+    assert pattern == f"{rules_dir}/*.yml"
+    assert fnmatch.fnmatch(f"{rules_dir}/ferry-alerts.yml", pattern)
+    with pytest.raises(ConfigError, match="monitoring"):
+        render_kit("compose", target, KitOptions())
 
 
 def test_paas_files(target: DeployTarget, tmp_path: Path) -> None:

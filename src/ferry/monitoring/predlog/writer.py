@@ -20,12 +20,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry.errors import ConfigError
 from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.codec import event_values
-from ferry.monitoring.predlog.store import PredictionStore
+
+if TYPE_CHECKING:
+    from ferry.monitoring.predlog.store import PredictionStore
 
 log = logging.getLogger(__name__)
 

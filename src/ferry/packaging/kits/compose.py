@@ -2,17 +2,19 @@
 
 Services: ``ferry`` (``ferry server``: registry + control plane + every model) on PostgreSQL and
 an S3-compatible store (MinIO, its bucket made by a one-shot ``minio-init``), ``model`` (the
-version's own image, ``ferry serve /model``), Prometheus scraping both /metrics, and Grafana with
-the Ferry dashboard and its data source provisioned from files. Published ports bind 127.0.0.1
-only; passwords have defaults for a laptop and are read from the environment (or ``.env``).
+version's own image, ``ferry serve /model``), Prometheus scraping both /metrics with Ferry's
+alert rules, and Grafana with Ferry's dashboard and its data source provisioned from files. The
+dashboard and the rules are the ones ``ferry monitoring export`` writes, passed in through
+``KitOptions.monitoring``. Published ports bind 127.0.0.1 only; passwords have defaults for a
+laptop and are read from the environment (or ``.env``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ferry.packaging.kits.dashboard import DATASOURCE_UID, dashboard
-from ferry.packaging.kits.target import DeployTarget, KitOptions, to_json, to_yaml
+from ferry.errors import ConfigError
+from ferry.packaging.kits.target import DeployTarget, KitOptions, MonitoringFiles, to_yaml
 
 POSTGRES_IMAGE = "postgres:16.4"
 MINIO_IMAGE = "minio/minio:RELEASE.2024-10-13T13-34-11Z"
@@ -20,6 +22,9 @@ MC_IMAGE = "minio/mc:RELEASE.2024-10-08T09-37-26Z"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.54.1"
 GRAFANA_IMAGE = "grafana/grafana:11.2.2"
 BUCKET = "ferry"
+# the provisioned data source: the default one, which the dashboard's $datasource picks
+DATASOURCE_UID = "ferry-prometheus"
+RULES_DIR = "/etc/prometheus/rules"
 NON_ROOT = "10001:10001"
 # ports published on the host's loopback
 HOST_PORTS = {
@@ -38,14 +43,26 @@ _S3_SECRET = "${FERRY_S3_SECRET_KEY:-ferry-secret}"  # noqa: S105 - MinIO wants 
 
 def render(target: DeployTarget, options: KitOptions) -> dict[str, str]:
     options.check()
+    monitoring = _monitoring(options)
     return {
         "compose.yaml": _header(target, options) + to_yaml(project(target, options)),
         "prometheus/prometheus.yml": to_yaml(prometheus_config(options)),
+        "prometheus/rules/ferry-alerts.yml": monitoring.alert_rules,
         "grafana/provisioning/datasources/prometheus.yaml": to_yaml(grafana_datasource()),
         "grafana/provisioning/dashboards/ferry.yaml": to_yaml(grafana_dashboards()),
-        "grafana/dashboards/ferry.json": to_json(dashboard()),
+        "grafana/dashboards/ferry.json": monitoring.dashboard,
         "README.txt": _readme(target, options),
     }
+
+
+def _monitoring(options: KitOptions) -> MonitoringFiles:
+    if options.monitoring is None:
+        raise ConfigError(
+            "the compose kit provisions Prometheus and Grafana: pass Ferry's dashboard and "
+            "alert rules as KitOptions.monitoring (`ferry deploy compose` does)",
+            field="monitoring",
+        )
+    return options.monitoring
 
 
 def _header(target: DeployTarget, options: KitOptions) -> str:
@@ -192,6 +209,7 @@ def project(target: DeployTarget, options: KitOptions) -> dict[str, Any]:
             ],
             "volumes": [
                 "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+                f"./prometheus/rules:{RULES_DIR}:ro",
                 "prometheus-data:/prometheus",
             ],
             "depends_on": ["ferry", "model"],
@@ -231,6 +249,7 @@ def project(target: DeployTarget, options: KitOptions) -> dict[str, Any]:
 def prometheus_config(options: KitOptions) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+        "rule_files": [f"{RULES_DIR}/*.yml"],
         "scrape_configs": [
             {
                 "job_name": job,
@@ -288,7 +307,7 @@ def _readme(target: DeployTarget, options: KitOptions) -> str:
         f"{target.model} version {target.version} alone         "
         f"http://127.0.0.1:{ports['model']}/v1/models/{target.model}/predict\n"
         f"Prometheus                            http://127.0.0.1:{ports['prometheus']}\n"
-        f"Grafana (dashboard 'Ferry serving')   http://127.0.0.1:{ports['grafana']}\n"
+        f"Grafana (dashboard 'Ferry')           http://127.0.0.1:{ports['grafana']}\n"
         f"MinIO console                         http://127.0.0.1:{ports['minio-console']}\n\n"
         "Passwords come from the environment or a .env file beside compose.yaml:\n"
         "  FERRY_DB_PASSWORD, FERRY_S3_ACCESS_KEY, FERRY_S3_SECRET_KEY, GRAFANA_ADMIN_PASSWORD\n"

@@ -65,6 +65,16 @@ class DeployTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringFiles:
+    """What a kit provisions Prometheus and Grafana with: the dashboard and alert rules that
+    ``ferry monitoring export`` writes. The caller (the CLI) makes them with the monitoring
+    layer and passes them in: packaging never imports monitoring."""
+
+    dashboard: str  # Grafana dashboard JSON
+    alert_rules: str  # Prometheus rule file (YAML)
+
+
+@dataclass(frozen=True, slots=True)
 class KitOptions:
     """Choices that are not the version's: where and how it runs. Defaults suit a small model."""
 
@@ -85,6 +95,7 @@ class KitOptions:
     train_command: str = "python train.py"
     bundle_dir: str = "bundle"
     extra: Mapping[str, str] = field(default_factory=dict)
+    monitoring: MonitoringFiles | None = None  # the compose kit's dashboard and alert rules
 
     def image_for(self, target: DeployTarget) -> str:
         return self.image or target.default_image

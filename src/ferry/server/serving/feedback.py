@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter
@@ -24,15 +24,12 @@ from starlette.responses import Response
 
 from ferry.errors import InvalidRequest, PredictionNotFound
 from ferry.monitoring.performance import TASKS, evaluate
-from ferry.monitoring.predlog import (
-    Feedback,
-    LoggedPrediction,
-    PredictionStore,
-    parse_duration,
-    parse_time,
-)
+from ferry.monitoring.predlog import Feedback, LoggedPrediction, parse_duration, parse_time
 from ferry.server.monitoring import Monitoring, monitoring_of
 from ferry.server.serving.inference import json_response, parse_json, read_body
+
+if TYPE_CHECKING:
+    from ferry.monitoring.predlog.store import PredictionStore
 
 MAX_FEEDBACK_ITEMS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024

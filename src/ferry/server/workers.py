@@ -51,6 +51,8 @@ def run(app: ASGIApp, host: str, port: int, workers: int, options: dict[str, Any
     """Serve ``app`` until stopped: in this process (one worker) or in ``workers`` forks.
 
     ``options`` are uvicorn's (log level, TLS files, ...)."""
+    # no route speaks WebSocket: without this uvicorn imports a WebSocket stack per process
+    options = {"ws": "none", **options}
     _freeze_loaded()
     if workers == 1:
         import uvicorn

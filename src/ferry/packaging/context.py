@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ferry.errors import ConfigError, InvalidRequest
 from ferry.packaging import templates
-from ferry.packaging.distribution import ferry_wheel
+from ferry.packaging.distribution import Wheel, ferry_wheel
 from ferry.packaging.pins import (
     check_requirements,
     installed_closure,
@@ -108,7 +108,9 @@ def _fill_context(spec: ContextSpec, root: Path) -> None:
 
     root.mkdir(parents=True)
     wheel = ferry_wheel()
+    requirements_sha256 = _write_requirements(spec, root / REQUIREMENTS_DIR, wheel)
     values = {
+        "REQUIREMENTS_SHA256": requirements_sha256,
         "WHEEL": wheel.filename,
         "NAME": spec.model,
         "VERSION": str(spec.version),
@@ -124,7 +126,14 @@ def _fill_context(spec: ContextSpec, root: Path) -> None:
     _write(root / ".dockerignore", templates.DOCKERIGNORE)
     for name, template in _SCRIPTS.items():
         _write(root / name, templates.fill(template, values), executable=True)
-    requirements_dir = root / REQUIREMENTS_DIR
+    _copy_bundle(spec.bundle, root / BUNDLE_DIR)
+
+
+def _write_requirements(spec: ContextSpec, requirements_dir: Path, wheel: Wheel) -> str:
+    """Write the requirements folder (pins, constraints, the ferry-ml wheel); return the sha256
+    of its content. The Dockerfile carries it because the folder reaches the install step as a
+    bind mount, whose content is no part of a builder's layer cache key: without it, changed
+    pins or a rebuilt ferry-ml wheel of the same name would reuse the stale layer."""
     requirements_dir.mkdir()
     (requirements_dir / wheel.filename).write_bytes(wheel.data)
     own = check_requirements(spec.requirements)
@@ -142,7 +151,7 @@ def _fill_context(spec: ContextSpec, root: Path) -> None:
     header = "# keeps the version's dependencies on the versions ferry-ml was tested with"
     pins = [pin for pin in serving if requirement_name(pin) not in own_names]
     _write(requirements_dir / "constraints.txt", "\n".join([header, *pins]) + "\n")
-    _copy_bundle(spec.bundle, root / BUNDLE_DIR)
+    return context_digest(requirements_dir)
 
 
 def _copy_bundle(source: Path, target: Path) -> None:

@@ -26,6 +26,7 @@ LABEL org.opencontainers.image.title="@NAME@" \\
       ai.ferry.model.name="@NAME@" \\
       ai.ferry.model.version="@VERSION@" \\
       ai.ferry.model.sha256="@SHA256@" \\
+      ai.ferry.requirements.sha256="@REQUIREMENTS_SHA256@" \\
       ai.ferry.version="@FERRY_VERSION@"
 
 ENV PATH=/opt/venv/bin:$PATH \\

@@ -209,3 +209,25 @@ def test_cli_context_only_resolves_the_alias(
         assert not Path("x").exists()
     finally:
         get_settings.cache_clear()
+
+
+def test_dockerfile_changes_with_the_requirements_it_installs(
+    iris_bundle: Path, tmp_path: Path
+) -> None:
+    """The install step bind-mounts requirements/, whose content is no part of a builder's
+    layer cache key: the Dockerfile carries its digest, so new pins (or another ferry-ml
+    wheel under the same file name) make a new layer instead of reusing a stale one."""
+    first = write_context(spec_for(iris_bundle), tmp_path / "one")
+    digest = context_digest(first / "requirements")
+    assert f'ai.ferry.requirements.sha256="{digest}"' in (first / "Dockerfile").read_text()
+    pinned = write_context(
+        spec_for(iris_bundle, requirements=("scikit-learn==1.5.1",)), tmp_path / "two"
+    )
+    other = context_digest(pinned / "requirements")
+    assert other != digest
+    assert f'ai.ferry.requirements.sha256="{other}"' in (pinned / "Dockerfile").read_text()
+    label = next(
+        line for line in (first / "Dockerfile").read_text().splitlines() if "LABEL" in line
+    )
+    install = (first / "Dockerfile").read_text().index("--mount=type=bind,source=requirements")
+    assert (first / "Dockerfile").read_text().index(label) < install  # before the cached step

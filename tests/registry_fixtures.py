@@ -151,9 +151,20 @@ def pg_database(pg_database_factory: PgFactory) -> str:
 
 def _empty_database(url: str) -> None:
     import psycopg
+    from psycopg import sql
 
+    # every table but the migration stamp: tables without a path to models (telemetry imports,
+    # quota counters, leases) would otherwise carry rows from one test into the next
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("TRUNCATE models, audit_log RESTART IDENTITY CASCADE")
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ]
+        tables = sql.SQL(", ").join(map(sql.Identifier, names))
+        connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
 
 
 # --- S3 (moto) --------------------------------------------------------------------------------

@@ -210,3 +210,43 @@ def test_retention_purges_old_requests_and_their_feedback(tmp_path: Path) -> Non
     assert sorted(r.request_id for r in read_records(store, "m")) == ["new", "newer"]
     assert store.labeled("m") == []
     log.close()
+
+
+def test_ferry_request_ids_are_uuid7_and_their_keys_grow_with_time() -> None:
+    import uuid
+
+    from ferry.monitoring.predlog.codec import request_key, time_ordered_id
+
+    ids = []
+    for _ in range(5):
+        ids.append(time_ordered_id())
+        time.sleep(0.002)
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+        assert abs(int(value[:12], 16) / 1000 - time.time()) < 5  # unix milliseconds first
+    keys = [request_key(value) for value in ids]
+    assert keys == sorted(keys)  # new rows go to the end of the index
+    assert all(0 <= key < 2**63 for key in keys)
+    assert len(set(ids)) == len(ids)
+    # a client's own id (any shape, a UUIDv4 included) is hashed, as before
+    assert request_key("my-request-1") != request_key("my-request-2")
+    v4 = uuid.uuid4().hex
+    assert request_key(v4) != int(v4[:16], 16)
+
+
+def test_rows_keyed_by_the_old_hash_are_still_found(store: PredictionStore) -> None:
+    """Rows logged before ids were time-ordered carry the hash key even for a UUIDv7-shaped
+    id: get and the feedback join look under both keys."""
+    from ferry.monitoring.predlog.codec import _hashed_key, event_values, time_ordered_id
+
+    old_id, new_id = time_ordered_id(), time_ordered_id()
+    matrix = np.array([[1.0, 2.0]])
+    old_row = list(event_values(event(old_id, matrix, np.array([0])), naive_time=store.naive_time))
+    old_row[1] = _hashed_key(old_id)
+    new_row = event_values(event(new_id, matrix, np.array([1])), naive_time=store.naive_time)
+    store.insert_values([tuple(old_row), new_row])
+    assert get(store, old_id).outputs == {"predictions": [0]}
+    assert get(store, new_id).outputs == {"predictions": [1]}
+    assert set(store.find_many([old_id, new_id])) == {old_id, new_id}

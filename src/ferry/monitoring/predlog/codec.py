@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,17 +38,63 @@ COLUMNS = (
 )  # fmt: skip
 
 
+def time_ordered_id() -> str:
+    """A UUIDv7 (RFC 9562) as 32 hex digits: 48 bits of unix milliseconds first, so the ids
+    Ferry makes, and the index keys drawn from them, grow with time."""
+    millis = time.time_ns() // 1_000_000
+    noise = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (millis & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76  # version 7
+        | (noise >> 68) << 64  # 12 random bits
+        | 0b10 << 62  # RFC 4122 variant
+        | noise & ((1 << 62) - 1)  # 62 random bits
+    )
+    return f"{value:032x}"
+
+
+def _is_uuid7_hex(request_id: str) -> bool:
+    return (
+        len(request_id) == 32
+        and request_id[12] == "7"
+        and request_id[16] in "89ab"
+        and all(c in "0123456789abcdef" for c in request_id)
+    )
+
+
 def request_key(request_id: str) -> int:
-    """The indexed 64-bit (signed, as BIGINT) hash of a request id."""
+    """The indexed 64-bit (signed, as BIGINT) key of a request id.
+
+    For Ferry's own ids (UUIDv7) it is their first 64 bits, time first, so each insert lands
+    at the end of the index: with a hash the keys were random, and past a few hundred thousand
+    rows SQLite's inserts into that index cost 15 us a row instead of 3 (each one a page
+    miss). Any other id (a client's X-Request-ID) is hashed."""
+    if _is_uuid7_hex(request_id):
+        return int(request_id[:16], 16)  # below 2**63 until the year 10889
+    return _hashed_key(request_id)
+
+
+def lookup_keys(request_id: str) -> list[int]:
+    """Keys a logged row with this id may carry: rows logged before ids were time-ordered
+    were keyed by the hash whatever the id's shape."""
+    keys = [request_key(request_id)]
+    if _is_uuid7_hex(request_id):
+        keys.append(_hashed_key(request_id))
+    return keys
+
+
+def _hashed_key(request_id: str) -> int:
     digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
-    """One ``predictions`` row, in ``COLUMNS`` order. ``naive_time``: the time as SQLAlchemy's
-    SQLite DateTime stores it (naive UTC text), else an aware datetime."""
+AT = COLUMNS.index("at")
+
+
+def encode_event(event: PredictionEvent) -> tuple[Any, ...]:
+    """One ``predictions`` row in ``COLUMNS`` order, with the time still a unix timestamp
+    (``row_time`` turns it into what the store takes)."""
     request_id = event.request_id[:128]
-    at = datetime.fromtimestamp(event.timestamp, UTC)
     return (
         request_id,
         request_key(request_id),
@@ -58,10 +106,23 @@ def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]
         event.rows,
         event.seconds,
         event.principal,
-        at.replace(tzinfo=None).isoformat(" ", "microseconds") if naive_time else at,
+        event.timestamp,
         encode_batch(event.inputs) if event.inputs is not None else None,
         encode_columns(event.outputs) if event.outputs is not None else None,
     )
+
+
+def row_time(timestamp: float, *, naive_time: bool) -> datetime | str:
+    """The time as the store takes it: naive UTC text as SQLAlchemy's SQLite DateTime
+    stores it (``naive_time``), else an aware datetime."""
+    at = datetime.fromtimestamp(timestamp, UTC)
+    return at.replace(tzinfo=None).isoformat(" ", "microseconds") if naive_time else at
+
+
+def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
+    """One ``predictions`` row, in ``COLUMNS`` order, ready for the store."""
+    row = encode_event(event)
+    return (*row[:AT], row_time(row[AT], naive_time=naive_time), *row[AT + 1 :])
 
 
 def event_row(event: PredictionEvent) -> dict[str, Any]:

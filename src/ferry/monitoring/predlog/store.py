@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ferry.errors import PredictionNotFound, StorageError
-from ferry.monitoring.predlog.codec import COLUMNS, decode_columns, request_key, row_record
+from ferry.monitoring.predlog.codec import COLUMNS, decode_columns, lookup_keys, row_record
 from ferry.monitoring.predlog.records import Feedback, Labeled, LoggedPrediction
 from ferry.registry.metadata.engine import create_engine, redact, write_transaction
 from ferry.registry.metadata.tables import prediction_feedback, predictions
@@ -130,7 +130,7 @@ class PredictionStore:
         query = (
             sa.select(predictions)
             .where(
-                predictions.c.request_key == request_key(request_id),
+                predictions.c.request_key.in_(lookup_keys(request_id)),
                 predictions.c.request_id == request_id,
             )
             .order_by(predictions.c.id.desc())
@@ -146,7 +146,7 @@ class PredictionStore:
         with self._errors(), self.engine.connect() as conn:
             for start in range(0, len(request_ids), 500):
                 chunk = list(request_ids[start : start + 500])
-                keys = [request_key(request_id) for request_id in chunk]
+                keys = [key for request_id in chunk for key in lookup_keys(request_id)]
                 query = (
                     sa.select(predictions)
                     .where(predictions.c.request_key.in_(keys))

@@ -1,11 +1,16 @@
-"""The prediction log as an observer: ``observe`` only appends to a bounded queue; a thread
-in each worker process encodes and inserts what gathered, every ``flush_seconds``.
+"""The prediction log as an observer: ``observe`` encodes the request into a row and appends
+it to a bounded queue; a thread in each worker process inserts what gathered, every
+``flush_seconds``.
 
-The queue is a deque checked against its bound (appending is atomic under the GIL and wakes
-nobody), so a request pays about a microsecond; when the writer falls behind, new events are
-dropped and counted (``ferry_predlog_dropped_total``) rather than slowing answers down. The
-thread starts on the first event in each process, so a server that forks workers after
-building the app gets one writer per worker.
+Encoding happens at once, on the request's own data while it is still in the CPU's caches
+(about 4 us for a 1-row request), and the queue then holds only small tuples of text and
+numbers: encoding in the writer half a second later, over thousands of queued events that
+kept their arrays alive, cost three times as much per request (the log took 14% of the
+throughput of 1-row requests on one core instead of under 10%). The queue is a deque checked
+against its bound (appending is atomic under the GIL and wakes nobody); when the writer
+falls behind, new requests are dropped and counted (``ferry_predlog_dropped_total``) rather
+than slowing answers down. The thread starts on the first event in each process, so a server
+that forks workers after building the app gets one writer per worker.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry.errors import ConfigError
 from ferry.monitoring.events import PredictionEvent
-from ferry.monitoring.predlog.codec import event_values
+from ferry.monitoring.predlog.codec import AT, encode_event, row_time
 
 if TYPE_CHECKING:
     from ferry.monitoring.predlog.store import PredictionStore
@@ -34,7 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = 10_000
 FLUSH_SECONDS = 0.5
 BATCH_ROWS = 1000
-ENCODE_SLICE = 32
 PURGE_SECONDS = 3600.0
 
 
@@ -101,7 +105,7 @@ class PredictionLog:
         self.written: Counting = written if written is not None else _NoCounter()
         self.retention = retention
         self._purged_at = -math.inf  # the first purge comes with the first write
-        self._queue: deque[PredictionEvent] = deque()
+        self._queue: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = False
@@ -121,7 +125,13 @@ class PredictionLog:
         if len(self._queue) >= self.max_queue:
             self.dropped.inc()
             return
-        self._queue.append(event)
+        try:
+            row = encode_event(event)
+        except Exception:  # an output orjson cannot write: lose this row, never the answer
+            log.exception("prediction log: could not encode request %s", event.request_id)
+            self.dropped.inc()
+            return
+        self._queue.append(row)
 
     # --- the writer ---------------------------------------------------------------------------
     def _start(self) -> None:
@@ -169,30 +179,24 @@ class PredictionLog:
         self._busy = True
         try:
             while self._queue:
-                events: list[PredictionEvent] = []
-                while self._queue and len(events) < BATCH_ROWS:
-                    events.append(self._queue.popleft())
-                self._write(events)
+                rows: list[tuple[Any, ...]] = []
+                while self._queue and len(rows) < BATCH_ROWS:
+                    rows.append(self._queue.popleft())
+                self._write(rows)
         finally:
             self._busy = False
 
-    def _write(self, events: list[PredictionEvent]) -> None:
+    def _write(self, encoded: list[tuple[Any, ...]]) -> None:
         try:
             store = self.store
             naive = store.naive_time
-            rows: list[tuple[Any, ...]] = []
-            for start in range(0, len(events), ENCODE_SLICE):
-                rows.extend(
-                    event_values(event, naive_time=naive)
-                    for event in events[start : start + ENCODE_SLICE]
-                )
-                # let the event loop have the GIL between slices: a thread that runs on
-                # holds it for the whole switch interval (5 ms) whenever the loop yields it
-                time.sleep(0)
+            rows = [
+                (*row[:AT], row_time(row[AT], naive_time=naive), *row[AT + 1 :]) for row in encoded
+            ]
             store.insert_values(rows)
         except Exception:  # the thread's boundary: a failed write loses these rows, not the log
-            log.exception("prediction log: could not write %d requests", len(events))
-            self.dropped.inc(len(events))
+            log.exception("prediction log: could not write %d requests", len(encoded))
+            self.dropped.inc(len(encoded))
             return
         self.written.inc(len(rows))
 

@@ -6,7 +6,6 @@ import csv
 import io
 import logging
 import time
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.monitoring.predlog.codec import time_ordered_id
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
 
@@ -31,7 +31,7 @@ _NUMPY_JSON_KINDS = frozenset("biuf")
 
 
 def new_request_id(request: Request) -> str:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.headers.get("x-request-id") or time_ordered_id()
     request_id_var.set(request_id)
     return request_id
 

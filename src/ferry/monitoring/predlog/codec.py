@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,11 +42,39 @@ COLUMNS = (
 )  # fmt: skip
 
 
+class _Noise:
+    """Random bits from ``os.urandom``, read 4 KiB at a time. Each ``os.urandom`` call lets go
+    of the GIL for its system call, and on a busy server getting it back means waiting while
+    the model's thread runs: one call per request cost more than the rest of its logging."""
+
+    CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)  # never the parent's bytes again
+
+    def _forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def take(self, size: int) -> int:
+        with self._lock:
+            if self._at + size > len(self._pool):
+                self._pool, self._at = os.urandom(self.CHUNK), 0
+            start = self._at
+            self._at += size
+            return int.from_bytes(self._pool[start : self._at], "big")
+
+
+_noise = _Noise()
+
+
 def time_ordered_id() -> str:
     """A UUIDv7 (RFC 9562) as 32 hex digits: 48 bits of unix milliseconds first, so the ids
     Ferry makes, and the index keys drawn from them, grow with time."""
     millis = time.time_ns() // 1_000_000
-    noise = int.from_bytes(os.urandom(10), "big")
+    noise = _noise.take(10)
     value = (
         (millis & 0xFFFF_FFFF_FFFF) << 80
         | 0x7 << 76  # version 7
@@ -53,13 +85,11 @@ def time_ordered_id() -> str:
     return f"{value:032x}"
 
 
+_UUID7_HEX = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
+
+
 def _is_uuid7_hex(request_id: str) -> bool:
-    return (
-        len(request_id) == 32
-        and request_id[12] == "7"
-        and request_id[16] in "89ab"
-        and all(c in "0123456789abcdef" for c in request_id)
-    )
+    return _UUID7_HEX.fullmatch(request_id) is not None
 
 
 def request_key(request_id: str) -> int:
@@ -115,8 +145,20 @@ def encode_event(event: PredictionEvent) -> tuple[Any, ...]:
 def row_time(timestamp: float, *, naive_time: bool) -> datetime | str:
     """The time as the store takes it: naive UTC text as SQLAlchemy's SQLite DateTime
     stores it (``naive_time``), else an aware datetime."""
-    at = datetime.fromtimestamp(timestamp, UTC)
-    return at.replace(tzinfo=None).isoformat(" ", "microseconds") if naive_time else at
+    if not naive_time:
+        return datetime.fromtimestamp(timestamp, UTC)
+    seconds = math.floor(timestamp)
+    micros = round((timestamp - seconds) * 1_000_000)
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return f"{_second_text(seconds)}.{micros:06d}"
+
+
+@lru_cache(maxsize=4)
+def _second_text(seconds: int) -> str:
+    # one formatting per second of log instead of one per row (the writer's largest cost
+    # after the insert itself)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_scopes_claim: str = "scope"  # a space-separated string or a list of Ferry scopes
+    # quotas of every JWT subject (None: unlimited); a token's ferry_rpm / ferry_rows_per_day
+    # claims may lower them for that token, never raise them
+    jwt_requests_per_minute: int | None = Field(default=None, ge=1)
+    jwt_rows_per_day: int | None = Field(default=None, ge=1)
     redis_url: str | None = None  # quota counters shared in Redis (else in the database)
     usage_flush_seconds: float = Field(default=2.0, gt=0.0, le=600.0)
     # monitoring: the prediction log ("off", "all" or a sample fraction; empty: the command's

@@ -1,4 +1,5 @@
-"""Per-key quotas: requests per minute (fixed one-minute windows) and rows per day (UTC).
+"""Per-principal quotas: requests per minute (fixed one-minute windows) and rows per day (UTC),
+an API key's own limits or the ones a JWT's subject gets (``tokens.py``).
 
 Counters are shared by every worker process: in Redis when FERRY_REDIS_URL is set, else in the
 registry database (``quota_counters``, an atomic upsert per request). Requests are counted
@@ -141,7 +142,7 @@ class QuotaGate:
             if used > principal.requests_per_minute:
                 retry = max(1, math.ceil((window + 1) * MINUTE - now))
                 raise RateLimited(
-                    f"key {principal.name!r} is over its {principal.requests_per_minute} "
+                    f"{_who(principal)} is over its {principal.requests_per_minute} "
                     f"requests per minute; retry in {retry}s",
                     limit="requests_per_minute",
                     retry_after=retry,
@@ -155,7 +156,7 @@ class QuotaGate:
             if used >= principal.rows_per_day:
                 retry = max(1, math.ceil((day + 1) * DAY - now))
                 raise RateLimited(
-                    f"key {principal.name!r} used its {principal.rows_per_day} rows for today "
+                    f"{_who(principal)} used its {principal.rows_per_day} rows for today "
                     f"(UTC); retry in {retry}s",
                     limit="rows_per_day",
                     retry_after=retry,
@@ -206,3 +207,7 @@ class QuotaGate:
                 log.exception("cannot charge %d rows to %s", rows, principal)
                 with self._lock:
                     self._rows[principal] += rows
+
+
+def _who(principal: Principal) -> str:
+    return f"{'token subject' if principal.kind == 'jwt' else 'key'} {principal.name!r}"

@@ -2,7 +2,11 @@
 URL fetched with a bounded timeout and cached), or HS256 with a shared secret; issuer and
 audience checked when configured; ``exp`` required; a claim (``scope`` by default, a
 space-separated string or a list) carries Ferry scopes. ``alg: none`` never verifies: only the
-algorithms a configured key can check are accepted."""
+algorithms a configured key can check are accepted.
+
+Quotas: every subject gets FERRY_JWT_REQUESTS_PER_MINUTE / FERRY_JWT_ROWS_PER_DAY (unset:
+unlimited); a token's ``ferry_rpm`` / ``ferry_rows_per_day`` claims may lower its own limits,
+never raise them. The principal is ``jwt:<subject>``, so a subject's tokens share one count."""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 ASYMMETRIC = ["RS256", "ES256"]
 JWKS_TIMEOUT_SECONDS = 5.0
 JWKS_CACHE_SECONDS = 300
+RPM_CLAIM = "ferry_rpm"
+ROWS_CLAIM = "ferry_rows_per_day"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,8 @@ class JwtConfig:
     issuer: str | None = None
     audience: str | None = None
     scopes_claim: str = "scope"
+    requests_per_minute: int | None = None  # every subject's limits; None: unlimited
+    rows_per_day: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JwtConfig | None:
@@ -42,6 +50,8 @@ class JwtConfig:
             settings.jwt_issuer,
             settings.jwt_audience,
             settings.jwt_scopes_claim,
+            settings.jwt_requests_per_minute,
+            settings.jwt_rows_per_day,
         )
 
 
@@ -100,6 +110,8 @@ class JwtVerifier:
             kind="jwt",
             scopes=self._scopes(claims),
             expires_at=float(claims["exp"]),
+            requests_per_minute=_limit(claims, RPM_CLAIM, self.config.requests_per_minute),
+            rows_per_day=_limit(claims, ROWS_CLAIM, self.config.rows_per_day),
         )
 
     def _signing_key(self, token: str, header: dict[str, Any]) -> Any:
@@ -127,6 +139,22 @@ class JwtVerifier:
             except InvalidRequest:
                 continue  # the provider's other scopes (openid, email ...) are not Ferry's
         return tuple(scopes)
+
+
+def _limit(claims: dict[str, Any], claim: str, configured: int | None) -> int | None:
+    """The lower of the configured limit and the token's claim (a claim never raises it)."""
+    raw = claims.get(claim)
+    if raw is None:
+        return configured
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)  # some providers carry custom claims as strings only
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise Unauthorized(
+            f"invalid token: the {claim!r} claim must be a whole number >= 1, got {raw!r}",
+            reason="invalid",
+            claim=claim,
+        )
+    return raw if configured is None else min(raw, configured)
 
 
 def _read_jwks(path: Path) -> jwt.PyJWKSet:

@@ -12,7 +12,9 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pydantic import ValidationError
 
+from ferry.config.settings import Settings
 from ferry.errors import Unauthorized
 from ferry.security.scopes import Action, Requirement
 from ferry.security.tokens import JwtConfig, JwtVerifier
@@ -142,3 +144,57 @@ def test_hs256_refused_when_only_a_jwks_is_configured(jwks_file: Path) -> None:
     verifier = JwtVerifier(JwtConfig(jwks=str(jwks_file)))
     with pytest.raises(Unauthorized, match="algorithm"):
         verifier.verify(jwt.encode(claims(), HS_SECRET, algorithm="HS256"))
+
+
+def quota_verifier(rpm: int | None, rows: int | None) -> JwtVerifier:
+    settings = Settings(
+        jwt_secret=HS_SECRET,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        jwt_requests_per_minute=rpm,
+        jwt_rows_per_day=rows,
+    )
+    config = JwtConfig.from_settings(settings)
+    assert config is not None
+    return JwtVerifier(config)
+
+
+@pytest.mark.parametrize(
+    ("configured", "claimed", "limits"),
+    [
+        ((None, None), {}, (None, None)),  # nothing set: unlimited, as before
+        ((10, 1000), {}, (10, 1000)),  # every subject gets the configured limits
+        ((10, 1000), {"ferry_rpm": 3, "ferry_rows_per_day": 50}, (3, 50)),  # claims lower them
+        ((10, 1000), {"ferry_rpm": 50, "ferry_rows_per_day": 10**6}, (10, 1000)),  # never raise
+        ((None, None), {"ferry_rpm": 5}, (5, None)),  # a claim limits an unlimited subject
+        ((10, None), {"ferry_rpm": "4"}, (4, None)),  # providers that only carry strings
+    ],
+)
+def test_jwt_quotas_from_settings_and_claims(
+    configured: tuple[int | None, int | None],
+    claimed: dict[str, Any],
+    limits: tuple[int | None, int | None],
+) -> None:
+    token = jwt.encode(claims(**claimed), HS_SECRET, algorithm="HS256")
+    principal = quota_verifier(*configured).verify(token)
+    assert (principal.requests_per_minute, principal.rows_per_day) == limits
+    assert principal.limited == (limits != (None, None))
+    assert principal.id == "jwt:alice"  # counted per subject, whichever token it shows
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, True, "many", [3]])
+def test_a_bad_quota_claim_refuses_the_token(value: object) -> None:
+    token = jwt.encode(claims(ferry_rpm=value), HS_SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized, match="ferry_rpm") as caught:
+        quota_verifier(10, None).verify(token)
+    assert caught.value.details["reason"] == "invalid"
+
+
+def test_jwt_quota_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERRY_JWT_REQUESTS_PER_MINUTE", "3")
+    monkeypatch.setenv("FERRY_JWT_ROWS_PER_DAY", "100")
+    settings = Settings()
+    assert (settings.jwt_requests_per_minute, settings.jwt_rows_per_day) == (3, 100)
+    monkeypatch.setenv("FERRY_JWT_REQUESTS_PER_MINUTE", "0")
+    with pytest.raises(ValidationError):
+        Settings()

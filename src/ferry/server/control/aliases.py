@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import AliasNotFound
@@ -17,6 +18,7 @@ from ferry.server.control.routing import (
     ControlRoute,
     RegistryProvider,
     VersionHook,
+    actor_of,
 )
 from ferry.server.control.schemas import (
     AliasHistoryPage,
@@ -70,16 +72,17 @@ class AliasRoutes:
                 return alias_out(record)
         raise AliasNotFound(f"model {name!r} has no alias {alias!r}", model=name, alias=alias)
 
-    def set_alias(self, name: str, alias: str, body: AliasIn) -> AliasOut:
+    def set_alias(self, request: Request, name: str, alias: str, body: AliasIn) -> AliasOut:
         """Point the alias at a version: creates it, or moves it (kept in its history)."""
-        record = self.registry().set_alias(name, alias, body.version)
+        actor = actor_of(request)
+        record = self.registry().set_alias(name, alias, body.version, actor=actor)
         if self.on_version is not None:
-            self.on_version(name, body.version)
+            self.on_version(name, body.version, actor)
         return alias_out(record)
 
-    def delete_alias(self, name: str, alias: str) -> None:
+    def delete_alias(self, request: Request, name: str, alias: str) -> None:
         """Remove the alias (the version stays)."""
-        self.registry().delete_alias(name, alias)
+        self.registry().delete_alias(name, alias, actor=actor_of(request))
 
     def history(
         self, name: str, alias: str, limit: Limit = 100, offset: Offset = 0

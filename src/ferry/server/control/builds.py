@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from starlette.requests import Request
 
 from ferry.config.settings import Settings
 from ferry.errors import BuildInProgress, BuildNotFound, InvalidRequest
@@ -21,8 +22,12 @@ from ferry.packaging.context import check_image_ref
 from ferry.packaging.images import ImageOptions
 from ferry.packaging.jobs import BuildJobs, BuildRecord, BuildStore
 from ferry.registry import names
-from ferry.registry.service import ANONYMOUS
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ERROR_RESPONSES,
+    ControlRoute,
+    RegistryProvider,
+    actor_of,
+)
 from ferry.server.control.schemas import Body
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class BuildOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    actor: str = Field(description="Who started it (a key's id, jwt:<subject>, anonymous).")
     log: str = Field(description="The build log from log_offset on.")
     log_offset: int
     next_offset: int = Field(description="Where the next poll's log_offset should start.")
@@ -74,6 +80,7 @@ def build_out(record: BuildRecord, offset: int = 0) -> BuildOut:
         created_at=record.created_at,
         updated_at=record.updated_at,
         finished_at=record.finished_at,
+        actor=record.actor,
         log=text,
         log_offset=offset,
         next_offset=offset + len(text),
@@ -88,15 +95,16 @@ class BuildRoutes:
     def __init__(self, jobs: BuildJobs) -> None:
         self.jobs = jobs
 
-    def auto_build(self, name: str, version: int) -> None:
-        """Start a build when the model opted in (tag ``ferry.autobuild=true``); a build already
-        running for the version is left alone."""
+    def auto_build(self, name: str, version: int, actor: str) -> None:
+        """Start a build when the model opted in (tag ``ferry.autobuild=true``), recorded as
+        started by ``actor`` (whose upload or alias move set it off); a build already running
+        for the version is left alone."""
         tags = self.jobs.registry().get_model(name).tags
         if tags.get(AUTOBUILD_TAG, "").lower() not in ("true", "1", "yes"):
             return
         options = ImageOptions(push=tags.get(AUTOBUILD_PUSH_TAG) or None)
         try:
-            build = self.jobs.start(name, version, options, ANONYMOUS)
+            build = self.jobs.start(name, version, options, actor)
         except BuildInProgress:
             return
         log.info("auto-build started", extra={"model": name, "version": version, "build": build.id})
@@ -109,7 +117,9 @@ class BuildRoutes:
         router.add_api_route(base + "/{build_id}", self.get_build, methods=["GET"])
         return router
 
-    def start(self, name: str, version: int, body: BuildIn | None = None) -> BuildOut:
+    def start(
+        self, request: Request, name: str, version: int, body: BuildIn | None = None
+    ) -> BuildOut:
         """Queue an image build of the version (one at a time per version: 409 otherwise)."""
         body = body or BuildIn()
         for field in ("tag", "base", "push"):
@@ -129,7 +139,7 @@ class BuildRoutes:
                 f"builder {body.builder!r} is not one of {', '.join(BUILDERS)}", field="builder"
             )
         record = self.jobs.start(
-            names.check_name(name), names.check_version(version), options, ANONYMOUS
+            names.check_name(name), names.check_version(version), options, actor_of(request)
         )
         return build_out(record)
 

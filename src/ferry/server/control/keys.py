@@ -11,11 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.config.settings import Settings
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
 from ferry.security.database import SecurityDatabase
 from ferry.security.keys import KeyStore, parse_duration
 from ferry.security.metering import parse_day, read_usage, usage_csv, usage_json
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute
+from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, actor_of
 from ferry.server.control.schemas import Body
 
 
@@ -103,13 +102,13 @@ class SecurityRoutes:
             expires_in=None if body.expires is None else parse_duration(body.expires),
             requests_per_minute=body.requests_per_minute,
             rows_per_day=body.rows_per_day,
-            actor=_actor(request),
+            actor=actor_of(request),
         )
         return NewKeyOut(key=new.token, **new.record.to_json())
 
     def revoke_key(self, request: Request, key: str) -> KeyList:
         """Revoke the key with this id (or every active key with this name)."""
-        revoked = self.keys.revoke(key, actor=_actor(request))
+        revoked = self.keys.revoke(key, actor=actor_of(request))
         return KeyList(items=[KeyOut(**r.to_json()) for r in revoked])
 
     def usage(
@@ -135,8 +134,3 @@ class SecurityRoutes:
     def principals(self, key: str) -> list[str]:
         """A key name (all its keys), a key id, or a principal as stored (``jwt:<sub>``)."""
         return [r.id for r in self.keys.find(key)] or [key]
-
-
-def _actor(request: Request) -> str:
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
-    return str(principal) if principal else "anonymous"

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ERROR_RESPONSES,
+    ControlRoute,
+    RegistryProvider,
+    actor_of,
+)
 from ferry.server.control.schemas import (
     AuditPage,
     CreateModelIn,
@@ -58,10 +64,10 @@ class ModelRoutes:
         page = self.registry().list_models(tag=tag, name_prefix=prefix, limit=limit, offset=offset)
         return ModelPage(items=[model_out(r) for r in page.items], **page_fields(page))
 
-    def create_model(self, body: CreateModelIn) -> ModelOut:
+    def create_model(self, request: Request, body: CreateModelIn) -> ModelOut:
         """Create an empty model (uploading a first version also creates it)."""
         record = self.registry().create_model(
-            body.name, description=body.description, tags=body.tags
+            body.name, description=body.description, tags=body.tags, actor=actor_of(request)
         )
         return model_out(record)
 
@@ -69,14 +75,16 @@ class ModelRoutes:
         """One model: description, tags, latest version and aliases."""
         return model_out(self.registry().get_model(name))
 
-    def update_model(self, name: str, body: UpdateModelIn) -> ModelOut:
+    def update_model(self, request: Request, name: str, body: UpdateModelIn) -> ModelOut:
         """Set the description and/or replace the tags (fields left out stay as they are)."""
-        record = self.registry().update_model(name, description=body.description, tags=body.tags)
+        record = self.registry().update_model(
+            name, description=body.description, tags=body.tags, actor=actor_of(request)
+        )
         return model_out(record)
 
-    def delete_model(self, name: str) -> None:
+    def delete_model(self, request: Request, name: str) -> None:
         """Remove the model with its versions and aliases (their files stay until `ferry gc`)."""
-        self.registry().delete_model(name)
+        self.registry().delete_model(name, actor=actor_of(request))
 
     def audit(self, limit: Limit = 100, offset: Offset = 0) -> AuditPage:
         """Every write to the registry, newest first."""

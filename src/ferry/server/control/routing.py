@@ -1,4 +1,5 @@
-"""What every control-plane route shares: the registry provider, the route class, error docs."""
+"""What every control-plane route shares: the registry provider, the route class, error docs,
+and who is calling (the actor that the registry's history and build records name)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import InvalidRequest, MalformedBody
+from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
 from ferry.registry import Registry
+from ferry.registry.service import ANONYMOUS
 from ferry.server.control.schemas import ErrorAnswer
 
 RegistryProvider = Callable[[], Registry]
-# told (model, version) after a version is registered or an alias moves to it (auto-builds)
-VersionHook = Callable[[str, int], None]
+# told (model, version, actor) after a version is registered or an alias moves to it
+# (auto-builds, recorded as started by the actor whose write set them off)
+VersionHook = Callable[[str, int, str], None]
 PREFIX = "/api/v1"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -42,6 +46,13 @@ class ControlRoute(APIRoute):
                 raise invalid_request(exc.errors()) from exc
 
         return route
+
+
+def actor_of(request: Request) -> str:
+    """The authenticated caller's principal id (an API key's id, ``jwt:<subject>``), as the
+    auth layer left it in the ASGI scope; ``anonymous`` when auth is off or the route is open."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    return str(principal) if principal else ANONYMOUS
 
 
 def invalid_request(errors: Sequence[Any]) -> InvalidRequest:

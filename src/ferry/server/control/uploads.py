@@ -38,6 +38,7 @@ from ferry.server.control.routing import (
     ControlRoute,
     RegistryProvider,
     VersionHook,
+    actor_of,
 )
 from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
 from ferry.server.control.staging import (
@@ -145,6 +146,7 @@ class UploadRoutes:
         """
         check_name(name)
         registry = self.registry()
+        actor = actor_of(request)
         root = await anyio.to_thread.run_sync(self.config.staging_root)
         work = Path(await anyio.to_thread.run_sync(_mkdtemp, root))
         try:
@@ -152,9 +154,10 @@ class UploadRoutes:
         finally:
             await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, True))
         if metadata.alias is not None:
-            await anyio.to_thread.run_sync(registry.set_alias, name, metadata.alias, record.version)
+            set_alias = functools.partial(registry.set_alias, actor=actor)
+            await anyio.to_thread.run_sync(set_alias, name, metadata.alias, record.version)
         if self.on_version is not None and (created or metadata.alias is not None):
-            await anyio.to_thread.run_sync(self.on_version, name, record.version)
+            await anyio.to_thread.run_sync(self.on_version, name, record.version, actor)
         aliases = (await anyio.to_thread.run_sync(registry.get_model, name)).aliases
         answer = UploadOut.model_validate(
             {**version_fields(record, aliases), "created": created, "alias": metadata.alias}
@@ -202,7 +205,8 @@ class UploadRoutes:
             audit["trust"] = True
         if scan is not None and form.trust:
             log.warning("model registered with trust=true", extra={"model": name, "scan": scan})
-        register = functools.partial(_register, registry, name, bundle, metadata, audit)
+        actor = actor_of(request)
+        register = functools.partial(_register, registry, name, bundle, metadata, audit, actor)
         record = await anyio.to_thread.run_sync(register)
         if profile is not None:
             await anyio.to_thread.run_sync(_save_profile, registry, record, profile)
@@ -267,6 +271,7 @@ def _register(
     bundle: Path,
     metadata: UploadMetadata,
     audit: dict[str, object],
+    actor: str,
 ) -> VersionRecord:
     return registry.register(
         bundle,
@@ -279,6 +284,7 @@ def _register(
         description=metadata.description,
         create_model=metadata.create_model,
         audit=audit,
+        actor=actor,
     )
 
 

@@ -9,11 +9,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.background import BackgroundTask
+from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import Limit, Offset
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ERROR_RESPONSES,
+    ControlRoute,
+    RegistryProvider,
+    actor_of,
+)
 from ferry.server.control.schemas import (
     LineageGraphOut,
     MetricsIn,
@@ -74,16 +80,20 @@ class VersionRoutes:
         record = registry.get_version(name, version)
         return version_out(record, registry.get_model(name).aliases)
 
-    def update_version(self, name: str, version: int, body: UpdateVersionIn) -> VersionOut:
+    def update_version(
+        self, request: Request, name: str, version: int, body: UpdateVersionIn
+    ) -> VersionOut:
         """Add or change tags (`replace: true` makes them exactly the given ones)."""
         registry = self.registry()
-        record = registry.set_tags(name, version, body.tags, replace=body.replace)
+        record = registry.set_tags(
+            name, version, body.tags, replace=body.replace, actor=actor_of(request)
+        )
         return version_out(record, registry.get_model(name).aliases)
 
-    def log_metrics(self, name: str, version: int, body: MetricsIn) -> VersionOut:
+    def log_metrics(self, request: Request, name: str, version: int, body: MetricsIn) -> VersionOut:
         """Record metrics measured after registration (an existing key is overwritten)."""
         registry = self.registry()
-        record = registry.log_metrics(name, version, body.metrics)
+        record = registry.log_metrics(name, version, body.metrics, actor=actor_of(request))
         return version_out(record, registry.get_model(name).aliases)
 
     def lineage(self, name: str, version: int) -> LineageGraphOut:

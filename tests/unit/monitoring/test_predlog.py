@@ -250,3 +250,26 @@ def test_rows_keyed_by_the_old_hash_are_still_found(store: PredictionStore) -> N
     assert get(store, old_id).outputs == {"predictions": [0]}
     assert get(store, new_id).outputs == {"predictions": [1]}
     assert set(store.find_many([old_id, new_id])) == {old_id, new_id}
+
+
+def test_forked_workers_never_share_random_bits() -> None:
+    """Ids draw from a pool of urandom bytes: a forked worker must not reuse its parent's."""
+    import os
+
+    from ferry.monitoring.predlog.codec import time_ordered_id
+
+    time_ordered_id()  # the parent's pool is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.write(write, "".join(time_ordered_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode()
+    os.close(read)
+    parent = "".join(time_ordered_id() for _ in range(3))
+    child_noise = {child[i + 13 : i + 32] for i in range(0, 96, 32)}
+    parent_noise = {parent[i + 13 : i + 32] for i in range(0, 96, 32)}
+    assert len(child_noise) == 3
+    assert not child_noise & parent_noise

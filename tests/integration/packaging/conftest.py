@@ -16,11 +16,15 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +35,7 @@ from ferry.packaging.base_image import ensure_stack
 from ferry.packaging.builders import choose_builder
 from ferry.packaging.images import BuiltImage, ImageOptions, build_image
 from ferry.registry import Registry
+from tests.integration.conftest import free_port
 from tests.registry_fixtures import unavailable
 
 TOKEN = "ferrytok-5b1f0c9e7d2a4c88"  # noqa: S105 - a fake token the test hunts for
@@ -160,3 +165,69 @@ def basic_auth_token(header: str) -> str:
     if not header.startswith("Basic "):
         return ""
     return base64.b64decode(header.removeprefix("Basic ")).decode()
+
+
+@contextmanager
+def oci_registry_at(root: Path, *, users: dict[str, str] | None = None) -> Iterator[str]:
+    """Debian's docker-registry (distribution) on a free loopback port, plain HTTP, storage
+    under ``root``; yields its ``host:port``. With ``users`` (name -> password) it asks for
+    them (htpasswd auth, bcrypt hashes), else it asks for nothing."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        unavailable("docker-registry is not installed (make test runs setup-containers.sh)")
+    port = free_port()
+    auth = ""
+    if users:
+        import bcrypt
+
+        htpasswd = root / "htpasswd"
+        # cost 4, the least: the registry checks the hash on every request of a push
+        htpasswd.write_text(
+            "".join(
+                f"{name}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()}\n"
+                for name, password in users.items()
+            )
+        )
+        auth = f"auth:\n  htpasswd:\n    realm: ferry-test\n    path: {htpasswd}\n"
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}"
+    )
+    ready = (401,) if users else (200,)
+    log_path = root / "registry.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(binary), "serve", str(config)], stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code in ready:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            process.wait()
+            pytest.fail(f"docker-registry did not start: {log_path.read_text()}")
+        time.sleep(0.2)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_done(url: str, build: dict[str, Any], timeout: float = 600) -> tuple[dict[str, Any], str]:
+    """Poll the build, collecting its log incrementally, until it finishes."""
+    path = f"{url}/api/v1/models/{build['model']}/versions/{build['version']}/builds/{build['id']}"
+    offset, text = 0, ""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(path, params={"log_offset": offset}, timeout=10).json()
+        assert answer["log_offset"] == offset
+        text += answer["log"]
+        offset = answer["next_offset"]
+        if answer["status"] in ("succeeded", "failed"):
+            return answer, text
+        assert time.monotonic() < deadline, text[-3000:]
+        time.sleep(0.5)

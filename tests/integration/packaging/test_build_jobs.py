@@ -5,9 +5,7 @@ its image to a local OCI registry (Debian's docker-registry on a free loopback p
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,14 @@ from sklearn.linear_model import LogisticRegression
 
 import ferry.model
 from ferry.registry import Registry
-from tests.integration.conftest import free_port, start_ferry, stop_server
-from tests.integration.packaging.conftest import SESSION, IrisImage, need_podman
-from tests.registry_fixtures import unavailable
+from tests.integration.conftest import start_ferry, stop_server
+from tests.integration.packaging.conftest import (
+    SESSION,
+    IrisImage,
+    need_podman,
+    oci_registry_at,
+    wait_done,
+)
 
 pytestmark = pytest.mark.integration
 MISSING = "ferry-no-such-package-4d1c==1.0"
@@ -30,34 +33,8 @@ ISOLATED = ("FERRY_DATABASE_URL", "FERRY_ARTIFACTS", "FERRY_S3_ENDPOINT_URL", "F
 @pytest.fixture(scope="module")
 def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's docker-registry (distribution) on a free loopback port, storage in tmp."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        unavailable("docker-registry is not installed (make test runs setup-containers.sh)")
-    root = tmp_path_factory.mktemp("oci-registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = (root / "registry.log").open("wb")
-    process = subprocess.Popen([str(binary), "serve", str(config)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/v2/", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()}")
-        time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    with oci_registry_at(tmp_path_factory.mktemp("oci-registry")) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -88,22 +65,6 @@ def server(
     )
     yield url
     stop_server(process)
-
-
-def wait_done(url: str, build: dict[str, Any], timeout: float = 600) -> tuple[dict[str, Any], str]:
-    """Poll the build, collecting its log incrementally, until it finishes."""
-    path = f"{url}/api/v1/models/{build['model']}/versions/{build['version']}/builds/{build['id']}"
-    offset, text = 0, ""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = httpx.get(path, params={"log_offset": offset}, timeout=10).json()
-        assert answer["log_offset"] == offset
-        text += answer["log"]
-        offset = answer["next_offset"]
-        if answer["status"] in ("succeeded", "failed"):
-            return answer, text
-        assert time.monotonic() < deadline, text[-3000:]
-        time.sleep(0.5)
 
 
 def test_failed_build_reports_pip_error_and_server_keeps_serving(server: str) -> None:

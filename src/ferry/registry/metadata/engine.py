@@ -87,11 +87,14 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         # let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own is too late)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # the wait first: switching a new database to WAL needs its lock, and while another
+        # process migrates it only the driver's default 5 s applied ("database is locked"
+        # under load, with four servers migrating one file at once)
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

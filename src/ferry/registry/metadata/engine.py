@@ -11,6 +11,8 @@ the store where an order matters.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,12 +89,9 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         # let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own is too late)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # the wait first: switching a new database to WAL needs its lock, and while another
-        # process migrates it only the driver's default 5 s applied ("database is locked"
-        # under load, with four servers migrating one file at once)
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -101,6 +100,27 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the database.
+
+    While a new database is still in rollback mode and another process migrates it, SQLite
+    answers this switch with "database is locked" at once, without waiting out the busy
+    timeout (waiting could deadlock: this connection holds a shared lock the migrating one
+    needs gone). Backing off and trying again lets the migration finish first.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 @contextmanager

@@ -215,7 +215,8 @@ def test_retention_purges_old_requests_and_their_feedback(tmp_path: Path) -> Non
 def test_ferry_request_ids_are_uuid7_and_their_keys_grow_with_time() -> None:
     import uuid
 
-    from ferry.monitoring.predlog.codec import request_key, time_ordered_id
+    from ferry.ids import time_ordered_id
+    from ferry.monitoring.predlog.codec import request_key
 
     ids = []
     for _ in range(5):
@@ -239,7 +240,8 @@ def test_ferry_request_ids_are_uuid7_and_their_keys_grow_with_time() -> None:
 def test_rows_keyed_by_the_old_hash_are_still_found(store: PredictionStore) -> None:
     """Rows logged before ids were time-ordered carry the hash key even for a UUIDv7-shaped
     id: get and the feedback join look under both keys."""
-    from ferry.monitoring.predlog.codec import _hashed_key, event_values, time_ordered_id
+    from ferry.ids import time_ordered_id
+    from ferry.monitoring.predlog.codec import _hashed_key, event_values
 
     old_id, new_id = time_ordered_id(), time_ordered_id()
     matrix = np.array([[1.0, 2.0]])
@@ -256,7 +258,7 @@ def test_forked_workers_never_share_random_bits() -> None:
     """Ids draw from a pool of urandom bytes: a forked worker must not reuse its parent's."""
     import os
 
-    from ferry.monitoring.predlog.codec import time_ordered_id
+    from ferry.ids import time_ordered_id
 
     time_ordered_id()  # the parent's pool is filled
     read, write = os.pipe()

@@ -1,13 +1,9 @@
-"""Events to table rows and back: columns as orjson text, encoded in the writer thread."""
+"""Events to table rows and back: columns as orjson text, encoded as each request is observed."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-import os
-import re
-import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -16,6 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ferry.ids import is_time_ordered_id
 from ferry.model.signature import Batch
 from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.records import LoggedPrediction
@@ -42,56 +39,6 @@ COLUMNS = (
 )  # fmt: skip
 
 
-class _Noise:
-    """Random bits from ``os.urandom``, read 4 KiB at a time. Each ``os.urandom`` call lets go
-    of the GIL for its system call, and on a busy server getting it back means waiting while
-    the model's thread runs: one call per request cost more than the rest of its logging."""
-
-    CHUNK = 4096
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-        self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)  # never the parent's bytes again
-
-    def _forget(self) -> None:
-        self._pool, self._at = b"", 0
-
-    def take(self, size: int) -> int:
-        with self._lock:
-            if self._at + size > len(self._pool):
-                self._pool, self._at = os.urandom(self.CHUNK), 0
-            start = self._at
-            self._at += size
-            return int.from_bytes(self._pool[start : self._at], "big")
-
-
-_noise = _Noise()
-
-
-def time_ordered_id() -> str:
-    """A UUIDv7 (RFC 9562) as 32 hex digits: 48 bits of unix milliseconds first, so the ids
-    Ferry makes, and the index keys drawn from them, grow with time."""
-    millis = time.time_ns() // 1_000_000
-    noise = _noise.take(10)
-    value = (
-        (millis & 0xFFFF_FFFF_FFFF) << 80
-        | 0x7 << 76  # version 7
-        | (noise >> 68) << 64  # 12 random bits
-        | 0b10 << 62  # RFC 4122 variant
-        | noise & ((1 << 62) - 1)  # 62 random bits
-    )
-    return f"{value:032x}"
-
-
-_UUID7_HEX = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
-
-
-def _is_uuid7_hex(request_id: str) -> bool:
-    return _UUID7_HEX.fullmatch(request_id) is not None
-
-
 def request_key(request_id: str) -> int:
     """The indexed 64-bit (signed, as BIGINT) key of a request id.
 
@@ -99,7 +46,7 @@ def request_key(request_id: str) -> int:
     at the end of the index: with a hash the keys were random, and past a few hundred thousand
     rows SQLite's inserts into that index cost 15 us a row instead of 3 (each one a page
     miss). Any other id (a client's X-Request-ID) is hashed."""
-    if _is_uuid7_hex(request_id):
+    if is_time_ordered_id(request_id):
         return int(request_id[:16], 16)  # below 2**63 until the year 10889
     return _hashed_key(request_id)
 
@@ -108,7 +55,7 @@ def lookup_keys(request_id: str) -> list[int]:
     """Keys a logged row with this id may carry: rows logged before ids were time-ordered
     were keyed by the hash whatever the id's shape."""
     keys = [request_key(request_id)]
-    if _is_uuid7_hex(request_id):
+    if is_time_ordered_id(request_id):
         keys.append(_hashed_key(request_id))
     return keys
 

@@ -17,11 +17,11 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
+from ferry.ids import time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
-from ferry.monitoring.predlog.codec import time_ordered_id
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
 

@@ -275,3 +275,19 @@ def test_forked_workers_never_share_random_bits() -> None:
     parent_noise = {parent[i + 13 : i + 32] for i in range(0, 96, 32)}
     assert len(child_noise) == 3
     assert not child_noise & parent_noise
+
+
+def test_a_row_encoded_for_the_other_kind_of_store_is_mended() -> None:
+    """A log told the wrong time form still writes right times: ``retime`` converts both ways."""
+    from ferry.monitoring.predlog.codec import AT, retime, row_time
+
+    stamp = 1_795_000_000.123456
+    as_text = row_time(stamp, naive_time=True)
+    as_datetime = row_time(stamp, naive_time=False)
+    assert as_text == "2026-11-18 11:06:40.123456"
+    assert as_datetime == datetime(2026, 11, 18, 11, 6, 40, 123456, tzinfo=UTC)
+    row = ("id", 1, *range(AT - 2), as_text, "in", "out")
+    mended = retime(row, naive_time=False)
+    assert mended[AT] == as_datetime
+    assert mended[:AT] + mended[AT + 1 :] == row[:AT] + row[AT + 1 :]
+    assert retime(mended, naive_time=True) == row

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -65,12 +64,9 @@ def _hashed_key(request_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-AT = COLUMNS.index("at")
-
-
-def encode_event(event: PredictionEvent) -> tuple[Any, ...]:
-    """One ``predictions`` row in ``COLUMNS`` order, with the time still a unix timestamp
-    (``row_time`` turns it into what the store takes)."""
+def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
+    """One ``predictions`` row in ``COLUMNS`` order, ready for the store (``naive_time``: the
+    time as SQLite's text, see ``row_time``)."""
     request_id = event.request_id[:128]
     return (
         request_id,
@@ -83,10 +79,13 @@ def encode_event(event: PredictionEvent) -> tuple[Any, ...]:
         event.rows,
         event.seconds,
         event.principal,
-        event.timestamp,
+        row_time(event.timestamp, naive_time=naive_time),
         encode_batch(event.inputs) if event.inputs is not None else None,
         encode_columns(event.outputs) if event.outputs is not None else None,
     )
+
+
+AT = COLUMNS.index("at")
 
 
 def row_time(timestamp: float, *, naive_time: bool) -> datetime | str:
@@ -94,24 +93,25 @@ def row_time(timestamp: float, *, naive_time: bool) -> datetime | str:
     stores it (``naive_time``), else an aware datetime."""
     if not naive_time:
         return datetime.fromtimestamp(timestamp, UTC)
-    seconds = math.floor(timestamp)
-    micros = round((timestamp - seconds) * 1_000_000)
-    if micros == 1_000_000:
-        seconds, micros = seconds + 1, 0
+    seconds, micros = divmod(round(timestamp * 1_000_000), 1_000_000)
     return f"{_second_text(seconds)}.{micros:06d}"
 
 
 @lru_cache(maxsize=4)
 def _second_text(seconds: int) -> str:
-    # one formatting per second of log instead of one per row (the writer's largest cost
-    # after the insert itself)
+    # one formatting per second of log instead of one per row
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
-    """One ``predictions`` row, in ``COLUMNS`` order, ready for the store."""
-    row = encode_event(event)
-    return (*row[:AT], row_time(row[AT], naive_time=naive_time), *row[AT + 1 :])
+def retime(row: tuple[Any, ...], *, naive_time: bool) -> tuple[Any, ...]:
+    """``row`` with its time in the other form (a row encoded for another kind of store)."""
+    at = row[AT]
+    when = (
+        at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if naive_time
+        else datetime.fromisoformat(at).replace(tzinfo=UTC)
+    )
+    return (*row[:AT], when, *row[AT + 1 :])
 
 
 def event_row(event: PredictionEvent) -> dict[str, Any]:

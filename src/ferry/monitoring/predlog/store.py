@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,7 +89,7 @@ class PredictionStore:
         with self._errors(), write_transaction(self.engine) as conn:
             for start in range(0, len(rows), INSERT_ROWS):
                 chunk = rows[start : start + INSERT_ROWS]
-                params = tuple(value for row in chunk for value in row)
+                params = tuple(chain.from_iterable(chunk))
                 conn.exec_driver_sql(_INSERT + ", ".join([one] * len(chunk)), params)
 
     def add_feedback(self, items: Sequence[Feedback]) -> None:

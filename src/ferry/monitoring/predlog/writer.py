@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry.errors import ConfigError
 from ferry.monitoring.events import PredictionEvent
-from ferry.monitoring.predlog.codec import AT, encode_event, row_time
+from ferry.monitoring.predlog.codec import event_values, retime
 
 if TYPE_CHECKING:
     from ferry.monitoring.predlog.store import PredictionStore
@@ -96,8 +96,12 @@ class PredictionLog:
         dropped: Counting | None = None,
         written: Counting | None = None,
         retention: timedelta | None = None,
+        naive_time: bool = True,
     ) -> None:
         self.open_store = open_store
+        # the time form rows are encoded in when observed: SQLite's text (see codec.row_time)
+        # or a datetime; the writer mends rows if the store turns out to want the other
+        self.naive_time = naive_time
         self.fraction = (policy or LogPolicy(1.0)).fraction
         self.max_queue = max_queue
         self.flush_seconds = flush_seconds
@@ -126,7 +130,7 @@ class PredictionLog:
             self.dropped.inc()
             return
         try:
-            row = encode_event(event)
+            row = event_values(event, naive_time=self.naive_time)
         except Exception:  # an output orjson cannot write: lose this row, never the answer
             log.exception("prediction log: could not encode request %s", event.request_id)
             self.dropped.inc()
@@ -186,17 +190,15 @@ class PredictionLog:
         finally:
             self._busy = False
 
-    def _write(self, encoded: list[tuple[Any, ...]]) -> None:
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
         try:
             store = self.store
-            naive = store.naive_time
-            rows = [
-                (*row[:AT], row_time(row[AT], naive_time=naive), *row[AT + 1 :]) for row in encoded
-            ]
+            if store.naive_time != self.naive_time:  # told wrong: mend rather than lose them
+                rows = [retime(row, naive_time=store.naive_time) for row in rows]
             store.insert_values(rows)
         except Exception:  # the thread's boundary: a failed write loses these rows, not the log
-            log.exception("prediction log: could not write %d requests", len(encoded))
-            self.dropped.inc(len(encoded))
+            log.exception("prediction log: could not write %d requests", len(rows))
+            self.dropped.inc(len(rows))
             return
         self.written.inc(len(rows))
 

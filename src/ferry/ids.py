@@ -7,7 +7,6 @@ keys its index on their leading bits, which grow with time.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 
@@ -55,12 +54,4 @@ def time_ordered_id() -> str:
     return f"{value:032x}"
 
 
-_UUID7_HEX = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
-
-
-def is_time_ordered_id(request_id: str) -> bool:
-    """Whether the id has the shape of one ``time_ordered_id`` made (UUIDv7 as hex)."""
-    return _UUID7_HEX.fullmatch(request_id) is not None
-
-
-__all__ = ["is_time_ordered_id", "time_ordered_id"]
+__all__ = ["time_ordered_id"]

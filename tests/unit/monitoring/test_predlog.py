@@ -235,6 +235,10 @@ def test_ferry_request_ids_are_uuid7_and_their_keys_grow_with_time() -> None:
     assert request_key("my-request-1") != request_key("my-request-2")
     v4 = uuid.uuid4().hex
     assert request_key(v4) != int(v4[:16], 16)
+    # a client id shaped like ours whose leading bits would overflow a BIGINT is hashed too
+    huge = "ffffffffffff7fff8fffffffffffffff"
+    assert -(2**63) <= request_key(huge) < 2**63
+    assert request_key(huge) != int(huge[:16], 16)
 
 
 def test_rows_keyed_by_the_old_hash_are_still_found(store: PredictionStore) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ferry.ids import is_time_ordered_id
 from ferry.model.signature import Batch
 from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.records import LoggedPrediction
@@ -26,8 +25,9 @@ def encode_columns(columns: Mapping[str, np.ndarray]) -> str:
 
 def encode_batch(batch: Batch) -> str:
     if batch.matrix is not None and batch.matrix.ndim == 2:
-        # rows of numbers: the columns are strided views; one transpose lists them all
-        body = dict(zip(batch.columns, batch.matrix.T.tolist(), strict=True))
+        # rows of numbers: the columns are strided views; one transpose lists them all (the
+        # matrix has exactly the batch's columns, Batch.of_matrix: strict checking cost 0.2 us)
+        body = dict(zip(batch.columns, batch.matrix.T.tolist(), strict=False))
         return orjson.dumps(body).decode()
     return encode_columns(batch.columns)
 
@@ -45,18 +45,30 @@ def request_key(request_id: str) -> int:
     at the end of the index: with a hash the keys were random, and past a few hundred thousand
     rows SQLite's inserts into that index cost 15 us a row instead of 3 (each one a page
     miss). Any other id (a client's X-Request-ID) is hashed."""
-    if is_time_ordered_id(request_id):
-        return int(request_id[:16], 16)  # below 2**63 until the year 10889
-    return _hashed_key(request_id)
+    key = _time_key(request_id)
+    return _hashed_key(request_id) if key is None else key
+
+
+def _time_key(request_id: str) -> int | None:
+    """The leading 64 bits of an id shaped like a UUIDv7 in hex (32 digits, version 7), if
+    they fit a signed BIGINT. A cheap test of the shape, not a full parse (twice as fast as
+    the regular expression on every logged request): any id passing it is keyed the same
+    way when written and when looked up, which is all a key needs."""
+    if len(request_id) != 32 or request_id[12] != "7":
+        return None
+    try:
+        key = int(request_id[:16], 16)
+    except ValueError:
+        return None
+    return key if 0 <= key < 1 << 63 else None
 
 
 def lookup_keys(request_id: str) -> list[int]:
     """Keys a logged row with this id may carry: rows logged before ids were time-ordered
     were keyed by the hash whatever the id's shape."""
-    keys = [request_key(request_id)]
-    if is_time_ordered_id(request_id):
-        keys.append(_hashed_key(request_id))
-    return keys
+    key = _time_key(request_id)
+    hashed = _hashed_key(request_id)
+    return [hashed] if key is None else [key, hashed]
 
 
 def _hashed_key(request_id: str) -> int:

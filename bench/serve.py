@@ -628,7 +628,7 @@ def compare_logging(
                 else:
                     result.logging_off_req_s.append(run["req_s"])
                     result.logging_off_cpu_ms.append(cpu_ms)
-        time.sleep(2.0)  # requests wrk left in flight finish; the writer flushes every 0.5 s
+        time.sleep(2.0)  # requests wrk left in flight finish; the writer flushes every second
         text = get(f"{on.base}/metrics", timeout=10)
         sent = _metric(text, "ferry_requests_total")
         result.logging_dropped = _metric(text, "ferry_predlog_dropped_total")

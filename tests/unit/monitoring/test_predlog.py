@@ -3,6 +3,7 @@ written by the thread, read back exactly, bounded, sampled and joined with feedb
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -138,13 +139,37 @@ def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
 
     dropped = Count()
     store = PredictionStore.open(f"sqlite:///{tmp_path / 'log.db'}", migrate=True)
-    # the writer waits an hour between flushes: the queue fills
-    log = PredictionLog(lambda: store, max_queue=5, flush_seconds=3600, dropped=dropped)
-    for i in range(8):
+    gate = threading.Event()
+
+    def stuck_store() -> PredictionStore:  # a database that does not answer until the gate opens
+        gate.wait(30)
+        return store
+
+    log = PredictionLog(stuck_store, max_queue=5, flush_seconds=3600, dropped=dropped)
+    for i in range(40):  # the writer wakes at a half-full queue, then hangs on the store
         log.observe(event(f"r{i}", np.ones((1, 2)), np.ones(1)))
-    assert dropped.value == 3
+        time.sleep(0.002)
+    assert dropped.value >= 40 - 5 - 5  # at most what the writer took and a full queue
+    gate.set()
     assert log.flush()
-    assert store.count("m") == 5
+    assert store.count("m") + dropped.value == 40  # every request either logged or counted
+    log.close()
+
+
+def test_a_half_full_queue_wakes_the_writer(tmp_path: Path) -> None:
+    """Between flushes a fast server would fill the queue: half full, the writer runs early."""
+    store = PredictionStore.open(f"sqlite:///{tmp_path / 'log.db'}", migrate=True)
+    log = PredictionLog(lambda: store, max_queue=100, flush_seconds=3600)
+    for i in range(400):
+        log.observe(event(f"r{i}", np.ones((1, 2)), np.ones(1)))
+        if i % 40 == 39:  # the pace of a server: the writer gets its turn
+            time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while store.count("m") < 350 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.count("m") >= 350  # written without a flush; under half a queue may wait
+    assert log.flush()
+    assert store.count("m") == 400
     log.close()
 
 
@@ -295,3 +320,21 @@ def test_a_row_encoded_for_the_other_kind_of_store_is_mended() -> None:
     assert mended[AT] == as_datetime
     assert mended[:AT] + mended[AT + 1 :] == row[:AT] + row[AT + 1 :]
     assert retime(mended, naive_time=True) == row
+
+
+def test_inputs_are_read_back_in_either_written_form() -> None:
+    """Matrices are written as rows under their column names, anything else as columns; both
+    read back as columns, NaN as None, and a column that happens to be named "rows" stays one."""
+    from ferry.model.signature import Batch
+    from ferry.monitoring.predlog.codec import decode_columns, encode_batch
+
+    matrix = np.array([[1.5, np.nan], [3.0, 4.0]])
+    as_rows = encode_batch(Batch.of_matrix(matrix, ["a", "b"]))
+    assert as_rows.startswith('{"rows":{"columns":["a","b"],"data":')
+    assert decode_columns(as_rows) == {"a": [1.5, 3.0], "b": [None, 4.0]}
+    wide = np.arange(12.0).reshape(2, 6)
+    strided = Batch.of_matrix(wide[:, ::3], ["a", "b"])  # not contiguous: written as columns
+    assert decode_columns(encode_batch(strided)) == {"a": [0.0, 6.0], "b": [3.0, 9.0]}
+    named_rows = Batch({"rows": np.array([1, 2])}, 2)
+    assert decode_columns(encode_batch(named_rows)) == {"rows": [1, 2]}
+    assert decode_columns('{"a":[1.0],"b":[2.0]}') == {"a": [1.0], "b": [2.0]}  # older rows

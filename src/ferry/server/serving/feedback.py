@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 MAX_FEEDBACK_ITEMS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
-# predictions are written asynchronously (every ~0.5 s, by whichever worker answered): an id
+# predictions are written asynchronously (every ~1 s, by whichever worker answered): an id
 # not found yet is looked for again for this long before the answer is 404
-FIND_WAIT_SECONDS = 2.0
+FIND_WAIT_SECONDS = 3.0
 _FEEDBACK_KEYS = frozenset({"request_id", "truth", "items"})
 
 

@@ -75,10 +75,15 @@ class DriftCollector(Collector):
         yield from (drifted, rows, last)
 
 
-def render_drift_metrics(records: Sequence[DriftRecord]) -> bytes:
+def render_collector(collector: Collector) -> bytes:
+    """The Prometheus text of one collector's families (a registry of its own, per scrape)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(records))
+    registry.register(collector)
     return generate_latest(registry)
+
+
+def render_drift_metrics(records: Sequence[DriftRecord]) -> bytes:
+    return render_collector(DriftCollector(records))
 
 
 class StoredGauges:

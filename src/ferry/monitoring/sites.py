@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ferry.monitoring.gauges import render_collector
 from ferry.monitoring.storage import TelemetryImport
 
 SITE = ["site"]
@@ -109,6 +109,4 @@ class SiteCollector(Collector):
 
 
 def render_site_metrics(sites: Sequence[tuple[TelemetryImport, int]]) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SiteCollector(sites))
-    return generate_latest(registry)
+    return render_collector(SiteCollector(sites))

@@ -106,7 +106,9 @@ def _brief(values: Any, keep: int = 5) -> Any:
 def _local_store() -> Iterator[PredictionStore]:
     from ferry.monitoring.predlog import open_store
 
-    store = open_store()
+    # the schema first: on a home that never logged a request, "nothing logged" and not a
+    # missing table (Registry.open migrates the same database the same way)
+    store = open_store(migrate=True)
     try:
         yield store
     finally:

@@ -269,8 +269,12 @@ def pull(
 
 
 def lineage(
-    name: Annotated[str, typer.Argument(help="Registry model name.")],
-    version: Annotated[int, typer.Argument(min=1, help="Version number.")],
+    ref: Annotated[
+        str, typer.Argument(help="iris@production, iris/3, or a model name followed by VERSION.")
+    ],
+    version: Annotated[
+        int | None, typer.Argument(min=1, help="Version number, after a plain model name.")
+    ] = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -278,7 +282,10 @@ def lineage(
     from ferry.cli.output import show_lineage, show_listing
 
     with _client(url) as client:
-        graph = client.lineage(name, version)
+        if version is None:  # a reference, as pull, build and export take
+            resolved = client.resolve(ref)
+            ref, version = resolved.model, resolved.version
+        graph = client.lineage(ref, version)
     show_listing(as_json, graph, lambda: show_lineage(graph))
 
 

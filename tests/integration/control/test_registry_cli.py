@@ -131,6 +131,8 @@ def test_register_list_alias_pull_lineage(
     assert f"({count} rows)" in lineage[1][3]
     assert lineage[1][4] == "git:feedbeef"
 
+    assert rows_of(ok(server.ferry("lineage", "iris@production"))) == lineage  # a reference too
+
     shown = json.loads(ok(server.ferry("versions", "show", "iris", "--json")))
     assert shown["version"] == 2  # production now
 

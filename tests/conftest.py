@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,24 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import ferry.model
 
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_ferry_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads or writes the user's ``~/.ferry``: FERRY_HOME is a fresh folder for the
+    session (and for the ``ferry`` processes tests start) unless a test sets its own. An
+    empty ``~/.ferry/ferry.db`` left by a manual command once failed seven tests."""
+    from ferry.config.settings import get_settings
+
+    previous = os.environ.get("FERRY_HOME")
+    os.environ["FERRY_HOME"] = str(tmp_path_factory.mktemp("ferry-home"))
+    get_settings.cache_clear()
+    yield
+    if previous is None:
+        os.environ.pop("FERRY_HOME", None)
+    else:
+        os.environ["FERRY_HOME"] = previous
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -369,7 +369,9 @@ def _saved_cases(model: str) -> list[Case]:
     url = make_url(database_url(settings))
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
         return []  # no registry here: nothing was saved (and nothing is created)
-    with Registry.from_settings(settings, migrate=False) as registry:
+    # the schema brought up as any registry command would: a database file made by another
+    # command (or an older Ferry) may not have it yet
+    with Registry.from_settings(settings) as registry:
         try:
             return cases(registry, model)
         except ModelNotFound:

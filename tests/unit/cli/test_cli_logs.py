@@ -1,4 +1,4 @@
-"""``ferry logs`` and ``ferry replay`` on a home that never logged a request."""
+"""``ferry logs``, ``ferry replay`` and ``ferry check`` on a home that never logged a request."""
 
 from __future__ import annotations
 
@@ -37,3 +37,16 @@ def test_replay_of_an_unknown_id_names_it(fresh_home: Path) -> None:
     # the error ferry's entry point prints (exit code 1), not a missing table
     assert isinstance(result.exception, PredictionNotFound)
     assert "'no-such-request'" in result.exception.message
+
+
+def test_saved_cases_of_a_database_without_the_schema(fresh_home: Path) -> None:
+    """``ferry check`` looks for saved cases; an empty ferry.db (made by some other command)
+    gets the schema and yields none, instead of failing on a missing table."""
+    import sqlite3
+
+    from ferry.cli.predict import _saved_cases
+
+    fresh_home.mkdir(parents=True)
+    sqlite3.connect(fresh_home / "ferry.db").close()
+    assert (fresh_home / "ferry.db").exists()
+    assert _saved_cases("iris") == []

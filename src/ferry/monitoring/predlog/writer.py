@@ -3,7 +3,7 @@ it to a bounded queue; a thread in each worker process inserts what gathered, ev
 ``flush_seconds`` (or sooner, once the queue is half full).
 
 Encoding happens at once, on the request's own data while it is still in the CPU's caches
-(about 4 us for a 1-row request), and the queue then holds only small tuples of text and
+(about 3 us for a 1-row request), and the queue then holds only small tuples of text and
 numbers: encoding in the writer a second later, over thousands of queued events that
 kept their arrays alive, cost three times as much per request (the log took 14% of the
 throughput of 1-row requests on one core instead of under 10%). The queue is a deque checked

@@ -88,8 +88,7 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own is too late)
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor = dbapi_connection.cursor()  # its busy timeout: connect_args' "timeout"
         if not memory:
             _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")

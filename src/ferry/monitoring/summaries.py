@@ -5,7 +5,7 @@ from the prediction log (exactly the window)."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -90,66 +90,44 @@ def histogram_quantile(q: float, cumulative: dict[float, float]) -> float | None
 
 def summarize_log(engine: Engine, since: datetime, until: datetime) -> dict[str, Any]:
     """The prediction log's window per model version: requests by status, rows, errors by
-    code and latency quantiles (over at most MAX_LATENCIES requests each)."""
+    code and latency quantiles (over the last MAX_LATENCIES requests of each)."""
     import numpy as np
-    import sqlalchemy as sa
 
-    from ferry.registry.metadata.tables import predictions as log
+    from ferry.monitoring.predlog.codec import META
+    from ferry.monitoring.predlog.store import PredictionStore
 
-    window = (log.c.at >= since, log.c.at < until)
-    grouped = (
-        sa.select(
-            log.c.model,
-            log.c.version,
-            log.c.status,
-            log.c.error_code,
-            sa.func.count().label("requests"),
-            sa.func.coalesce(sa.func.sum(log.c.rows), 0).label("rows"),
-        )
-        .where(*window)
-        .group_by(log.c.model, log.c.version, log.c.status, log.c.error_code)
+    status_at, code_at, rows_at, latency_at = (
+        META.index(name) for name in ("status", "error_code", "rows", "latency")
     )
     versions: dict[tuple[str, str], dict[str, Any]] = {}
+    latencies: dict[tuple[str, str], deque[float]] = {}
     errors: dict[str, int] = defaultdict(int)
-    with engine.connect() as conn:
-        for row in conn.execute(grouped):
-            entry = versions.setdefault(
-                (row.model, row.version),
-                {
-                    "model": row.model,
-                    "version": row.version,
-                    "requests": 0,
-                    "rows": 0,
-                    "requests_by_status": {},
-                },
-            )
-            entry["requests"] += int(row.requests)
-            entry["rows"] += int(row.rows)
-            status = str(row.status)
-            entry["requests_by_status"][status] = entry["requests_by_status"].get(status, 0) + int(
-                row.requests
-            )
-            if row.error_code:
-                errors[row.error_code] += int(row.requests)
-        for (model, version), entry in versions.items():
-            latencies = np.asarray(
-                conn.execute(
-                    sa.select(log.c.latency)
-                    .where(*window, log.c.model == model, log.c.version == version)
-                    .order_by(log.c.id.desc())
-                    .limit(MAX_LATENCIES)
-                )
-                .scalars()
-                .all(),
-                dtype=np.float64,
-            )
-            by_status = entry["requests_by_status"]
-            entry["server_errors"] = sum(n for s, n in by_status.items() if s.startswith("5"))
-            entry["client_errors"] = sum(n for s, n in by_status.items() if s.startswith("4"))
-            entry["latency_mean_seconds"] = float(latencies.mean()) if latencies.size else None
-            for q in QUANTILES:
-                value = float(np.quantile(latencies, q)) if latencies.size else None
-                entry[f"latency_p{round(q * 100)}_seconds"] = value
+    for model, version, meta in PredictionStore(engine).iter_meta(since, until):
+        entry = versions.get((model, version))
+        if entry is None:
+            entry = versions[model, version] = {
+                "model": model,
+                "version": version,
+                "requests": 0,
+                "rows": 0,
+                "requests_by_status": defaultdict(int),
+            }
+            latencies[model, version] = deque(maxlen=MAX_LATENCIES)
+        entry["requests"] += 1
+        entry["rows"] += meta[rows_at]
+        entry["requests_by_status"][str(meta[status_at])] += 1
+        if meta[code_at]:
+            errors[meta[code_at]] += 1
+        latencies[model, version].append(meta[latency_at])
+    for key, entry in versions.items():
+        seconds = np.asarray(latencies[key], dtype=np.float64)
+        by_status = entry["requests_by_status"] = dict(sorted(entry["requests_by_status"].items()))
+        entry["server_errors"] = sum(n for s, n in by_status.items() if s.startswith("5"))
+        entry["client_errors"] = sum(n for s, n in by_status.items() if s.startswith("4"))
+        entry["latency_mean_seconds"] = float(seconds.mean()) if seconds.size else None
+        for q in QUANTILES:
+            value = float(np.quantile(seconds, q)) if seconds.size else None
+            entry[f"latency_p{round(q * 100)}_seconds"] = value
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),

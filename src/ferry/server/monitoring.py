@@ -103,7 +103,6 @@ def attach_monitoring(
         monitoring.log = PredictionLog(
             monitoring.store,
             policy=policy,
-            naive_time=monitoring.database_url.startswith("sqlite"),
             max_queue=settings.prediction_log_queue,
             dropped=metrics.predlog_dropped,
             written=metrics.predlog_written,

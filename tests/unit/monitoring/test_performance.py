@@ -11,6 +11,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
 
 from ferry.errors import ConfigError
+from ferry.model.signature import Batch
+from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.performance import (
     PerformanceAlert,
     PerformanceMonitor,
@@ -20,7 +22,7 @@ from ferry.monitoring.performance import (
     regression_metrics,
 )
 from ferry.monitoring.predlog import Feedback, Labeled, LoggedPrediction, PredictionStore
-from ferry.monitoring.predlog.codec import encode_columns, request_key
+from ferry.monitoring.predlog.codec import event_entry
 
 
 def record(request_id: str, version: str, predictions: list[object]) -> LoggedPrediction:
@@ -72,13 +74,11 @@ def test_monitor_alerts_once_per_crossing(tmp_path: Path) -> None:
     now = datetime.now(UTC)
 
     def logged(request_id: str, prediction: int, truth: int) -> None:
-        store.insert([{
-            "request_id": request_id, "request_key": request_key(request_id), "model": "m",
-            "version": "1", "protocol": "native",
-            "status": 200, "error_code": None, "rows": 1, "latency": 0.001, "principal": None,
-            "at": now, "inputs": encode_columns({"x": np.zeros(1)}),
-            "outputs": encode_columns({"predictions": np.array([prediction])}),
-        }])  # fmt: skip
+        store.append([event_entry(PredictionEvent(
+            request_id, "m", "1", "native", 200, 1, 0.001, now.timestamp(),
+            inputs=Batch({"x": np.zeros(1)}, 1),
+            outputs={"predictions": np.array([prediction])},
+        ))])  # fmt: skip
         store.add_feedback([Feedback(request_id, "m", "1", [truth], now)])
 
     for i in range(3):

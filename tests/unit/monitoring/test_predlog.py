@@ -266,21 +266,45 @@ def test_ferry_request_ids_are_uuid7_and_their_keys_grow_with_time() -> None:
     assert request_key(huge) != int(huge[:16], 16)
 
 
-def test_rows_keyed_by_the_old_hash_are_still_found(store: PredictionStore) -> None:
-    """Rows logged before ids were time-ordered carry the hash key even for a UUIDv7-shaped
-    id: get and the feedback join look under both keys."""
-    from ferry.ids import time_ordered_id
-    from ferry.monitoring.predlog.codec import _hashed_key, event_values
+def test_rows_of_the_old_table_are_carried_over_and_found(tmp_path: Path) -> None:
+    """Requests logged one row each (before chunks), some keyed by the hash even for a
+    UUIDv7-shaped id, are moved into chunks by the migration and still found, listed and
+    joined with their feedback."""
+    import sqlalchemy as sa
 
-    old_id, new_id = time_ordered_id(), time_ordered_id()
-    matrix = np.array([[1.0, 2.0]])
-    old_row = list(event_values(event(old_id, matrix, np.array([0])), naive_time=store.naive_time))
-    old_row[1] = _hashed_key(old_id)
-    new_row = event_values(event(new_id, matrix, np.array([1])), naive_time=store.naive_time)
-    store.insert_values([tuple(old_row), new_row])
-    assert get(store, old_id).outputs == {"predictions": [0]}
-    assert get(store, new_id).outputs == {"predictions": [1]}
-    assert set(store.find_many([old_id, new_id])) == {old_id, new_id}
+    from ferry.ids import time_ordered_id
+    from ferry.monitoring.predlog.codec import _hashed_key, request_key
+    from ferry.registry.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    upgrade(url, "0004_builds")
+    hashed_id, time_id, client_id = time_ordered_id(), time_ordered_id(), "client-7"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for n, (request_id, key) in enumerate(
+            [(hashed_id, _hashed_key(hashed_id)), (time_id, request_key(time_id)),
+             (client_id, request_key(client_id))]
+        ):  # fmt: skip
+            conn.exec_driver_sql(
+                "INSERT INTO predictions (request_id, request_key, model, version, protocol,"
+                " status, error_code, rows, latency, principal, at, inputs, outputs) VALUES"
+                " (?, ?, 'm', '1', 'native', 200, NULL, 1, 0.002, NULL, ?, ?, ?)",
+                (request_id, key, f"2026-11-0{n + 1} 10:00:00.000123",
+                 '{"a":[1.5],"b":[null]}', f'{{"predictions":[{n}]}}'),
+            )  # fmt: skip
+    engine.dispose()
+    store = PredictionStore.open(url, migrate=True)
+    for n, request_id in enumerate([hashed_id, time_id, client_id]):
+        found = get(store, request_id)
+        assert found.outputs == {"predictions": [n]}
+        assert found.inputs == {"a": [1.5], "b": [None]}
+        assert found.at == datetime(2026, 11, n + 1, 10, 0, 0, 123, tzinfo=UTC)
+    assert set(store.find_many([hashed_id, time_id, "nope"])) == {hashed_id, time_id}
+    listed = read_records(store, "m", since=datetime(2026, 11, 2, tzinfo=UTC))
+    assert [r.request_id for r in listed] == [client_id, time_id]  # newest first
+    store.add_feedback([Feedback(time_id, "m", "1", [1], datetime.now(UTC))])
+    assert [item.prediction.request_id for item in store.labeled("m")] == [time_id]
+    store.close()
 
 
 def test_forked_workers_never_share_random_bits() -> None:
@@ -306,31 +330,20 @@ def test_forked_workers_never_share_random_bits() -> None:
     assert not child_noise & parent_noise
 
 
-def test_a_row_encoded_for_the_other_kind_of_store_is_mended() -> None:
-    """A log told the wrong time form still writes right times: ``retime`` converts both ways."""
-    from ferry.monitoring.predlog.codec import AT, retime, row_time
-
-    stamp = 1_795_000_000.123456
-    as_text = row_time(stamp, naive_time=True)
-    as_datetime = row_time(stamp, naive_time=False)
-    assert as_text == "2026-11-18 11:06:40.123456"
-    assert as_datetime == datetime(2026, 11, 18, 11, 6, 40, 123456, tzinfo=UTC)
-    row = ("id", 1, *range(AT - 2), as_text, "in", "out")
-    mended = retime(row, naive_time=False)
-    assert mended[AT] == as_datetime
-    assert mended[:AT] + mended[AT + 1 :] == row[:AT] + row[AT + 1 :]
-    assert retime(mended, naive_time=True) == row
-
-
 def test_inputs_are_read_back_in_either_written_form() -> None:
     """Matrices are written as rows under their column names, anything else as columns; both
     read back as columns, NaN as None, and a column that happens to be named "rows" stays one."""
+    import orjson
+
     from ferry.model.signature import Batch
-    from ferry.monitoring.predlog.codec import decode_columns, encode_batch
+    from ferry.monitoring.predlog.codec import columns_of, encode_batch
+
+    def decode_columns(text: bytes | str) -> dict[str, list[object]] | None:
+        return columns_of(orjson.loads(text))
 
     matrix = np.array([[1.5, np.nan], [3.0, 4.0]])
     as_rows = encode_batch(Batch.of_matrix(matrix, ["a", "b"]))
-    assert as_rows.startswith('{"rows":{"columns":["a","b"],"data":')
+    assert as_rows.startswith(b'{"rows":{"columns":["a","b"],"data":')
     assert decode_columns(as_rows) == {"a": [1.5, 3.0], "b": [None, 4.0]}
     wide = np.arange(12.0).reshape(2, 6)
     strided = Batch.of_matrix(wide[:, ::3], ["a", "b"])  # not contiguous: written as columns

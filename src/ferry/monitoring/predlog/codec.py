@@ -1,12 +1,13 @@
-"""Events to table rows and back: columns as orjson text, encoded as each request is observed."""
+"""Events to log entries and stored requests back to records: inputs and outputs as orjson
+bytes, encoded as each request is observed; the rest a small tuple (a chunk's ``meta``)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import orjson
@@ -16,14 +17,14 @@ from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.records import LoggedPrediction
 
 
-def encode_columns(columns: Mapping[str, np.ndarray]) -> str:
+def encode_columns(columns: Mapping[str, np.ndarray]) -> bytes:
     """Columns as JSON lists (orjson writes NaN, in float and object columns, as null).
 
     ``tolist`` beats orjson's own numpy support on the small arrays most requests carry."""
-    return orjson.dumps({name: array.tolist() for name, array in columns.items()}).decode()
+    return orjson.dumps({name: array.tolist() for name, array in columns.items()})
 
 
-def encode_batch(batch: Batch) -> str:
+def encode_batch(batch: Batch) -> bytes:
     """The request's inputs as JSON text: rows of numbers as ``{"rows": {"columns": [...],
     "data": [[...], ...]}}``, anything else as columns (``encode_columns``)."""
     matrix = batch.matrix
@@ -35,19 +36,13 @@ def encode_batch(batch: Batch) -> str:
         except orjson.JSONEncodeError:  # a strided view: orjson takes contiguous arrays only
             pass
         else:
-            return (_rows_header(tuple(batch.columns)) + body + b"}}").decode()
+            return _rows_header(tuple(batch.columns)) + body + b"}}"
     return encode_columns(batch.columns)
 
 
 @lru_cache(maxsize=256)
 def _rows_header(names: tuple[str, ...]) -> bytes:
     return b'{"rows":{"columns":' + orjson.dumps(names) + b',"data":'
-
-
-COLUMNS = (
-    "request_id", "request_key", "model", "version", "protocol", "status", "error_code",
-    "rows", "latency", "principal", "at", "inputs", "outputs",
-)  # fmt: skip
 
 
 def request_key(request_id: str) -> int:
@@ -88,85 +83,79 @@ def _hashed_key(request_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def event_values(event: PredictionEvent, *, naive_time: bool) -> tuple[Any, ...]:
-    """One ``predictions`` row in ``COLUMNS`` order, ready for the store (``naive_time``: the
-    time as SQLite's text, see ``row_time``)."""
+# a request's details in a chunk's ``meta``, in this order (``at_us``: unix microseconds)
+META = ("request_id", "protocol", "status", "error_code", "rows", "latency", "principal", "at_us")
+REQUEST_ID, STATUS, AT_US = META.index("request_id"), META.index("status"), META.index("at_us")
+
+
+class Entry(NamedTuple):
+    """One observed request as the log's queue holds it until the writer stores it."""
+
+    model: str
+    version: str
+    key: int  # request_key(request_id)
+    at_us: int
+    meta: tuple[Any, ...]  # in META order
+    data: bytes  # [inputs, outputs] as JSON
+
+
+def event_entry(event: PredictionEvent) -> Entry:
+    """The request encoded for the log, on the request's own thread while its data is hot."""
     request_id = event.request_id[:128]
-    return (
-        request_id,
-        request_key(request_id),
-        event.model,
-        event.version,
-        event.protocol,
-        event.status,
-        event.error_code,
-        event.rows,
-        event.seconds,
-        event.principal,
-        row_time(event.timestamp, naive_time=naive_time),
-        encode_batch(event.inputs) if event.inputs is not None else None,
-        encode_columns(event.outputs) if event.outputs is not None else None,
-    )
+    at_us = round(event.timestamp * 1_000_000)
+    inputs = encode_batch(event.inputs) if event.inputs is not None else b"null"
+    outputs = encode_columns(event.outputs) if event.outputs is not None else b"null"
+    meta = (
+        request_id, event.protocol, event.status, event.error_code, event.rows, event.seconds,
+        event.principal, at_us,
+    )  # fmt: skip
+    return Entry(
+        event.model, event.version, request_key(request_id), at_us, meta,
+        b"[" + inputs + b"," + outputs + b"]",
+    )  # fmt: skip
 
 
-AT = COLUMNS.index("at")
+def micros(when: datetime) -> int:
+    """A time as unix microseconds (naive means UTC), exactly."""
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def row_time(timestamp: float, *, naive_time: bool) -> datetime | str:
-    """The time as the store takes it: naive UTC text as SQLAlchemy's SQLite DateTime
-    stores it (``naive_time``), else an aware datetime."""
-    if not naive_time:
-        return datetime.fromtimestamp(timestamp, UTC)
-    seconds, micros = divmod(round(timestamp * 1_000_000), 1_000_000)
-    return f"{_second_text(seconds)}.{micros:06d}"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@lru_cache(maxsize=4)
-def _second_text(seconds: int) -> str:
-    # one formatting per second of log instead of one per row
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def from_micros(at_us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=at_us)
 
 
-def retime(row: tuple[Any, ...], *, naive_time: bool) -> tuple[Any, ...]:
-    """``row`` with its time in the other form (a row encoded for another kind of store)."""
-    at = row[AT]
-    when = (
-        at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if naive_time
-        else datetime.fromisoformat(at).replace(tzinfo=UTC)
-    )
-    return (*row[:AT], when, *row[AT + 1 :])
-
-
-def event_row(event: PredictionEvent) -> dict[str, Any]:
-    """One ``predictions`` row by column name (for ``PredictionStore.insert``)."""
-    return dict(zip(COLUMNS, event_values(event, naive_time=False), strict=True))
-
-
-def decode_columns(text: str | None) -> dict[str, list[Any]] | None:
-    """Logged inputs or outputs as lists by column name, whichever form they were written in."""
-    if text is None:
+def columns_of(value: Any) -> dict[str, list[Any]] | None:
+    """Logged inputs or outputs (parsed JSON) as lists by column name, whichever form they
+    were written in."""
+    if value is None:
         return None
-    value: dict[str, Any] = orjson.loads(text)
     rows = value.get("rows")
     if isinstance(rows, dict):  # encode_batch's rows form (a column's value is always a list)
         data = rows["data"]
         return {name: [row[i] for row in data] for i, name in enumerate(rows["columns"])}
-    return value
+    return cast(dict[str, list[Any]], value)
 
 
-def row_record(row: Mapping[Any, Any]) -> LoggedPrediction:
+def record_of(model: str, version: str, meta: list[Any], data: list[Any]) -> LoggedPrediction:
+    """A stored request (its ``meta`` and ``[inputs, outputs]``) as a record."""
+    request_id, protocol, status, error_code, rows, latency, principal, at_us = meta
+    inputs, outputs = data
     return LoggedPrediction(
-        request_id=row["request_id"],
-        model=row["model"],
-        version=row["version"],
-        protocol=row["protocol"],
-        status=row["status"],
-        error_code=row["error_code"],
-        rows=row["rows"],
-        latency=row["latency"],
-        principal=row["principal"],
-        at=row["at"],
-        inputs=decode_columns(row["inputs"]),
-        outputs=decode_columns(row["outputs"]),
+        request_id=request_id,
+        model=model,
+        version=version,
+        protocol=protocol,
+        status=status,
+        error_code=error_code,
+        rows=rows,
+        latency=latency,
+        principal=principal,
+        at=from_micros(at_us),
+        inputs=columns_of(inputs),
+        outputs=columns_of(outputs),
     )

@@ -1,36 +1,98 @@
 """The prediction log's table in the metadata store (SQLite or PostgreSQL), read and written.
 
+Requests are stored in chunks (``chunks.py``): each write of a worker's log thread puts the
+requests it gathered for a model version in one row, their details as one JSON array
+(``meta``: id, status, latency, time, ...) and their inputs and outputs as another (``data``).
+A row per request cost the serving core an insert into three indexes for every request,
+about half of what the log costs; a chunk costs one insert a second. A request is found by
+id through the range of keys its chunk holds; lists and windows read the chunks whose time
+range meets the window and keep the requests inside it, merged in time order.
+
 Why a table and not Parquet files: replay and feedback look requests up by id, and several
 worker processes (and servers) append at once; a database gives both (an index, and SQLite
-WAL + busy timeout / PostgreSQL row inserts) without compacting many small files. Inputs and
-outputs are JSON text, columns by signature name.
+WAL + busy timeout / PostgreSQL row inserts) without compacting many small files.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from itertools import chain
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ferry.errors import PredictionNotFound, StorageError
-from ferry.monitoring.predlog.codec import COLUMNS, decode_columns, lookup_keys, row_record
+from ferry.monitoring.predlog.chunks import SPAN_KEYS, chunk_rows
+from ferry.monitoring.predlog.codec import (
+    AT_US,
+    REQUEST_ID,
+    STATUS,
+    Entry,
+    columns_of,
+    lookup_keys,
+    micros,
+    record_of,
+)
 from ferry.monitoring.predlog.records import Feedback, Labeled, LoggedPrediction
 from ferry.registry.metadata.engine import create_engine, redact, write_transaction
-from ferry.registry.metadata.tables import prediction_feedback, predictions
+from ferry.registry.metadata.tables import prediction_chunks as chunks
+from ferry.registry.metadata.tables import prediction_feedback
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 10_000
-# 13 parameters a row: 6500 a statement, within SQLite's (32766) and PostgreSQL's (65535) limits
-INSERT_ROWS = 500
-_INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES "  # noqa: S608 - constants
+LOWEST_KEY = -(1 << 63)
+_HEADER = (chunks.c.id, chunks.c.model, chunks.c.version, chunks.c.first_us, chunks.c.last_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which requests a read wants: a model and version (None: any), a time range."""
+
+    model: str | None = None
+    version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def since_us(self) -> int | None:
+        return None if self.since is None else micros(self.since)
+
+    @property
+    def until_us(self) -> int | None:
+        return None if self.until is None else micros(self.until)
+
+    def chunks(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """``query`` restricted to the chunks that may hold requests in the window."""
+        if self.model is not None:
+            query = query.where(chunks.c.model == self.model)
+        if self.version is not None:
+            query = query.where(chunks.c.version == self.version)
+        if self.since is not None:
+            query = query.where(chunks.c.last_us >= self.since_us)
+        if self.until is not None:
+            query = query.where(chunks.c.first_us < self.until_us)
+        return query
+
+    def bounds(self) -> tuple[int, int]:
+        """The window as unix microseconds, ``since`` in and ``until`` out."""
+        low = LOWEST_KEY if self.since is None else micros(self.since)
+        high = -LOWEST_KEY if self.until is None else micros(self.until)
+        return low, high
+
+    def holds(self) -> Callable[[list[Any]], bool]:
+        """A test of one stored request's ``meta``: is its time inside the window?"""
+        low, high = self.bounds()
+        return lambda meta: low <= meta[AT_US] < high
 
 
 class PredictionStore:
@@ -60,44 +122,17 @@ class PredictionStore:
             raise StorageError(f"prediction log at {redact(self.engine.url)}: {exc}") from exc
 
     # --- writing ------------------------------------------------------------------------------
-    @property
-    def naive_time(self) -> bool:
-        """Whether rows carry their time as naive UTC text (SQLite) rather than a datetime."""
-        return self.engine.dialect.name == "sqlite"
-
-    def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append rows by column name (``codec.event_row``) in one transaction."""
-        naive = self.naive_time
-        self.insert_values(
-            [
-                tuple(_sqlite_time(row[c]) if naive and c == "at" else row[c] for c in COLUMNS)
-                for row in rows
-            ]
-        )
-
-    def insert_values(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Append rows in ``COLUMNS`` order (``codec.event_values``) in one transaction.
-
-        Straight to the driver, ``INSERT_ROWS`` rows per statement: SQLAlchemy's per-row
-        parameter processing cost more than SQLite's insert, and an executemany releases and
-        retakes the GIL for every row, each time making the event loop (answering requests
-        on the same core) hand it over and back."""
-        if not rows:
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Store queued entries (``codec.event_entry``) as chunks, in one transaction."""
+        if not entries:
             return
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        one = "(" + ", ".join([mark] * len(COLUMNS)) + ")"
         with self._errors(), write_transaction(self.engine) as conn:
-            for start in range(0, len(rows), INSERT_ROWS):
-                chunk = rows[start : start + INSERT_ROWS]
-                params = tuple(chain.from_iterable(chunk))
-                conn.exec_driver_sql(_INSERT + ", ".join([one] * len(chunk)), params)
+            conn.execute(chunks.insert(), chunk_rows(entries))
 
     def add_feedback(self, items: Sequence[Feedback]) -> None:
         """Store truths (replacing earlier feedback for the same request ids), all or none."""
         if not items:
             return
-        import orjson
-
         ids = [item.request_id for item in items]
         with self._errors(), write_transaction(self.engine) as conn:
             conn.execute(
@@ -117,7 +152,7 @@ class PredictionStore:
                 ],
             )
 
-    # --- reading ------------------------------------------------------------------------------
+    # --- finding requests by id ---------------------------------------------------------------
     def get(self, request_id: str) -> LoggedPrediction:
         """The logged request with this id (the latest, if a client reused an id)."""
         found = self.find(request_id)
@@ -128,37 +163,34 @@ class PredictionStore:
         return found
 
     def find(self, request_id: str) -> LoggedPrediction | None:
-        query = (
-            sa.select(predictions)
-            .where(
-                predictions.c.request_key.in_(lookup_keys(request_id)),
-                predictions.c.request_id == request_id,
-            )
-            .order_by(predictions.c.id.desc())
-            .limit(1)
-        )
-        with self._errors(), self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else row_record(row)
+        return self.find_many([request_id]).get(request_id)
 
     def find_many(self, request_ids: Sequence[str]) -> dict[str, LoggedPrediction]:
-        """The logged requests among ``request_ids``, by id."""
+        """The logged requests among ``request_ids``, by id (the latest of a reused id)."""
+        wanted = set(request_ids)
+        keys = sorted({key for request_id in wanted for key in lookup_keys(request_id)})
         found: dict[str, LoggedPrediction] = {}
+        placed: dict[str, tuple[int, int]] = {}  # where each was found: the latest wins
         with self._errors(), self.engine.connect() as conn:
-            for start in range(0, len(request_ids), 500):
-                chunk = list(request_ids[start : start + 500])
-                keys = [key for request_id in chunk for key in lookup_keys(request_id)]
-                query = (
-                    sa.select(predictions)
-                    .where(predictions.c.request_key.in_(keys))
-                    .order_by(predictions.c.id)
+            ids = _chunks_holding(conn, keys)
+            for start in range(0, len(ids), 50):
+                query = sa.select(*_HEADER, chunks.c.meta, chunks.c.data).where(
+                    chunks.c.id.in_(ids[start : start + 50])
                 )
-                wanted = set(chunk)
-                for row in conn.execute(query).mappings():
-                    if row["request_id"] in wanted:  # not another id with the same hash
-                        found[row["request_id"]] = row_record(row)
+                for row in conn.execute(query):
+                    metas = orjson.loads(row.meta)
+                    hits = [i for i, meta in enumerate(metas) if meta[REQUEST_ID] in wanted]
+                    if not hits:
+                        continue
+                    data = orjson.loads(row.data)
+                    for i in hits:
+                        request_id, where = metas[i][REQUEST_ID], (row.id, i)
+                        if placed.get(request_id, (-1, -1)) < where:
+                            placed[request_id] = where
+                            found[request_id] = record_of(row.model, row.version, metas[i], data[i])
         return found
 
+    # --- reading windows ----------------------------------------------------------------------
     def records(
         self,
         model: str | None = None,
@@ -171,13 +203,16 @@ class PredictionStore:
         newest_first: bool = True,
         status: int | None = None,
     ) -> list[LoggedPrediction]:
-        query = _filtered(sa.select(predictions), model, version, since, until)
-        if status is not None:
-            query = query.where(predictions.c.status == status)
-        order = predictions.c.id.desc() if newest_first else predictions.c.id
-        query = query.order_by(order).limit(min(limit, MAX_PAGE)).offset(offset)
+        """Logged requests in the window in time order, ``offset`` of them skipped."""
+        window = Window(model, version, since, until)
+        holds = window.holds()
+
+        def wanted(meta: list[Any]) -> bool:
+            return holds(meta) and (status is None or meta[STATUS] == status)
+
         with self._errors(), self.engine.connect() as conn:
-            return [row_record(row) for row in conn.execute(query).mappings()]
+            merged = _merged(conn, window, wanted, newest_first=newest_first)
+            return list(islice(merged, offset, offset + min(limit, MAX_PAGE)))
 
     def count(
         self,
@@ -186,10 +221,21 @@ class PredictionStore:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> int:
-        query = _filtered(sa.select(sa.func.count()).select_from(predictions), model, version,
-                          since, until)  # fmt: skip
+        window = Window(model, version, since, until)
+        low, high = window.since_us, window.until_us
+        inside: sa.ColumnElement[bool] = sa.true()
+        if low is not None:
+            inside = sa.and_(inside, chunks.c.first_us >= low)
+        if high is not None:
+            inside = sa.and_(inside, chunks.c.last_us < high)
+        whole = window.chunks(sa.select(sa.func.coalesce(sa.func.sum(chunks.c.requests), 0)))
+        edges = window.chunks(sa.select(chunks.c.meta)).where(sa.not_(inside))
+        holds = window.holds()
         with self._errors(), self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            total = int(conn.execute(whole.where(inside)).scalar_one())
+            for (meta,) in conn.execute(edges):  # chunks across an edge: count what is inside
+                total += sum(1 for item in orjson.loads(meta) if holds(item))
+        return total
 
     def iter_inputs(
         self,
@@ -200,18 +246,57 @@ class PredictionStore:
         *,
         limit: int | None = None,
     ) -> Iterator[dict[str, list[Any]]]:
-        """The input columns of every successful logged request in the window, oldest first."""
-        query = _filtered(sa.select(predictions.c.inputs), model, version, since, until).where(
-            predictions.c.status == 200, predictions.c.inputs.is_not(None)
-        )
-        query = query.order_by(predictions.c.id)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._errors(), self.engine.connect() as conn:
-            for (text,) in conn.execute(query):
-                columns = decode_columns(text)
+        """The input columns of every successful logged request in the window, oldest chunk
+        first."""
+        window = Window(model, version, since, until)
+        holds = window.holds()
+        given = 0
+        for _, _, metas, data in self._chunks(window, with_data=True):
+            for meta, (inputs, _) in zip(metas, data, strict=True):
+                if meta[STATUS] != 200 or inputs is None or not holds(meta):
+                    continue
+                columns = columns_of(inputs)
                 if columns:
                     yield columns
+                    given += 1
+                    if limit is not None and given >= limit:
+                        return
+
+    def iter_meta(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[tuple[str, str, list[Any]]]:
+        """(model, version, meta) of every logged request in the window, oldest chunk first:
+        what aggregates read, without decoding inputs and outputs."""
+        window = Window(since=since, until=until)
+        holds = window.holds()
+        for model, version, metas, _ in self._chunks(window, with_data=False):
+            for meta in metas:
+                if holds(meta):
+                    yield model, version, meta
+
+    def _chunks(
+        self, window: Window, *, with_data: bool
+    ) -> Iterator[tuple[str, str, list[Any], list[Any]]]:
+        """Decoded chunks that may hold requests in the window, oldest first, read a page
+        at a time (a long window holds more than memory should)."""
+        columns = [chunks.c.model, chunks.c.version, chunks.c.meta]
+        if with_data:
+            columns.append(chunks.c.data)
+        query = window.chunks(sa.select(chunks.c.id)).order_by(chunks.c.first_us, chunks.c.id)
+        with self._errors(), self.engine.connect() as conn:
+            ids = list(conn.execute(query).scalars())
+        for start in range(0, len(ids), 20):
+            page = ids[start : start + 20]
+            with self._errors(), self.engine.connect() as conn:
+                rows = conn.execute(sa.select(chunks.c.id, *columns).where(chunks.c.id.in_(page)))
+                by_id = {row.id: row for row in rows}
+            for chunk_id in page:
+                row = by_id.get(chunk_id)
+                if row is None:  # purged since the ids were read
+                    continue
+                metas = orjson.loads(row.meta)
+                data = orjson.loads(row.data) if with_data else []
+                yield row.model, row.version, metas, data
 
     def labeled(
         self,
@@ -220,61 +305,105 @@ class PredictionStore:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[Labeled]:
-        """Logged successful predictions in the window (by prediction time) that have feedback."""
-        import orjson
-
-        query = (
-            _filtered(
-                sa.select(predictions, prediction_feedback.c.truth.label("truth")),
-                model,
-                version,
-                since,
-                until,
-            )
-            .join(
-                prediction_feedback,
-                prediction_feedback.c.request_id == predictions.c.request_id,
-            )
-            .where(predictions.c.status == 200)
-            .order_by(predictions.c.id)
+        """Logged successful predictions in the window (by prediction time) that have
+        feedback, in time order."""
+        # feedback comes after its prediction: none before ``since`` can be for one inside
+        query = sa.select(prediction_feedback.c.request_id, prediction_feedback.c.truth).where(
+            prediction_feedback.c.model == model
         )
+        if version is not None:
+            query = query.where(prediction_feedback.c.version == version)
+        if since is not None:
+            query = query.where(prediction_feedback.c.at >= since)
         with self._errors(), self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [Labeled(row_record(row), orjson.loads(row["truth"])) for row in rows]
+            truths = {row.request_id: row.truth for row in conn.execute(query)}
+        low, high = Window(since=since, until=until).bounds()
+        found = self.find_many(list(truths))
+        labeled = [
+            Labeled(record, orjson.loads(truths[request_id]))
+            for request_id, record in found.items()
+            if record.status == 200
+            and record.model == model
+            and (version is None or record.version == version)
+            and low <= micros(record.at) < high
+        ]
+        return sorted(labeled, key=lambda item: item.prediction.at)
 
     def purge(self, before: datetime) -> int:
-        """Delete predictions (and their feedback) older than ``before``; the count removed."""
+        """Delete the chunks whose every request is older than ``before``, and feedback given
+        before it; the count of requests removed."""
+        old = chunks.c.last_us < micros(before)
         with self._errors(), write_transaction(self.engine) as conn:
-            old = sa.select(predictions.c.request_id).where(predictions.c.at < before)
-            conn.execute(
-                prediction_feedback.delete().where(prediction_feedback.c.request_id.in_(old))
-            )
-            result = conn.execute(predictions.delete().where(predictions.c.at < before))
-        return int(result.rowcount or 0)
+            removed = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(chunks.c.requests), 0)).where(old)
+            ).scalar_one()
+            conn.execute(chunks.delete().where(old))
+            conn.execute(prediction_feedback.delete().where(prediction_feedback.c.at < before))
+        return int(removed)
 
 
-def _filtered(
-    query: sa.Select[Any],
-    model: str | None,
-    version: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> sa.Select[Any]:
-    if model is not None:
-        query = query.where(predictions.c.model == model)
-    if version is not None:
-        query = query.where(predictions.c.version == version)
-    if since is not None:
-        query = query.where(predictions.c.at >= _utc(since))
-    if until is not None:
-        query = query.where(predictions.c.at < _utc(until))
-    return query
+def _chunks_holding(conn: Connection, keys: Sequence[int]) -> list[int]:
+    """Ids of the chunks whose key range holds any of ``keys`` (sorted): one index range per
+    run of keys closer than SPAN_KEYS, so a thousand ids from one hour is a few queries."""
+    found: set[int] = set()
+    start = 0
+    while start < len(keys):
+        end = start + 1
+        while end < len(keys) and keys[end] - keys[end - 1] <= SPAN_KEYS:
+            end += 1
+        run = keys[start:end]
+        query = sa.select(chunks.c.id, chunks.c.low_key, chunks.c.high_key).where(
+            chunks.c.low_key >= max(run[0] - SPAN_KEYS, LOWEST_KEY),
+            chunks.c.low_key <= run[-1],
+            chunks.c.high_key >= run[0],
+        )
+        for row in conn.execute(query):
+            if _any_between(run, row.low_key, row.high_key):
+                found.add(row.id)
+        start = end
+    return sorted(found)
 
 
-def _sqlite_time(when: datetime) -> str:
-    """What SQLAlchemy's SQLite DateTime (via UTCDateTime) stores: naive UTC, microseconds."""
-    return _utc(when).astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+def _any_between(keys: Sequence[int], low: int, high: int) -> bool:
+    i = bisect.bisect_left(keys, low)
+    return i < len(keys) and keys[i] <= high
 
 
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+def _merged(
+    conn: Connection,
+    window: Window,
+    wanted: Callable[[list[Any]], bool],
+    *,
+    newest_first: bool,
+) -> Iterator[LoggedPrediction]:
+    """Wanted requests of the window's chunks in time order (ties: chunk, then position).
+
+    Chunks are read in the order of their nearest edge (``last_us`` going back, ``first_us``
+    going forward); a request is given once no unread chunk can hold one before it."""
+    sign = -1 if newest_first else 1
+    edge = chunks.c.last_us if newest_first else chunks.c.first_us
+    order = [edge.desc(), chunks.c.id.desc()] if newest_first else [edge, chunks.c.id]
+    headers = conn.execute(window.chunks(sa.select(*_HEADER)).order_by(*order)).all()
+    heap: list[tuple[int, int, int, LoggedPrediction]] = []
+    for index, header in enumerate(headers):
+        row = conn.execute(
+            sa.select(chunks.c.meta, chunks.c.data).where(chunks.c.id == header.id)
+        ).first()
+        if row is not None:  # else purged since the headers were read
+            metas = orjson.loads(row.meta)
+            data: list[Any] | None = None
+            for position, meta in enumerate(metas):
+                if wanted(meta):
+                    data = orjson.loads(row.data) if data is None else data
+                    record = record_of(header.model, header.version, meta, data[position])
+                    heapq.heappush(
+                        heap, (sign * meta[AT_US], sign * header.id, sign * position, record)
+                    )
+        following = headers[index + 1] if index + 1 < len(headers) else None
+        bound = (
+            None
+            if following is None
+            else sign * (following.last_us if newest_first else following.first_us)
+        )
+        while heap and (bound is None or heap[0][0] < bound):
+            yield heapq.heappop(heap)[3]

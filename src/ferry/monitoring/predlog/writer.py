@@ -1,6 +1,6 @@
-"""The prediction log as an observer: ``observe`` encodes the request into a row and appends
-it to a bounded queue; a thread in each worker process inserts what gathered, every
-``flush_seconds`` (or sooner, once the queue is half full).
+"""The prediction log as an observer: ``observe`` encodes the request into an entry and
+appends it to a bounded queue; a thread in each worker process stores what gathered, as one
+chunk per model version, every ``flush_seconds`` (or sooner, once the queue is half full).
 
 Encoding happens at once, on the request's own data while it is still in the CPU's caches
 (about 3 us for a 1-row request), and the queue then holds only small tuples of text and
@@ -25,11 +25,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ferry.errors import ConfigError
 from ferry.monitoring.events import PredictionEvent
-from ferry.monitoring.predlog.codec import event_values, retime
+from ferry.monitoring.predlog.codec import Entry, event_entry
 
 if TYPE_CHECKING:
     from ferry.monitoring.predlog.store import PredictionStore
@@ -37,11 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = 10_000
-# a second's requests a transaction: fewer, larger writes cost the serving core less (each
-# commit rewrites the last page of the table and of both indexes); a queue half full wakes
-# the writer sooner, so a fast server does not fill it between flushes
+# a second's requests a write: fewer, larger chunks cost the serving core less; a queue half
+# full wakes the writer sooner, so a fast server does not fill it between flushes
 FLUSH_SECONDS = 1.0
-BATCH_ROWS = 1000
+BATCH_ROWS = 5000  # entries a write takes from the queue (chunks.py bounds each chunk)
 PURGE_SECONDS = 3600.0
 
 
@@ -99,12 +98,8 @@ class PredictionLog:
         dropped: Counting | None = None,
         written: Counting | None = None,
         retention: timedelta | None = None,
-        naive_time: bool = True,
     ) -> None:
         self.open_store = open_store
-        # the time form rows are encoded in when observed: SQLite's text (see codec.row_time)
-        # or a datetime; the writer mends rows if the store turns out to want the other
-        self.naive_time = naive_time
         self.fraction = (policy or LogPolicy(1.0)).fraction
         self.max_queue = max_queue
         self.flush_seconds = flush_seconds
@@ -112,7 +107,7 @@ class PredictionLog:
         self.written: Counting = written if written is not None else _NoCounter()
         self.retention = retention
         self._purged_at = -math.inf  # the first purge comes with the first write
-        self._queue: deque[tuple[Any, ...]] = deque()
+        self._queue: deque[Entry] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = False
@@ -136,12 +131,12 @@ class PredictionLog:
         if queued == self.max_queue // 2:
             self._wake.set()
         try:
-            row = event_values(event, naive_time=self.naive_time)
+            entry = event_entry(event)
         except Exception:  # an output orjson cannot write: lose this row, never the answer
             log.exception("prediction log: could not encode request %s", event.request_id)
             self.dropped.inc()
             return
-        self._queue.append(row)
+        self._queue.append(entry)
 
     # --- the writer ---------------------------------------------------------------------------
     def _start(self) -> None:
@@ -189,24 +184,21 @@ class PredictionLog:
         self._busy = True
         try:
             while self._queue:
-                rows: list[tuple[Any, ...]] = []
-                while self._queue and len(rows) < BATCH_ROWS:
-                    rows.append(self._queue.popleft())
-                self._write(rows)
+                entries: list[Entry] = []
+                while self._queue and len(entries) < BATCH_ROWS:
+                    entries.append(self._queue.popleft())
+                self._write(entries)
         finally:
             self._busy = False
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, entries: list[Entry]) -> None:
         try:
-            store = self.store
-            if store.naive_time != self.naive_time:  # told wrong: mend rather than lose them
-                rows = [retime(row, naive_time=store.naive_time) for row in rows]
-            store.insert_values(rows)
-        except Exception:  # the thread's boundary: a failed write loses these rows, not the log
-            log.exception("prediction log: could not write %d requests", len(rows))
-            self.dropped.inc(len(rows))
+            self.store.append(entries)
+        except Exception:  # the thread's boundary: a failed write loses these, not the log
+            log.exception("prediction log: could not write %d requests", len(entries))
+            self.dropped.inc(len(entries))
             return
-        self.written.inc(len(rows))
+        self.written.inc(len(entries))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write what is queued now; True once this process's queue is empty and written."""

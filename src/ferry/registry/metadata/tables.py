@@ -226,29 +226,25 @@ quota_counters = sa.Table(
     sa.Index(None, "expires_at"),
 )
 
-# the prediction log (monitoring/predlog): one row per answered request, appended by each
-# worker's writer thread; inputs/outputs are JSON text (orjson), columns by signature name
-predictions = sa.Table(
-    "predictions",
+# the prediction log, in chunks: each write of a worker's log thread stores the requests it
+# gathered for one model version as one row (see monitoring/predlog/store.py). Times are unix
+# microseconds; low_key/high_key bound the chunk's request keys, which find a request by id
+prediction_chunks = sa.Table(
+    "prediction_chunks",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(128), nullable=False),
-    # a 64-bit hash of request_id, indexed instead of it: inserting random strings into a text
-    # index cost as much as the rest of the row; lookups match both columns
-    sa.Column("request_key", sa.BigInteger(), nullable=False),
     sa.Column("model", sa.String(128), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
-    sa.Column("protocol", sa.String(16), nullable=False),
-    sa.Column("status", sa.Integer(), nullable=False),
-    sa.Column("error_code", sa.String(64), nullable=True),
-    sa.Column("rows", sa.Integer(), nullable=False),
-    sa.Column("latency", sa.Double(), nullable=False),
-    sa.Column("principal", sa.String(256), nullable=True),
-    sa.Column("at", UTCDateTime(), nullable=False),
-    sa.Column("inputs", sa.Text(), nullable=True),
-    sa.Column("outputs", sa.Text(), nullable=True),
-    sa.Index(None, "request_key"),
-    sa.Index(None, "model", "at"),
+    sa.Column("requests", sa.Integer(), nullable=False),
+    sa.Column("first_us", sa.BigInteger(), nullable=False),
+    sa.Column("last_us", sa.BigInteger(), nullable=False),
+    sa.Column("low_key", sa.BigInteger(), nullable=False),
+    sa.Column("high_key", sa.BigInteger(), nullable=False),
+    sa.Column("meta", sa.Text(), nullable=False),
+    sa.Column("data", sa.Text(), nullable=False),
+    sa.Index(None, "low_key"),
+    sa.Index(None, "model", "last_us"),
+    sa.Index(None, "last_us"),
 )
 
 # ground truth sent back for logged requests (POST /v1/models/{name}/feedback); the latest
@@ -320,7 +316,7 @@ ALL_TABLES = (
     api_keys,
     usage,
     quota_counters,
-    predictions,
+    prediction_chunks,
     prediction_feedback,
     reference_profiles,
     drift_results,

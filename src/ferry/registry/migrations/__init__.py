@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEAD = "0004_builds"
+HEAD = "0005_predlog_chunks"
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 _LOCK_ID = 0x46455252  # "FERR": the advisory lock that serialises concurrent upgrades
 

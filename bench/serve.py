@@ -634,7 +634,8 @@ def compare_logging(
         result.logging_dropped = _metric(text, "ferry_predlog_dropped_total")
     result.logging_requests_sent = round(sent)
     with contextlib.closing(sqlite3.connect(home / "ferry.db")) as db:
-        result.logged_requests = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+        logged = db.execute("SELECT coalesce(sum(requests), 0) FROM prediction_chunks")
+        result.logged_requests = logged.fetchone()[0]
 
 
 def _metric(text: str, name: str) -> float:

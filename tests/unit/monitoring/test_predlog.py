@@ -351,3 +351,76 @@ def test_inputs_are_read_back_in_either_written_form() -> None:
     named_rows = Batch({"rows": np.array([1, 2])}, 2)
     assert decode_columns(encode_batch(named_rows)) == {"rows": [1, 2]}
     assert decode_columns('{"a":[1.0],"b":[2.0]}') == {"a": [1.0], "b": [2.0]}  # older rows
+
+
+def id_at(at: float) -> str:
+    """A Ferry request id (UUIDv7) made at unix time ``at``."""
+    from ferry.ids import time_ordered_id
+
+    return f"{round(at * 1000):012x}{time_ordered_id()[12:]}"
+
+
+def test_chunks_hold_a_version_per_write_and_clients_ids_alone() -> None:
+    """Ferry's ids share a chunk per model version (split past SPAN_KEYS of keys, or
+    CHUNK_REQUESTS); a client's own id, hashed far from its request's time, stands alone."""
+    from ferry.ids import time_ordered_id
+    from ferry.monitoring.predlog.chunks import CHUNK_REQUESTS, SPAN_KEYS, chunk_rows
+    from ferry.monitoring.predlog.codec import event_entry
+
+    now = time.time()
+    ones = (np.ones((1, 2)), np.ones(1))
+    entries = [event_entry(event(time_ordered_id(), *ones)) for _ in range(5)]
+    entries.insert(2, event_entry(event("client-id", *ones)))
+    entries.append(event_entry(event(time_ordered_id(), *ones, version="2")))
+    rows = chunk_rows(entries)
+    assert sorted(row["requests"] for row in rows) == [1, 1, 5]
+    for row in rows:
+        assert row["high_key"] - row["low_key"] <= SPAN_KEYS
+        assert row["first_us"] <= row["last_us"]
+    lone = next(row for row in rows if '"client-id"' in row["meta"])
+    assert lone["low_key"] == lone["high_key"]
+    # a write holding requests made 30 s apart (a store that was stuck) spans two chunks
+    late = event(id_at(now), *ones, at=now)
+    early = event(id_at(now - 30), *ones, at=now - 30)
+    assert len(chunk_rows([event_entry(early), event_entry(late)])) == 2
+    many = [event_entry(event(time_ordered_id(), *ones)) for _ in range(CHUNK_REQUESTS + 1)]
+    assert [row["requests"] for row in chunk_rows(many)] == [CHUNK_REQUESTS, 1]
+
+
+def test_windows_across_chunks_of_several_workers(
+    store: PredictionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers' logs write overlapping chunks: lists come back in time order, paged,
+    counts and windows cut chunks exactly, and purging removes whole old chunks."""
+    import ferry.monitoring.predlog.store as store_module
+
+    monkeypatch.setattr(store_module, "PAGE_CHUNKS", 2)  # several pages of chunks
+    start = time.time() - 100
+    workers = [PredictionLog(lambda: store, flush_seconds=3600) for _ in range(2)]
+    sent = []
+    for i in range(60):
+        at = start + i
+        request_id = id_at(at)
+        sent.append((at, request_id))
+        workers[i % 2].observe(event(request_id, np.full((1, 2), float(i)), np.array([i]), at=at))
+        if i % 10 == 9:  # a write every ten requests: twelve chunks, interleaved in time
+            assert all(log.flush() for log in workers)
+    newest = [r.request_id for r in read_records(store, "m", limit=100)]
+    assert newest == [request_id for _, request_id in reversed(sent)]
+    oldest = store.records("m", newest_first=False, limit=7, offset=20)
+    assert [r.request_id for r in oldest] == [request_id for _, request_id in sent[20:27]]
+    since = datetime.fromtimestamp(start + 15.5, UTC)
+    until = datetime.fromtimestamp(start + 42.5, UTC)
+    assert store.count("m", since=since, until=until) == 27
+    assert store.count("m") == 60
+    inside = read_inputs(store, "m", since=since, until=until)
+    assert sorted(inside["a"].tolist()) == [float(i) for i in range(16, 43)]  # chunk order
+    assert set(store.find_many([request_id for _, request_id in sent])) == {
+        request_id for _, request_id in sent
+    }
+    removed = store.purge(datetime.fromtimestamp(start + 30, UTC))
+    assert removed == 60 - store.count("m")
+    assert 20 <= removed <= 30  # whole chunks only: none holding a request after the cut
+    assert store.count("m", until=datetime.fromtimestamp(start + 20, UTC)) == 0
+    for log in workers:
+        log.close()

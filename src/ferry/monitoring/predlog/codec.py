@@ -46,12 +46,11 @@ def _rows_header(names: tuple[str, ...]) -> bytes:
 
 
 def request_key(request_id: str) -> int:
-    """The indexed 64-bit (signed, as BIGINT) key of a request id.
+    """The 64-bit (signed, as BIGINT) key of a request id, which finds its chunk.
 
-    For Ferry's own ids (UUIDv7) it is their first 64 bits, time first, so each insert lands
-    at the end of the index: with a hash the keys were random, and past a few hundred thousand
-    rows SQLite's inserts into that index cost 15 us a row instead of 3 (each one a page
-    miss). Any other id (a client's X-Request-ID) is hashed."""
+    For Ferry's own ids (UUIDv7) it is their first 64 bits, time first, so the requests a
+    writer gathers in a second have keys within a second of each other and share a chunk
+    (``chunks.py``). Any other id (a client's X-Request-ID) is hashed."""
     key = _time_key(request_id)
     return _hashed_key(request_id) if key is None else key
 

@@ -54,7 +54,9 @@ def read_inputs(
     max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Every input row of the successful requests in the window, one column per signature
-    input (``columns`` fixes their order and keeps absent ones as empty), oldest first."""
+    input (``columns`` fixes their order and keeps absent ones as empty), chunk by chunk:
+    oldest first, except that requests from several workers' chunks of the same seconds are
+    not interleaved (drift compares distributions; order does not matter to it)."""
     import pandas as pd
 
     gathered: dict[str, list[Any]] = {name: [] for name in columns or ()}

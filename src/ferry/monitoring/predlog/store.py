@@ -50,6 +50,7 @@ from ferry.registry.metadata.tables import prediction_feedback
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 10_000
+PAGE_CHUNKS = 20
 LOWEST_KEY = -(1 << 63)
 _HEADER = (chunks.c.id, chunks.c.model, chunks.c.version, chunks.c.first_us, chunks.c.last_us)
 
@@ -210,9 +211,8 @@ class PredictionStore:
         def wanted(meta: list[Any]) -> bool:
             return holds(meta) and (status is None or meta[STATUS] == status)
 
-        with self._errors(), self.engine.connect() as conn:
-            merged = _merged(conn, window, wanted, newest_first=newest_first)
-            return list(islice(merged, offset, offset + min(limit, MAX_PAGE)))
+        merged = self._merged(window, wanted, newest_first=newest_first)
+        return list(islice(merged, offset, offset + min(limit, MAX_PAGE)))
 
     def count(
         self,
@@ -277,26 +277,63 @@ class PredictionStore:
     def _chunks(
         self, window: Window, *, with_data: bool
     ) -> Iterator[tuple[str, str, list[Any], list[Any]]]:
-        """Decoded chunks that may hold requests in the window, oldest first, read a page
-        at a time (a long window holds more than memory should)."""
-        columns = [chunks.c.model, chunks.c.version, chunks.c.meta]
-        if with_data:
-            columns.append(chunks.c.data)
-        query = window.chunks(sa.select(chunks.c.id)).order_by(chunks.c.first_us, chunks.c.id)
-        with self._errors(), self.engine.connect() as conn:
-            ids = list(conn.execute(query).scalars())
-        for start in range(0, len(ids), 20):
-            page = ids[start : start + 20]
+        """Decoded chunks that may hold requests in the window, oldest first."""
+        columns = [*_HEADER, chunks.c.meta, *([chunks.c.data] if with_data else [])]
+        for row in self._paged(window.chunks(sa.select(*columns)), newest_first=False):
+            data = orjson.loads(row.data) if with_data else []
+            yield row.model, row.version, orjson.loads(row.meta), data
+
+    def _paged(self, query: sa.Select[Any], *, newest_first: bool) -> Iterator[Any]:
+        """The chunk rows ``query`` selects (with ``_HEADER``) by their nearest edge, then id:
+        ``last_us`` going back, ``first_us`` going forward. PAGE_CHUNKS a read (keyset
+        paging: a week's log holds more chunks than memory should), each on its own
+        connection, so a slow reader holds none between pages."""
+        edge = chunks.c.last_us if newest_first else chunks.c.first_us
+        order = (edge.desc(), chunks.c.id.desc()) if newest_first else (edge, chunks.c.id)
+        after: tuple[int, int] | None = None
+        while True:
+            page = query
+            if after is not None:
+                at, chunk_id = after
+                page = page.where(
+                    sa.or_(edge < at, sa.and_(edge == at, chunks.c.id < chunk_id))
+                    if newest_first
+                    else sa.or_(edge > at, sa.and_(edge == at, chunks.c.id > chunk_id))
+                )
             with self._errors(), self.engine.connect() as conn:
-                rows = conn.execute(sa.select(chunks.c.id, *columns).where(chunks.c.id.in_(page)))
-                by_id = {row.id: row for row in rows}
-            for chunk_id in page:
-                row = by_id.get(chunk_id)
-                if row is None:  # purged since the ids were read
-                    continue
-                metas = orjson.loads(row.meta)
-                data = orjson.loads(row.data) if with_data else []
-                yield row.model, row.version, metas, data
+                rows = conn.execute(page.order_by(*order).limit(PAGE_CHUNKS)).all()
+            yield from rows
+            if len(rows) < PAGE_CHUNKS:
+                return
+            after = (getattr(rows[-1], edge.name), rows[-1].id)
+
+    def _merged(
+        self, window: Window, wanted: Callable[[list[Any]], bool], *, newest_first: bool
+    ) -> Iterator[LoggedPrediction]:
+        """Wanted requests of the window in time order (ties: chunk, then position): chunks
+        are read by their nearest edge, and a request is given once no unread chunk can
+        hold one before it."""
+        sign = -1 if newest_first else 1
+        query = window.chunks(sa.select(*_HEADER, chunks.c.meta, chunks.c.data))
+        rows = self._paged(query, newest_first=newest_first)
+        heap: list[tuple[int, int, int, LoggedPrediction]] = []
+        row = next(rows, None)
+        while row is not None:
+            following = next(rows, None)
+            data: list[Any] | None = None
+            for position, meta in enumerate(orjson.loads(row.meta)):
+                if wanted(meta):
+                    data = orjson.loads(row.data) if data is None else data
+                    record = record_of(row.model, row.version, meta, data[position])
+                    order = (sign * meta[AT_US], sign * row.id, sign * position, record)
+                    heapq.heappush(heap, order)
+            if following is None:
+                bound = None
+            else:
+                bound = sign * (following.last_us if newest_first else following.first_us)
+            while heap and (bound is None or heap[0][0] < bound):
+                yield heapq.heappop(heap)[3]
+            row = following
 
     def labeled(
         self,
@@ -367,43 +404,3 @@ def _chunks_holding(conn: Connection, keys: Sequence[int]) -> list[int]:
 def _any_between(keys: Sequence[int], low: int, high: int) -> bool:
     i = bisect.bisect_left(keys, low)
     return i < len(keys) and keys[i] <= high
-
-
-def _merged(
-    conn: Connection,
-    window: Window,
-    wanted: Callable[[list[Any]], bool],
-    *,
-    newest_first: bool,
-) -> Iterator[LoggedPrediction]:
-    """Wanted requests of the window's chunks in time order (ties: chunk, then position).
-
-    Chunks are read in the order of their nearest edge (``last_us`` going back, ``first_us``
-    going forward); a request is given once no unread chunk can hold one before it."""
-    sign = -1 if newest_first else 1
-    edge = chunks.c.last_us if newest_first else chunks.c.first_us
-    order = [edge.desc(), chunks.c.id.desc()] if newest_first else [edge, chunks.c.id]
-    headers = conn.execute(window.chunks(sa.select(*_HEADER)).order_by(*order)).all()
-    heap: list[tuple[int, int, int, LoggedPrediction]] = []
-    for index, header in enumerate(headers):
-        row = conn.execute(
-            sa.select(chunks.c.meta, chunks.c.data).where(chunks.c.id == header.id)
-        ).first()
-        if row is not None:  # else purged since the headers were read
-            metas = orjson.loads(row.meta)
-            data: list[Any] | None = None
-            for position, meta in enumerate(metas):
-                if wanted(meta):
-                    data = orjson.loads(row.data) if data is None else data
-                    record = record_of(header.model, header.version, meta, data[position])
-                    heapq.heappush(
-                        heap, (sign * meta[AT_US], sign * header.id, sign * position, record)
-                    )
-        following = headers[index + 1] if index + 1 < len(headers) else None
-        bound = (
-            None
-            if following is None
-            else sign * (following.last_us if newest_first else following.first_us)
-        )
-        while heap and (bound is None or heap[0][0] < bound):
-            yield heapq.heappop(heap)[3]

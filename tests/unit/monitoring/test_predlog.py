@@ -360,31 +360,45 @@ def id_at(at: float) -> str:
     return f"{round(at * 1000):012x}{time_ordered_id()[12:]}"
 
 
-def test_chunks_hold_a_version_per_write_and_clients_ids_alone() -> None:
+def test_chunks_hold_a_version_per_write_and_clients_ids_by_name(
+    store: PredictionStore,
+) -> None:
     """Ferry's ids share a chunk per model version (split past SPAN_KEYS of keys, or
-    CHUNK_REQUESTS); a client's own id, hashed far from its request's time, stands alone."""
-    from ferry.ids import time_ordered_id
-    from ferry.monitoring.predlog.chunks import CHUNK_REQUESTS, SPAN_KEYS, chunk_rows
-    from ferry.monitoring.predlog.codec import event_entry
+    CHUNK_REQUESTS); a client's own id, hashed far from its request's time, joins the chunk
+    without stretching its key range, and ``prediction_ids`` names the chunk for it."""
+    from ferry.monitoring.predlog.chunks import CHUNK_REQUESTS, SPAN_KEYS, chunked
+    from ferry.monitoring.predlog.codec import event_entry, request_key
 
     now = time.time()
     ones = (np.ones((1, 2)), np.ones(1))
-    entries = [event_entry(event(time_ordered_id(), *ones)) for _ in range(5)]
-    entries.insert(2, event_entry(event("client-id", *ones)))
-    entries.append(event_entry(event(time_ordered_id(), *ones, version="2")))
-    rows = chunk_rows(entries)
-    assert sorted(row["requests"] for row in rows) == [1, 1, 5]
-    for row in rows:
-        assert row["high_key"] - row["low_key"] <= SPAN_KEYS
-        assert row["first_us"] <= row["last_us"]
-    lone = next(row for row in rows if '"client-id"' in row["meta"])
-    assert lone["low_key"] == lone["high_key"]
+    ours = [id_at(now + i / 1000) for i in range(5)]
+    entries = [event_entry(event(request_id, *ones, at=now)) for request_id in ours]
+    entries.insert(2, event_entry(event("client-7", *ones, at=now)))
+    entries.append(event_entry(event(id_at(now), *ones, at=now, version="2")))
+    first, second = chunked(entries)
+    assert (first.version, len(first.metas), second.version, len(second.metas)) == ("1", 6, "2", 1)
+    assert first.client_keys == [request_key("client-7")]
+    assert (first.low, first.high) == (request_key(ours[0]), request_key(ours[-1]))
+    client_only = event_entry(event("client-8", *ones, at=now))
+    only_clients = chunked([client_only])
+    assert (only_clients[0].low, only_clients[0].high) == (None, None)
     # a write holding requests made 30 s apart (a store that was stuck) spans two chunks
     late = event(id_at(now), *ones, at=now)
     early = event(id_at(now - 30), *ones, at=now - 30)
-    assert len(chunk_rows([event_entry(early), event_entry(late)])) == 2
-    many = [event_entry(event(time_ordered_id(), *ones)) for _ in range(CHUNK_REQUESTS + 1)]
-    assert [row["requests"] for row in chunk_rows(many)] == [CHUNK_REQUESTS, 1]
+    assert len(chunked([event_entry(early), event_entry(late)])) == 2
+    many = [event_entry(event(id_at(now), *ones, at=now)) for _ in range(CHUNK_REQUESTS + 1)]
+    assert [len(chunk.metas) for chunk in chunked(many)] == [CHUNK_REQUESTS, 1]
+    for chunk in chunked(entries + many):
+        assert chunk.low is None or chunk.high is None or chunk.high - chunk.low <= SPAN_KEYS
+
+    store.append([*entries, client_only])
+    for request_id in [*ours, "client-7", "client-8"]:
+        assert get(store, request_id).request_id == request_id
+    assert set(store.find_many(["client-7", ours[3], "client-9"])) == {"client-7", ours[3]}
+    assert store.count("m") == 8
+    assert store.purge(datetime.fromtimestamp(now + 60, UTC)) == 8
+    with pytest.raises(PredictionNotFound):
+        get(store, "client-7")
 
 
 def test_windows_across_chunks_of_several_workers(

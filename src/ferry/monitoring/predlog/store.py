@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ferry.errors import PredictionNotFound, StorageError
-from ferry.monitoring.predlog.chunks import SPAN_KEYS, chunk_rows
+from ferry.monitoring.predlog.chunks import SPAN_KEYS, chunked
 from ferry.monitoring.predlog.codec import (
     AT_US,
     REQUEST_ID,
@@ -45,7 +45,7 @@ from ferry.monitoring.predlog.codec import (
 from ferry.monitoring.predlog.records import Feedback, Labeled, LoggedPrediction
 from ferry.registry.metadata.engine import create_engine, redact, write_transaction
 from ferry.registry.metadata.tables import prediction_chunks as chunks
-from ferry.registry.metadata.tables import prediction_feedback
+from ferry.registry.metadata.tables import prediction_feedback, prediction_ids
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,14 @@ class PredictionStore:
         if not entries:
             return
         with self._errors(), write_transaction(self.engine) as conn:
-            conn.execute(chunks.insert(), chunk_rows(entries))
+            for chunk in chunked(entries):
+                inserted = conn.execute(chunks.insert().values(chunk.row()))
+                if chunk.client_keys:
+                    (chunk_id,) = inserted.inserted_primary_key or (None,)
+                    conn.execute(
+                        prediction_ids.insert(),
+                        [{"request_key": key, "chunk_id": chunk_id} for key in chunk.client_keys],
+                    )
 
     def add_feedback(self, items: Sequence[Feedback]) -> None:
         """Store truths (replacing earlier feedback for the same request ids), all or none."""
@@ -374,14 +381,20 @@ class PredictionStore:
             removed = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(chunks.c.requests), 0)).where(old)
             ).scalar_one()
+            conn.execute(
+                prediction_ids.delete().where(
+                    prediction_ids.c.chunk_id.in_(sa.select(chunks.c.id).where(old))
+                )
+            )
             conn.execute(chunks.delete().where(old))
             conn.execute(prediction_feedback.delete().where(prediction_feedback.c.at < before))
         return int(removed)
 
 
 def _chunks_holding(conn: Connection, keys: Sequence[int]) -> list[int]:
-    """Ids of the chunks whose key range holds any of ``keys`` (sorted): one index range per
-    run of keys closer than SPAN_KEYS, so a thousand ids from one hour is a few queries."""
+    """Ids of the chunks that may hold any of ``keys`` (sorted): those whose key range holds
+    one (an index range per run of keys closer than SPAN_KEYS, so a thousand ids from one
+    hour is a few queries) and those ``prediction_ids`` names for one."""
     found: set[int] = set()
     start = 0
     while start < len(keys):
@@ -398,6 +411,11 @@ def _chunks_holding(conn: Connection, keys: Sequence[int]) -> list[int]:
             if _any_between(run, row.low_key, row.high_key):
                 found.add(row.id)
         start = end
+    for start in range(0, len(keys), 500):
+        named = sa.select(prediction_ids.c.chunk_id).where(
+            prediction_ids.c.request_key.in_(keys[start : start + 500])
+        )
+        found.update(conn.execute(named).scalars())
     return sorted(found)
 
 

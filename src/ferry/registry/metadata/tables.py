@@ -228,7 +228,8 @@ quota_counters = sa.Table(
 
 # the prediction log, in chunks: each write of a worker's log thread stores the requests it
 # gathered for one model version as one row (see monitoring/predlog/store.py). Times are unix
-# microseconds; low_key/high_key bound the chunk's request keys, which find a request by id
+# microseconds; low_key/high_key bound the chunk's time-ordered request keys (Ferry's own
+# ids), which find a request by id; NULL when it holds only clients' ids
 prediction_chunks = sa.Table(
     "prediction_chunks",
     metadata,
@@ -238,13 +239,24 @@ prediction_chunks = sa.Table(
     sa.Column("requests", sa.Integer(), nullable=False),
     sa.Column("first_us", sa.BigInteger(), nullable=False),
     sa.Column("last_us", sa.BigInteger(), nullable=False),
-    sa.Column("low_key", sa.BigInteger(), nullable=False),
-    sa.Column("high_key", sa.BigInteger(), nullable=False),
+    sa.Column("low_key", sa.BigInteger(), nullable=True),
+    sa.Column("high_key", sa.BigInteger(), nullable=True),
     sa.Column("meta", sa.Text(), nullable=False),
     sa.Column("data", sa.Text(), nullable=False),
     sa.Index(None, "low_key"),
     sa.Index(None, "model", "last_us"),
     sa.Index(None, "last_us"),
+)
+
+# the chunk of each request whose id a client chose (X-Request-ID, hashed to request_key):
+# such keys are random, so no chunk's key range can hold them
+prediction_ids = sa.Table(
+    "prediction_ids",
+    metadata,
+    sa.Column("request_key", sa.BigInteger(), nullable=False),
+    sa.Column("chunk_id", BigId, nullable=False),
+    sa.Index(None, "request_key"),
+    sa.Index(None, "chunk_id"),
 )
 
 # ground truth sent back for logged requests (POST /v1/models/{name}/feedback); the latest
@@ -317,6 +329,7 @@ ALL_TABLES = (
     usage,
     quota_counters,
     prediction_chunks,
+    prediction_ids,
     prediction_feedback,
     reference_profiles,
     drift_results,

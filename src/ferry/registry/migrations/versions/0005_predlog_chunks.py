@@ -1,8 +1,8 @@
 """Prediction log in chunks: many requests a row instead of one, the old rows carried over.
 
-Each old row becomes a chunk of one request (its key as both bounds), so every logged request
-is still found by id, listed, replayed and joined with its feedback. The downgrade expands
-chunks back into rows.
+Each old row becomes a chunk of one request (its key, hashed or not, as both bounds: found by
+the key range like any chunk), so every logged request is still found by id, listed, replayed
+and joined with its feedback. The downgrade expands chunks back into rows.
 
 Revision ID: 0005_predlog_chunks
 Revises: 0004_builds
@@ -69,8 +69,8 @@ def upgrade() -> None:
         sa.Column("requests", sa.Integer(), nullable=False),
         sa.Column("first_us", sa.BigInteger(), nullable=False),
         sa.Column("last_us", sa.BigInteger(), nullable=False),
-        sa.Column("low_key", sa.BigInteger(), nullable=False),
-        sa.Column("high_key", sa.BigInteger(), nullable=False),
+        sa.Column("low_key", sa.BigInteger(), nullable=True),
+        sa.Column("high_key", sa.BigInteger(), nullable=True),
         sa.Column("meta", sa.Text(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_prediction_chunks"),
@@ -78,6 +78,13 @@ def upgrade() -> None:
     op.create_index("ix_prediction_chunks_low_key", "prediction_chunks", ["low_key"])
     op.create_index("ix_prediction_chunks_model_last_us", "prediction_chunks", ["model", "last_us"])
     op.create_index("ix_prediction_chunks_last_us", "prediction_chunks", ["last_us"])
+    op.create_table(
+        "prediction_ids",
+        sa.Column("request_key", sa.BigInteger(), nullable=False),
+        sa.Column("chunk_id", BigId, nullable=False),
+    )
+    op.create_index("ix_prediction_ids_request_key", "prediction_ids", ["request_key"])
+    op.create_index("ix_prediction_ids_chunk_id", "prediction_ids", ["chunk_id"])
     bind = op.get_bind()
     after = None
     while True:
@@ -156,6 +163,9 @@ def downgrade() -> None:
         if rows:
             bind.execute(sa.insert(_old), rows)
         after = chunks[-1]["id"]
+    op.drop_index("ix_prediction_ids_chunk_id", table_name="prediction_ids")
+    op.drop_index("ix_prediction_ids_request_key", table_name="prediction_ids")
+    op.drop_table("prediction_ids")
     op.drop_index("ix_prediction_chunks_last_us", table_name="prediction_chunks")
     op.drop_index("ix_prediction_chunks_model_last_us", table_name="prediction_chunks")
     op.drop_index("ix_prediction_chunks_low_key", table_name="prediction_chunks")

@@ -292,12 +292,14 @@ class PredictionStore:
 
     def _paged(self, query: sa.Select[Any], *, newest_first: bool) -> Iterator[Any]:
         """The chunk rows ``query`` selects (with ``_HEADER``) by their nearest edge, then id:
-        ``last_us`` going back, ``first_us`` going forward. PAGE_CHUNKS a read (keyset
-        paging: a week's log holds more chunks than memory should), each on its own
-        connection, so a slow reader holds none between pages."""
+        ``last_us`` going back, ``first_us`` going forward. Read in keyset pages (a week's
+        log holds more chunks than memory should) of 2, 4, ... up to PAGE_CHUNKS chunks (a
+        list of five requests needs one chunk, not twenty), each on its own connection, so
+        a slow reader holds none between pages."""
         edge = chunks.c.last_us if newest_first else chunks.c.first_us
         order = (edge.desc(), chunks.c.id.desc()) if newest_first else (edge, chunks.c.id)
         after: tuple[int, int] | None = None
+        size = 2
         while True:
             page = query
             if after is not None:
@@ -308,11 +310,12 @@ class PredictionStore:
                     else sa.or_(edge > at, sa.and_(edge == at, chunks.c.id > chunk_id))
                 )
             with self._errors(), self.engine.connect() as conn:
-                rows = conn.execute(page.order_by(*order).limit(PAGE_CHUNKS)).all()
+                rows = conn.execute(page.order_by(*order).limit(size)).all()
             yield from rows
-            if len(rows) < PAGE_CHUNKS:
+            if len(rows) < size:
                 return
             after = (getattr(rows[-1], edge.name), rows[-1].id)
+            size = min(size * 2, PAGE_CHUNKS)
 
     def _merged(
         self, window: Window, wanted: Callable[[list[Any]], bool], *, newest_first: bool

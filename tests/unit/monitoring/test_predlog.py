@@ -380,8 +380,11 @@ def test_chunks_hold_a_version_per_write_and_clients_ids_by_name(
     assert first.client_keys == [request_key("client-7")]
     assert (first.low, first.high) == (request_key(ours[0]), request_key(ours[-1]))
     client_only = event_entry(event("client-8", *ones, at=now))
-    only_clients = chunked([client_only])
-    assert (only_clients[0].low, only_clients[0].high) == (None, None)
+    (alone,) = chunked([client_only])  # one key: its own range
+    assert (alone.low, alone.high, alone.client_keys) == (client_only.key, client_only.key, [])
+    clients = [event_entry(event(f"client-{i}", *ones, at=now)) for i in range(9, 12)]
+    (named,) = chunked(clients)
+    assert (named.low, named.high, named.client_keys) == (None, None, [e.key for e in clients])
     # a write holding requests made 30 s apart (a store that was stuck) spans two chunks
     late = event(id_at(now), *ones, at=now)
     early = event(id_at(now - 30), *ones, at=now - 30)
@@ -391,12 +394,14 @@ def test_chunks_hold_a_version_per_write_and_clients_ids_by_name(
     for chunk in chunked(entries + many):
         assert chunk.low is None or chunk.high is None or chunk.high - chunk.low <= SPAN_KEYS
 
-    store.append([*entries, client_only])
-    for request_id in [*ours, "client-7", "client-8"]:
+    store.append([*entries, client_only, *clients])
+    for request_id in [*ours, *(f"client-{i}" for i in range(7, 12))]:
         assert get(store, request_id).request_id == request_id
-    assert set(store.find_many(["client-7", ours[3], "client-9"])) == {"client-7", ours[3]}
-    assert store.count("m") == 8
-    assert store.purge(datetime.fromtimestamp(now + 60, UTC)) == 8
+    assert set(store.find_many(["client-7", ours[3], "client-99"])) == {"client-7", ours[3]}
+    assert store.count("m") == 11
+    assert store.purge(datetime.fromtimestamp(now + 60, UTC)) == 11
+    with store.engine.connect() as conn:  # the purged chunks' names for clients' ids went too
+        assert conn.exec_driver_sql("SELECT count(*) FROM prediction_ids").scalar_one() == 0
     with pytest.raises(PredictionNotFound):
         get(store, "client-7")
 

@@ -376,7 +376,12 @@ def test_chunks_hold_a_version_per_write_and_clients_ids_by_name(
     entries.insert(2, event_entry(event("client-7", *ones, at=now)))
     entries.append(event_entry(event(id_at(now), *ones, at=now, version="2")))
     first, second = chunked(entries)
-    assert (first.version, len(first.metas), second.version, len(second.metas)) == ("1", 6, "2", 1)
+    assert (first.version, len(first.entries), second.version, len(second.entries)) == (
+        "1",
+        6,
+        "2",
+        1,
+    )
     assert first.client_keys == [request_key("client-7")]
     assert (first.low, first.high) == (request_key(ours[0]), request_key(ours[-1]))
     client_only = event_entry(event("client-8", *ones, at=now))
@@ -390,7 +395,7 @@ def test_chunks_hold_a_version_per_write_and_clients_ids_by_name(
     early = event(id_at(now - 30), *ones, at=now - 30)
     assert len(chunked([event_entry(early), event_entry(late)])) == 2
     many = [event_entry(event(id_at(now), *ones, at=now)) for _ in range(CHUNK_REQUESTS + 1)]
-    assert [len(chunk.metas) for chunk in chunked(many)] == [CHUNK_REQUESTS, 1]
+    assert [len(chunk.entries) for chunk in chunked(many)] == [CHUNK_REQUESTS, 1]
     for chunk in chunked(entries + many):
         assert chunk.low is None or chunk.high is None or chunk.high - chunk.low <= SPAN_KEYS
 
@@ -443,3 +448,83 @@ def test_windows_across_chunks_of_several_workers(
     assert store.count("m", until=datetime.fromtimestamp(start + 20, UTC)) == 0
     for log in workers:
         log.close()
+
+
+def mixed_events() -> list[PredictionEvent]:
+    """One version's requests with every kind of inputs: rows of numbers under two sets of
+    columns (kept as raw float64s until written), columns of strings, none at all."""
+    two = Batch.of_matrix(np.array([[1.5, np.nan]]), ["a", "b"])
+    wide = Batch.of_matrix(np.arange(6.0).reshape(2, 3), ["c", "d", "e"])
+    strings = Batch({"city": np.array(["nice", None], dtype=object)}, 2)
+    two_more = Batch.of_matrix(np.array([[3.0, 4.0], [5.0, 6.0]]), ["a", "b"])
+    inputs = {"r1": two, "r2": wide, "r3": strings, "client-4": None, "r5": two_more}
+    now = time.time()
+    return [
+        PredictionEvent(
+            request_id,
+            "m",
+            "1",
+            "native",
+            422 if batch is None else 200,
+            0 if batch is None else batch.n_rows,
+            0.001,
+            now + i / 1000,
+            inputs=batch,
+            outputs=None if batch is None else {"predictions": np.arange(batch.n_rows)},
+        )  # fmt: skip
+        for i, (request_id, batch) in enumerate(inputs.items())
+    ]
+
+
+EXPECTED_INPUTS = {
+    "r1": {"a": [1.5], "b": [None]},
+    "r2": {"c": [0.0, 3.0], "d": [1.0, 4.0], "e": [2.0, 5.0]},
+    "r3": {"city": ["nice", None]},
+    "client-4": None,
+    "r5": {"a": [3.0, 5.0], "b": [4.0, 6.0]},
+}
+
+
+def test_one_write_of_mixed_inputs_reads_back_exactly(store: PredictionStore) -> None:
+    log = PredictionLog(lambda: store, flush_seconds=3600)
+    for item in mixed_events():
+        log.observe(item)
+    assert log.flush()
+    with store.engine.connect() as conn:  # one chunk: two matrices, the rest as JSON
+        (data,) = conn.exec_driver_sql("SELECT data FROM prediction_chunks").scalars().all()
+    assert data.startswith('{"matrices":[{"columns":["a","b"],"data":[[1.5,null],[3.0,4.0]')
+    for request_id, inputs in EXPECTED_INPUTS.items():
+        assert get(store, request_id).inputs == inputs
+    listed = store.records("m", newest_first=False)
+    assert [r.request_id for r in listed] == list(EXPECTED_INPUTS)
+    assert [r.outputs for r in listed][:2] == [{"predictions": [0]}, {"predictions": [0, 1]}]
+    frame = read_inputs(store, "m", columns=["a", "b"])  # the failed request left out
+    assert frame.fillna(-1.0).to_dict("list") == {  # rows of other columns: missing here
+        "a": [1.5, -1.0, -1.0, -1.0, -1.0, 3.0, 5.0],
+        "b": [-1.0, -1.0, -1.0, -1.0, -1.0, 4.0, 6.0],
+    }
+    log.close()
+
+
+def test_migrating_down_and_up_keeps_every_request(store: PredictionStore) -> None:
+    """The downgrade expands chunks (matrices included) into a row a request; the upgrade
+    gathers them back: every request is found as it was, by id and in lists."""
+    from alembic import command
+
+    from ferry.registry.migrations import _config, upgrade
+
+    log = PredictionLog(lambda: store, flush_seconds=3600)
+    for item in mixed_events():
+        log.observe(item)
+    assert log.flush()
+    log.close()
+    before = {r.request_id: r for r in store.records("m")}
+    with store.engine.begin() as conn:
+        command.downgrade(_config(conn), "0004_builds")
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT request_id, inputs FROM predictions").all()
+    assert len(rows) == len(EXPECTED_INPUTS)
+    upgrade(str(store.engine.url.render_as_string(hide_password=False)))
+    after = {r.request_id: r for r in store.records("m")}
+    assert after == before
+    assert {key: value.inputs for key, value in after.items()} == EXPECTED_INPUTS

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ferry.monitoring.predlog.codec import Entry
@@ -37,13 +38,12 @@ class Chunk:
     last_us: int
     low: int | None = None  # the bounds of its time-ordered keys (None: it has none)
     high: int | None = None
-    metas: list[tuple[Any, ...]] = field(default_factory=list)
-    datas: list[bytes] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     size: int = 0
     client_keys: list[int] = field(default_factory=list)
 
     def fits(self, entry: Entry, timed: bool) -> bool:
-        if len(self.metas) >= CHUNK_REQUESTS or self.size + len(entry.data) > CHUNK_BYTES:
+        if len(self.entries) >= CHUNK_REQUESTS or self.size + _size(entry) > CHUNK_BYTES:
             return False
         if max(self.last_us, entry.at_us) - min(self.first_us, entry.at_us) > SPAN_MICROS:
             return False  # a chunk is purged whole: its requests arrived close together
@@ -59,22 +59,54 @@ class Chunk:
             self.client_keys.append(entry.key)
         self.first_us = min(self.first_us, entry.at_us)
         self.last_us = max(self.last_us, entry.at_us)
-        self.metas.append(entry.meta)
-        self.datas.append(entry.data)
-        self.size += len(entry.data)
+        self.entries.append(entry)
+        self.size += _size(entry)
 
     def row(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "version": self.version,
-            "requests": len(self.metas),
+            "requests": len(self.entries),
             "first_us": self.first_us,
             "last_us": self.last_us,
             "low_key": self.low,
             "high_key": self.high,
-            "meta": orjson.dumps(self.metas).decode(),
-            "data": (b"[" + b",".join(self.datas) + b"]").decode(),
+            "meta": orjson.dumps([entry[3:11] for entry in self.entries]).decode(),
+            "data": _data(self.entries).decode(),
         }
+
+
+def _size(entry: Entry) -> int:
+    """About the bytes ``entry`` adds to a chunk (a float64 takes about 3 times its 8 bytes
+    as JSON)."""
+    return len(entry.data) + 3 * len(entry.matrix or b"")
+
+
+def _data(entries: list[Entry]) -> bytes:
+    """The chunk's ``data``: ``[[inputs, outputs], ...]``, or, when rows of numbers came as
+    raw float64s, ``{"matrices": [{"columns", "data"}, ...], "requests": [...]}``, each
+    set of columns' rows stacked and written by orjson in one call, a request's inputs
+    given as ``[matrix, rows]`` (``codec.stored_requests`` reads both)."""
+    if all(entry.matrix is None for entry in entries):
+        return b"[" + b",".join([entry.data for entry in entries]) + b"]"
+    stacks: dict[tuple[str, ...], tuple[int, list[bytes]]] = {}  # columns: (index, rows)
+    pieces = []
+    for entry in entries:
+        if entry.matrix is None or entry.columns is None:
+            pieces.append(entry.data)
+            continue
+        index, stack = stacks.setdefault(entry.columns, (len(stacks), []))
+        rows = len(entry.matrix) // (8 * len(entry.columns) or 1)
+        stack.append(entry.matrix)
+        pieces.append(b"[[%d,%d]," % (index, rows) + entry.data + b"]")
+    matrices = []
+    for columns, (_, stack) in stacks.items():
+        values = np.frombuffer(b"".join(stack), dtype=np.float64).reshape(-1, len(columns))
+        matrices.append(
+            b'{"columns":' + orjson.dumps(columns) + b',"data":'
+            + orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY) + b"}"
+        )  # fmt: skip
+    return b'{"matrices":[' + b",".join(matrices) + b'],"requests":[' + b",".join(pieces) + b"]}"
 
 
 def is_time_key(key: int, at_us: int) -> bool:
@@ -105,8 +137,10 @@ def chunked(entries: Iterable[Entry]) -> list[Chunk]:
 def _whole(part: list[Entry]) -> Chunk | None:
     """``part`` (one version's, at most CHUNK_REQUESTS) as one chunk, if it keeps the bounds:
     its clients' ids aside, keys within SPAN_KEYS; arrivals within SPAN_MICROS; CHUNK_BYTES."""
-    models, versions, keys, ats, metas, datas = zip(*part, strict=True)
-    first, last, size = min(ats), max(ats), sum(map(len, datas))
+    keys = [entry[2] for entry in part]
+    ats = [entry[10] for entry in part]
+    first, last = min(ats), max(ats)
+    size = sum(map(_size, part))
     if last - first > SPAN_MICROS or size > CHUNK_BYTES:
         return None
     bounds: tuple[int, int] | tuple[None, None] = (min(keys), max(keys))
@@ -119,10 +153,7 @@ def _whole(part: list[Entry]) -> Chunk | None:
         client_keys = [key for key, ok in zip(keys, near, strict=True) if not ok]
         bounds = (min(timed), max(timed)) if timed else (None, None)
     low, high = bounds
-    return Chunk(
-        models[0], versions[0], first, last, low, high, list(metas), list(datas), size,
-        client_keys,
-    )  # fmt: skip
+    return Chunk(part[0].model, part[0].version, first, last, low, high, part, size, client_keys)
 
 
 def _one_by_one(part: list[Entry]) -> list[Chunk]:

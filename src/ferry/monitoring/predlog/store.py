@@ -41,6 +41,7 @@ from ferry.monitoring.predlog.codec import (
     lookup_keys,
     micros,
     record_of,
+    stored_requests,
 )
 from ferry.monitoring.predlog.records import Feedback, Labeled, LoggedPrediction
 from ferry.registry.metadata.engine import create_engine, redact, write_transaction
@@ -201,7 +202,7 @@ class PredictionStore:
                     hits = [i for i, meta in enumerate(metas) if meta[REQUEST_ID] in wanted]
                     if not hits:
                         continue
-                    data = orjson.loads(row.data)
+                    data = stored_requests(orjson.loads(row.data))
                     for i in hits:
                         request_id, where = metas[i][REQUEST_ID], (row.id, i)
                         if placed.get(request_id, (-1, -1)) < where:
@@ -298,7 +299,7 @@ class PredictionStore:
         """Decoded chunks that may hold requests in the window, oldest first."""
         columns = [*_HEADER, chunks.c.meta, *([chunks.c.data] if with_data else [])]
         for row in self._paged(window.chunks(sa.select(*columns)), newest_first=False):
-            data = orjson.loads(row.data) if with_data else []
+            data = stored_requests(orjson.loads(row.data)) if with_data else []
             yield row.model, row.version, orjson.loads(row.meta), data
 
     def _paged(self, query: sa.Select[Any], *, newest_first: bool) -> Iterator[Any]:
@@ -344,7 +345,7 @@ class PredictionStore:
             data: list[Any] | None = None
             for position, meta in enumerate(orjson.loads(row.meta)):
                 if wanted(meta):
-                    data = orjson.loads(row.data) if data is None else data
+                    data = stored_requests(orjson.loads(row.data)) if data is None else data
                     record = record_of(row.model, row.version, meta, data[position])
                     order = (sign * meta[AT_US], sign * row.id, sign * position, record)
                     heapq.heappush(heap, order)

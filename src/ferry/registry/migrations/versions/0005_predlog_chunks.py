@@ -174,7 +174,7 @@ def downgrade() -> None:
 
 def _rows_of(chunk: Any) -> list[dict[str, Any]]:
     rows = []
-    metas, datas = json.loads(chunk["meta"]), json.loads(chunk["data"])
+    metas, datas = json.loads(chunk["meta"]), _requests(json.loads(chunk["data"]))
     for meta, (inputs, outputs) in zip(metas, datas, strict=True):
         request_id, protocol, status, error_code, n_rows, latency, principal, at_us = meta
         rows.append(
@@ -195,6 +195,24 @@ def _rows_of(chunk: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _requests(data: Any) -> list[list[Any]]:
+    """[inputs, outputs] per request, the matrices' rows given back to their requests (as
+    ferry.monitoring.predlog.codec.stored_requests)."""
+    if isinstance(data, list):
+        return data
+    taken = [0] * len(data["matrices"])
+    requests = []
+    for inputs, outputs in data["requests"]:
+        if isinstance(inputs, list):
+            index, n = inputs
+            matrix = data["matrices"][index]
+            rows = matrix["data"][taken[index] : taken[index] + n]
+            taken[index] += n
+            inputs = {"rows": {"columns": matrix["columns"], "data": rows}}
+        requests.append([inputs, outputs])
+    return requests
 
 
 def _key(request_id: str) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ferry.forks import reset_after_fork
 from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.metrics import ServingMetrics
 
@@ -86,15 +86,15 @@ class OutputMetrics:
         self._bounds: list[float] = list(metrics.prediction_values._upper_bounds)
         self._tallies: dict[tuple[str, str], Tally] = {}
         self._classes: dict[tuple[str, str], set[str]] = {}
-        self._pid = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        reset_after_fork(self, "_forget")
 
     def observe(self, event: PredictionEvent) -> None:
         if event.model == "-":
             return
-        if self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         values = _predictions(event.outputs)
         key = (event.model, event.version)
@@ -109,13 +109,18 @@ class OutputMetrics:
 
     def _start(self) -> None:
         with self._lock:
-            if self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            self._tallies = {}  # a forked worker starts from nothing: its parent flushes its own
-            self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="ferry-outputs", daemon=True)
-            self._pid = os.getpid()
             self._thread.start()
+
+    def _forget(self) -> None:
+        """In a forked worker: the parent's thread is not here, and the parent flushes the
+        tallies it had (the lock may have been held by a thread of the parent's)."""
+        self._tallies = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_seconds):
@@ -148,7 +153,7 @@ class OutputMetrics:
             self.metrics.predicted_classes.labels(model, version, label).inc(count)
 
     def close(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=10)
 

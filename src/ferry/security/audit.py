@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ferry.forks import reset_after_fork
 from ferry.registry.metadata.tables import audit_log
 from ferry.security.database import SecurityDatabase
-from ferry.security.forks import reset_after_fork
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from ferry.config.paths import database_url
 from ferry.config.settings import Settings
-from ferry.security.forks import reset_after_fork
+from ferry.forks import reset_after_fork
 
 
 class SecurityDatabase:

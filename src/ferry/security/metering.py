@@ -17,10 +17,10 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
+from ferry.forks import reset_after_fork
 from ferry.monitoring.events import PredictionEvent
 from ferry.registry.metadata.tables import usage
 from ferry.security.database import SecurityDatabase
-from ferry.security.forks import reset_after_fork
 from ferry.security.identity import ANONYMOUS
 
 log = logging.getLogger(__name__)

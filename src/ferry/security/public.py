@@ -9,9 +9,9 @@ import threading
 
 import sqlalchemy as sa
 
+from ferry.forks import reset_after_fork
 from ferry.registry.metadata.tables import model_tags, models
 from ferry.security.database import SecurityDatabase
-from ferry.security.forks import reset_after_fork
 
 log = logging.getLogger(__name__)
 

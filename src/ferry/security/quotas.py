@@ -21,10 +21,10 @@ import sqlalchemy as sa
 
 from ferry.config.settings import Settings
 from ferry.errors import ConfigError, RateLimited
+from ferry.forks import reset_after_fork
 from ferry.monitoring.events import PredictionEvent
 from ferry.registry.metadata.tables import quota_counters
 from ferry.security.database import SecurityDatabase
-from ferry.security.forks import reset_after_fork
 from ferry.security.identity import Principal
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ class Monitoring:
         from ferry.monitoring.predlog.store import PredictionStore
 
         with self._lock:
-            if self._store is None or self._pid != os.getpid():
+            if self._store is None or self._pid != os.getpid():  # not per request: fine
                 self._store = PredictionStore.open(self.database_url)
                 self._pid = os.getpid()
             return self._store

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from ferry.errors import ConfigError
+from ferry.forks import reset_after_fork
 from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.codec import Entry, event_entry
 
@@ -111,10 +111,10 @@ class PredictionLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = False
-        self._pid = -1
         self._thread: threading.Thread | None = None
         self._store: PredictionStore | None = None
         self._start_lock = threading.Lock()
+        reset_after_fork(self, "_forget")
 
     # --- the hot path -------------------------------------------------------------------------
     def observe(self, event: PredictionEvent) -> None:
@@ -122,7 +122,7 @@ class PredictionLog:
             return
         if self.fraction < 1.0 and random.random() >= self.fraction:  # noqa: S311 - sampling
             return
-        if self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         queued = len(self._queue)
         if queued >= self.max_queue:
@@ -141,16 +141,21 @@ class PredictionLog:
     # --- the writer ---------------------------------------------------------------------------
     def _start(self) -> None:
         with self._start_lock:
-            if self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            # after a fork the parent's thread and queue are not ours: start afresh
-            self._queue = deque()
-            self._stop = threading.Event()
-            self._wake = threading.Event()
-            self._store = None
             self._thread = threading.Thread(target=self._run, name="ferry-predlog", daemon=True)
-            self._pid = os.getpid()
             self._thread.start()
+
+    def _forget(self) -> None:
+        """In a forked worker: the parent's thread, queue and connections are not ours (its
+        queue is the parent's to write), so start afresh on the first event."""
+        self._queue = deque()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._busy = False
+        self._store = None
+        self._thread = None
+        self._start_lock = threading.Lock()
 
     @property
     def store(self) -> PredictionStore:
@@ -202,7 +207,7 @@ class PredictionLog:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write what is queued now; True once this process's queue is empty and written."""
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:
             return True
         deadline = time.monotonic() + timeout
         self._wake.set()
@@ -215,7 +220,7 @@ class PredictionLog:
         return True
 
     def close(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._stop.set()
             self._wake.set()
             self._thread.join(timeout=30)

@@ -528,3 +528,17 @@ def test_migrating_down_and_up_keeps_every_request(store: PredictionStore) -> No
     after = {r.request_id: r for r in store.records("m")}
     assert after == before
     assert {key: value.inputs for key, value in after.items()} == EXPECTED_INPUTS
+
+
+def test_ids_json_writes_escaped_are_found_too(store: PredictionStore) -> None:
+    """A lookup scans a chunk's text for a plain id before parsing it; ids that JSON escapes
+    (quotes, backslashes) or the old rows' encoder wrote as \\u escapes are parsed for."""
+    log = PredictionLog(lambda: store, flush_seconds=3600)
+    odd = ['quote"d', "back\\slash", "é-1", "plain-1"]
+    for request_id in odd:
+        log.observe(event(request_id, np.ones((1, 2)), np.ones(1)))
+    assert log.flush()
+    for request_id in odd:
+        assert get(store, request_id).request_id == request_id
+    assert set(store.find_many(odd[:2] + ["plain-2"])) == set(odd[:2])
+    log.close()

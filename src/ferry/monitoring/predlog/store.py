@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -191,18 +192,22 @@ class PredictionStore:
         keys = sorted({key for request_id in wanted for key in lookup_keys(request_id)})
         found: dict[str, LoggedPrediction] = {}
         placed: dict[str, tuple[int, int]] = {}  # where each was found: the latest wins
+        needles = _needles(wanted)
         with self._errors(), self.engine.connect() as conn:
             ids = _chunks_holding(conn, keys)
             for start in range(0, len(ids), 50):
-                query = sa.select(*_HEADER, chunks.c.meta, chunks.c.data).where(
+                query = sa.select(*_HEADER, chunks.c.meta).where(
                     chunks.c.id.in_(ids[start : start + 50])
                 )
-                for row in conn.execute(query):
+                for row in conn.execute(query).all():
+                    if needles is not None and not any(n in row.meta for n in needles):
+                        continue  # scanning the text spares parsing a chunk without them
                     metas = orjson.loads(row.meta)
                     hits = [i for i, meta in enumerate(metas) if meta[REQUEST_ID] in wanted]
                     if not hits:
                         continue
-                    data = stored_requests(orjson.loads(row.data))
+                    text = conn.execute(sa.select(chunks.c.data).where(chunks.c.id == row.id))
+                    data = stored_requests(orjson.loads(text.scalar_one()))
                     for i in hits:
                         request_id, where = metas[i][REQUEST_ID], (row.id, i)
                         if placed.get(request_id, (-1, -1)) < where:
@@ -404,6 +409,17 @@ class PredictionStore:
             conn.execute(chunks.delete().where(old))
             conn.execute(prediction_feedback.delete().where(prediction_feedback.c.at < before))
         return int(removed)
+
+
+def _needles(request_ids: set[str]) -> list[str] | None:
+    """How each of a few ids appears in a chunk's ``meta`` text, when that is certain: ids of
+    printable ASCII without quotes or backslashes, which JSON writes as they are."""
+    if len(request_ids) > 8 or not all(_PLAIN.fullmatch(r) for r in request_ids):
+        return None
+    return [f'"{request_id}"' for request_id in request_ids]
+
+
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
 
 
 def _chunks_holding(conn: Connection, keys: Sequence[int]) -> list[int]:

@@ -186,6 +186,25 @@ def stored_requests(data: Any) -> list[list[Any]]:
     return requests
 
 
+def stored_request(data: Any, index: int) -> list[Any]:
+    """Request ``index``'s ``[inputs, outputs]`` of a chunk's parsed ``data``, without
+    rebuilding the others' (``stored_requests``)."""
+    if isinstance(data, list):
+        return cast(list[Any], data[index])
+    inputs, outputs = data["requests"][index]
+    if isinstance(inputs, list):
+        matrix, n = inputs
+        start = sum(
+            earlier[0][1]
+            for earlier in data["requests"][:index]
+            if isinstance(earlier[0], list) and earlier[0][0] == matrix
+        )
+        found = data["matrices"][matrix]
+        rows = found["data"][start : start + n]
+        inputs = {"rows": {"columns": found["columns"], "data": rows}}
+    return [inputs, outputs]
+
+
 def record_of(model: str, version: str, meta: list[Any], data: list[Any]) -> LoggedPrediction:
     """A stored request (its ``meta`` and ``[inputs, outputs]``) as a record."""
     request_id, protocol, status, error_code, rows, latency, principal, at_us = meta

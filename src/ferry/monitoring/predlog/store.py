@@ -42,6 +42,7 @@ from ferry.monitoring.predlog.codec import (
     lookup_keys,
     micros,
     record_of,
+    stored_request,
     stored_requests,
 )
 from ferry.monitoring.predlog.records import Feedback, Labeled, LoggedPrediction
@@ -207,12 +208,14 @@ class PredictionStore:
                     if not hits:
                         continue
                     text = conn.execute(sa.select(chunks.c.data).where(chunks.c.id == row.id))
-                    data = stored_requests(orjson.loads(text.scalar_one()))
+                    data = orjson.loads(text.scalar_one())
                     for i in hits:
                         request_id, where = metas[i][REQUEST_ID], (row.id, i)
                         if placed.get(request_id, (-1, -1)) < where:
                             placed[request_id] = where
-                            found[request_id] = record_of(row.model, row.version, metas[i], data[i])
+                            found[request_id] = record_of(
+                                row.model, row.version, metas[i], stored_request(data, i)
+                            )
         return found
 
     # --- reading windows ----------------------------------------------------------------------

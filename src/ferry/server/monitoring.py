@@ -8,7 +8,6 @@ and database connections are made lazily in each worker process, never in the pa
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from starlette.requests import Request
 
 from ferry.config.settings import Settings
 from ferry.errors import PredictionLogDisabled
+from ferry.forks import reset_after_fork
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.monitoring.outputs import OutputMetrics
 from ferry.monitoring.performance import (
@@ -48,17 +48,23 @@ class Monitoring:
     monitor: PerformanceMonitor
     log: PredictionLog | None = None
     _store: PredictionStore | None = None
-    _pid: int = -1
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        reset_after_fork(self, "_forget")
+
+    def _forget(self) -> None:
+        """In a forked worker: the parent's pooled connections must not be shared."""
+        self._store = None
+        self._lock = threading.Lock()
 
     def store(self) -> PredictionStore:
         """This process's connection pool to the log (made after fork, on first use)."""
         from ferry.monitoring.predlog.store import PredictionStore
 
         with self._lock:
-            if self._store is None or self._pid != os.getpid():  # not per request: fine
+            if self._store is None:
                 self._store = PredictionStore.open(self.database_url)
-                self._pid = os.getpid()
             return self._store
 
     def logged_store(self) -> PredictionStore:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ferry.monitoring.predlog.codec import Entry
+from ferry.monitoring.predlog.codec import META_FIELDS, Entry
 
 KEY_MILLIS_SHIFT = 16  # a UUIDv7 key is 48 bits of unix milliseconds, then 16 more
 SPAN_KEYS = 10_000 << KEY_MILLIS_SHIFT  # ten seconds of time-ordered keys
@@ -73,7 +73,7 @@ class Chunk:
             "last_us": self.last_us,
             "low_key": self.low,
             "high_key": self.high,
-            "meta": orjson.dumps([entry[3:11] for entry in self.entries]).decode(),
+            "meta": orjson.dumps([entry[META_FIELDS] for entry in self.entries]).decode(),
             "data": _data(self.entries).decode(),
         }
 
@@ -139,8 +139,8 @@ def chunked(entries: Iterable[Entry]) -> list[Chunk]:
 def _whole(part: list[Entry]) -> Chunk | None:
     """``part`` (one version's, at most CHUNK_REQUESTS) as one chunk, if it keeps the bounds:
     its clients' ids aside, keys within SPAN_KEYS; arrivals within SPAN_MICROS; CHUNK_BYTES."""
-    keys = [entry[2] for entry in part]
-    ats = [entry[10] for entry in part]
+    keys = [entry.key for entry in part]
+    ats = [entry.at_us for entry in part]
     first, last = min(ats), max(ats)
     size = sum(map(_size, part))
     if last - first > SPAN_MICROS or size > CHUNK_BYTES:

@@ -107,9 +107,9 @@ class Entry(NamedTuple):
     matrix: bytes | None  # inputs that are rows of numbers: their float64s, row after row
     columns: tuple[str, ...] | None  # the names of ``matrix``'s columns
 
-    @property
-    def meta(self) -> tuple[Any, ...]:
-        return self[3:11]
+
+# where an Entry holds its meta, the fields chunks.py writes in META order
+META_FIELDS = slice(Entry._fields.index(META[0]), Entry._fields.index(META[-1]) + 1)
 
 
 def event_entry(event: PredictionEvent) -> Entry:
@@ -172,16 +172,13 @@ def stored_requests(data: Any) -> list[list[Any]]:
     ``[i, n]`` are the next ``n`` rows of matrix ``i`` (see ``chunks.py``)."""
     if isinstance(data, list):
         return data
-    matrices = data["matrices"]
-    taken = [0] * len(matrices)
+    taken = [0] * len(data["matrices"])
     requests: list[list[Any]] = []
     for inputs, outputs in data["requests"]:
         if isinstance(inputs, list):
             index, n = inputs
-            start, taken[index] = taken[index], taken[index] + n
-            matrix = matrices[index]
-            rows = matrix["data"][start : start + n]
-            inputs = {"rows": {"columns": matrix["columns"], "data": rows}}
+            inputs = _matrix_rows(data, index, taken[index], n)
+            taken[index] += n
         requests.append([inputs, outputs])
     return requests
 
@@ -199,10 +196,14 @@ def stored_request(data: Any, index: int) -> list[Any]:
             for earlier in data["requests"][:index]
             if isinstance(earlier[0], list) and earlier[0][0] == matrix
         )
-        found = data["matrices"][matrix]
-        rows = found["data"][start : start + n]
-        inputs = {"rows": {"columns": found["columns"], "data": rows}}
+        inputs = _matrix_rows(data, matrix, start, n)
     return [inputs, outputs]
+
+
+def _matrix_rows(data: Any, matrix: int, start: int, n: int) -> dict[str, Any]:
+    """Rows ``start`` to ``start + n`` of a chunk's matrix ``matrix``, in the rows form."""
+    found = data["matrices"][matrix]
+    return {"rows": {"columns": found["columns"], "data": found["data"][start : start + n]}}
 
 
 def record_of(model: str, version: str, meta: list[Any], data: list[Any]) -> LoggedPrediction:

@@ -91,9 +91,8 @@ class Window:
 
     def bounds(self) -> tuple[int, int]:
         """The window as unix microseconds, ``since`` in and ``until`` out."""
-        low = LOWEST_KEY if self.since is None else micros(self.since)
-        high = -LOWEST_KEY if self.until is None else micros(self.until)
-        return low, high
+        since, until = self.since_us, self.until_us
+        return (LOWEST_KEY if since is None else since, -LOWEST_KEY if until is None else until)
 
     def holds(self) -> Callable[[list[Any]], bool]:
         """A test of one stored request's ``meta``: is its time inside the window?"""

@@ -116,6 +116,11 @@ class MLflowFlavor:
     def accepts(self, obj: object) -> bool:
         return False  # MLflow models are folders on disk
 
+    @staticmethod
+    def preferred(flavors: Mapping[str, Any]) -> str | None:
+        """The flavor Ferry loads from an MLmodel's ``flavors``: a native one first."""
+        return next((name for name in (*_NATIVE, PYFUNC) if name in flavors), None)
+
     def save(self, source: object, model_dir: Path) -> SavedArtifact:
         if not isinstance(source, Path) or not self.detect(source):
             raise FlavorError(f"{source} is not an MLflow model folder (no {MLMODEL_FILE})")
@@ -163,9 +168,9 @@ def _inner_flavor(mlmodel: Mapping[str, Any], chosen: str | None) -> str:
                 f"this MLflow model has no {chosen!r} flavor; it has {sorted(flavors)}"
             )
         return chosen
-    for name in (*_NATIVE, PYFUNC):
-        if name in flavors:
-            return name
+    preferred = MLflowFlavor.preferred(flavors)
+    if preferred is not None:
+        return preferred
     raise FlavorError(
         f"this MLflow model has flavors {sorted(flavors)}; Ferry loads {[*_NATIVE, PYFUNC]}",
         flavors=sorted(flavors),

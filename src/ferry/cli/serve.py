@@ -128,7 +128,7 @@ def public_url(host: str, port: int, tls: dict[str, str]) -> str:
 
 def check_pickles(path: str, *, trust: bool) -> None:
     """Scan the pickles a local model would unpickle; refuse unsafe ones unless trusted."""
-    from ferry.security.scanner import enforce, scan_model
+    from ferry.model.scanner.scan import enforce, scan_model
 
     if ".py:" in path:
         return  # custom Python code: the user runs their own code

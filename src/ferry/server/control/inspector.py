@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, JsonValue
 
 from ferry.errors import BundleError, FerryError, FlavorError
-from ferry.security.scanner import ScanReport, enforce, scan_model
+from ferry.model.scanner.scan import ScanReport, enforce, scan_model
 
 MAX_WARNINGS = 20
 

@@ -12,7 +12,7 @@ Cython unpickle helpers), and never in their testing, dataset-download or distri
 
 from __future__ import annotations
 
-from ferry.security.pickle_stream import Global
+from ferry.model.scanner.stream import Global
 
 # --- exact names ------------------------------------------------------------------------------
 _BUILTINS = {

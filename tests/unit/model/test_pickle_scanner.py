@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ferry.errors import UnsafeModel
-from ferry.security.scanner import ScanReport, enforce, scan_file, scan_model
+from ferry.model.scanner.scan import ScanReport, enforce, scan_file, scan_model
 from tests.pickle_cases import benign_models, dump_every_way, forest, malicious_files
 
 

@@ -1,7 +1,7 @@
 """Scan model files for pickles that would run code when loaded, before anything loads them.
 
 A pickle can import and call any name, so it is judged by the names it imports: every opcode is
-walked (``pickle_machine``), joblib's inline array data skipped as ``joblib.load`` reads it,
+walked (``machine``), joblib's inline array data skipped as ``joblib.load`` reads it,
 compressed joblib files decompressed as a stream (with a size limit), concatenated pickles all
 read. Each imported name is checked against ``allowlist``; a file with names outside it, or one
 the scanner cannot parse, is unsafe. ``enforce`` turns an unsafe report into ``UnsafeModel``
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from ferry.errors import UnsafeModel
-from ferry.security.allowlist import is_allowed
-from ferry.security.pickle_machine import Machine
-from ferry.security.pickle_stream import GlobalRef, PickleRejected, Stream
+from ferry.model.scanner.allowlist import is_allowed
+from ferry.model.scanner.machine import Machine
+from ferry.model.scanner.stream import GlobalRef, PickleRejected, Stream
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".pck", ".p"})
 MAX_DECOMPRESSED_BYTES = 16 * 1024**3

@@ -1,5 +1,5 @@
 """The pickle opcodes of the scanner's symbolic unpickler, each as ``pickle._Unpickler`` runs
-it, minus every import and call (``pickle_machine.Machine`` records and models those)."""
+it, minus every import and call (``machine.Machine`` records and models those)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ferry.security.pickle_stream import HIGHEST_PROTOCOL, WRAPPER
+from ferry.model.scanner.stream import HIGHEST_PROTOCOL, WRAPPER
 
 if TYPE_CHECKING:
-    from ferry.security.pickle_machine import Machine
+    from ferry.model.scanner.machine import Machine
 
 Handler = Callable[["Machine"], None]
 DISPATCH: dict[int, Handler] = {}

@@ -6,7 +6,7 @@ the stack and memo, ``INST``) is recorded. joblib writes each numpy array as a
 ``NumpyArrayWrapper`` object followed by the array's raw bytes (or, for object arrays, a nested
 pickle) outside the pickle framing; after the wrapper's ``BUILD`` the bytes are skipped exactly
 as joblib reads them, and scanning goes on after them. Anything the machine cannot follow raises
-``PickleRejected``: a reader that is unsure must say no. The opcodes live in ``pickle_ops``.
+``PickleRejected``: a reader that is unsure must say no. The opcodes live in ``ops``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import _compat_pickle
 import struct
 from typing import Any
 
-from ferry.security.pickle_ops import DISPATCH
-from ferry.security.pickle_stream import (
+from ferry.model.scanner.ops import DISPATCH
+from ferry.model.scanner.stream import (
     BIG,
     DTYPE,
     MAX_NESTING,
@@ -183,7 +183,7 @@ class Machine:
     def read_array(self, wrapper: Made) -> Made:
         """Skip the array joblib writes after the wrapper, as ``NumpyArrayWrapper.read`` reads
         it: a nested pickle for object arrays, else an alignment pad and the raw data."""
-        from ferry.security.arrays import array_layout
+        from ferry.model.scanner.arrays import array_layout
 
         layout = array_layout(wrapper.state, self.dtypes)
         if isinstance(layout, str):

@@ -1,4 +1,4 @@
-"""The values and the byte stream of the scanner's symbolic unpickler (see ``pickle_machine``).
+"""The values and the byte stream of the scanner's symbolic unpickler (see ``machine``).
 
 Values are modelled just far enough to resolve imported names and to size joblib's arrays:
 strings, numbers, tuples, lists and dicts are real Python values; whatever a call would build is

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ferry.security.pickle_stream import DTYPE, Blob, Global, Made
+from ferry.model.scanner.stream import DTYPE, Blob, Global, Made
 
 if TYPE_CHECKING:
     import numpy as np

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.security.allowlist import is_allowed
-from ferry.security.pickle_stream import Global
+from ferry.model.scanner.allowlist import is_allowed
+from ferry.model.scanner.stream import Global
 
 DENIED = [
     "builtins.eval",

@@ -33,7 +33,8 @@ def create(
         typer.Option(
             "--scope",
             "-s",
-            help="read, predict, publish or admin, optionally :<model glob> (repeatable).",
+            help="read, predict, publish, trust (vouch for code models) or admin, "
+            "optionally :<model glob> (repeatable).",
         ),
     ],
     expires: Annotated[

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 PUBLIC_TAG = "public"
 TRUE = ("true", "1", "yes")
 REFRESH_SECONDS = 2.0
+
+
+def is_public(tags: Mapping[str, str]) -> bool:
+    """Whether a model with these tags answers predictions without a key."""
+    return tags.get(PUBLIC_TAG, "").lower() in TRUE
 
 
 class PublicModels:

@@ -1,9 +1,14 @@
-"""Scopes: what a key or token may do (``read``, ``predict``, ``publish``, ``admin``), each
-optionally limited to model names by a glob (``predict:iris``, ``publish:fraud-*``).
+"""Scopes: what a key or token may do (``read``, ``predict``, ``publish``, ``trust``,
+``admin``), each optionally limited to model names by a glob (``predict:iris``,
+``publish:fraud-*``).
 
 ``admin`` grants everything; ``publish`` on a model also grants ``read`` on it (a publisher
-sees what it writes). A requirement without a model (listing every model, creating a model
-named in the body) is met only by a scope whose glob is ``*``.
+sees what it writes). ``trust`` grants only the decision to run a model's own code on the
+server (registering a code model or a pickle the scanner refuses, making a code model public):
+it is kept apart from ``publish`` so that the key a CI pipeline publishes with cannot vouch for
+code, and it is used together with ``publish`` (the upload route itself needs ``publish``). A
+requirement without a model (listing every model, creating a model named in the body) is met
+only by a scope whose glob is ``*``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ class Action(StrEnum):
     READ = "read"
     PREDICT = "predict"
     PUBLISH = "publish"
+    TRUST = "trust"
     ADMIN = "admin"
 
 
@@ -27,6 +33,7 @@ _IMPLIES: dict[Action, frozenset[Action]] = {
     Action.READ: frozenset({Action.READ}),
     Action.PREDICT: frozenset({Action.PREDICT}),
     Action.PUBLISH: frozenset({Action.PUBLISH, Action.READ}),
+    Action.TRUST: frozenset({Action.TRUST}),
     Action.ADMIN: frozenset(Action),
 }
 MAX_GLOB = 128

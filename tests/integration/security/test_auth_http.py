@@ -177,10 +177,11 @@ def test_admin_api_and_audit_log(home: Home, server: str) -> None:
     assert writes[-1]["actor"] != "-"
 
 
-def test_only_an_admin_may_upload_with_trust(
+def test_only_the_trust_scope_may_upload_with_trust(
     home: Home, server: str, tmp_path: Path, iris_model: LogisticRegression
 ) -> None:
-    """trust=true overrides the pickle scanner, so a publish key may not send it."""
+    """trust=true overrides the pickle scanner and lets code run, so a publish key may not
+    send it: it needs the trust scope (which admin implies)."""
     model_file = tmp_path / "iris.joblib"
     joblib.dump(iris_model, model_file, compress=3)  # different bytes: a new version
     publisher = home.key("pub", "publish:iris")
@@ -188,7 +189,7 @@ def test_only_an_admin_may_upload_with_trust(
         with pytest.raises(Forbidden) as refused:
             client.register(model_file, "iris", trust=True)
         assert refused.value.details["field"] == "trust"
-        assert refused.value.details["required"] == "admin:iris"
+        assert refused.value.details["required"] == "trust:iris"
         assert [v.version for v in client.versions("iris").items] == [1]
         assert client.register(model_file, "iris").version == 2  # no trust: publish is enough
     admin = home.key("root", "admin:iris")

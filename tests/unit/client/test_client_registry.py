@@ -133,8 +133,10 @@ def test_register_a_custom_predictor_with_its_code(
         "flowers",
         code=[flv_custom.parent / "assets"],
         example=flv_iris_rows,
+        trust=True,  # a custom class is code: the server refuses it without trust
     )
     assert version.flavor == "custom"
+    assert version.tags["ferry.trusted_by"] == "local"
     loaded = ferry.model.load(client.pull("flowers", tmp_path / "flowers"))
     assert loaded.predict(flv_iris_rows).tolist() == flv_logreg.predict(flv_iris_rows).tolist()
 

@@ -15,6 +15,7 @@ from ferry.security.scopes import Action, Requirement, Scope, allows, model_of, 
         ("predict:iris", Action.PREDICT, "iris"),
         ("publish:*", Action.PUBLISH, "*"),
         ("READ:fraud-*", Action.READ, "fraud-*"),
+        ("trust:team-*", Action.TRUST, "team-*"),
         (" admin ", Action.ADMIN, "*"),
     ],
 )
@@ -47,6 +48,15 @@ def test_bad_scopes_name_the_field(text: str) -> None:
         (["admin"], (Action.PUBLISH,), "anything", True),
         (["admin:iris"], (Action.ADMIN,), None, False),
         (["read:iris", "predict:wine"], (Action.READ, Action.PREDICT), "wine", True),
+        # trusting code is its own decision: publish does not grant it, admin does
+        (["publish"], (Action.TRUST,), "iris", False),
+        (["publish:team-*", "read"], (Action.TRUST,), "team-a", False),
+        (["trust:team-*"], (Action.TRUST,), "team-a", True),
+        (["trust:team-*"], (Action.TRUST,), "other", False),
+        (["trust"], (Action.PUBLISH,), "iris", False),
+        (["trust"], (Action.READ,), "iris", False),
+        (["admin"], (Action.TRUST,), "iris", True),
+        (["admin:iris"], (Action.TRUST,), "iris", True),
     ],
 )
 def test_allows(

@@ -21,7 +21,8 @@ from ferry.server.control.schemas import Body
 class KeyIn(Body):
     name: str = Field(description="A label for the key (letters, digits, '.', '_', '-').")
     scopes: list[str] = Field(
-        description="e.g. `predict:iris`, `publish:*`, `read`, `admin`", min_length=1
+        description="e.g. `predict:iris`, `publish:*`, `trust:team-*`, `read`, `admin`",
+        min_length=1,
     )
     expires: str | None = Field(default=None, description="A lifetime such as `30d` or `12h`.")
     requests_per_minute: int | None = Field(default=None, ge=1)

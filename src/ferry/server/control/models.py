@@ -8,11 +8,13 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ferry.security.trust import check_may_make_public
 from ferry.server.control.routing import (
     ERROR_RESPONSES,
     ControlRoute,
     RegistryProvider,
     actor_of,
+    principal_of,
 )
 from ferry.server.control.schemas import (
     AuditPage,
@@ -76,8 +78,13 @@ class ModelRoutes:
         return model_out(self.registry().get_model(name))
 
     def update_model(self, request: Request, name: str, body: UpdateModelIn) -> ModelOut:
-        """Set the description and/or replace the tags (fields left out stay as they are)."""
-        record = self.registry().update_model(
+        """Set the description and/or replace the tags (fields left out stay as they are).
+
+        Tagging a model that holds code `public=true` needs the `trust` scope for it."""
+        registry = self.registry()
+        if body.tags is not None:
+            check_may_make_public(principal_of(request), registry, name, body.tags)
+        record = registry.update_model(
             name, description=body.description, tags=body.tags, actor=actor_of(request)
         )
         return model_out(record)

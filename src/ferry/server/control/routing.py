@@ -15,6 +15,7 @@ from ferry.errors import InvalidRequest, MalformedBody
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
 from ferry.registry import Registry
 from ferry.registry.service import ANONYMOUS
+from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
 from ferry.server.control.schemas import ErrorAnswer
 
 RegistryProvider = Callable[[], Registry]
@@ -53,6 +54,13 @@ def actor_of(request: Request) -> str:
     auth layer left it in the ASGI scope; ``anonymous`` when auth is off or the route is open."""
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     return str(principal) if principal else ANONYMOUS
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The authenticated caller with its scopes, for a route that decides on a body field
+    (an upload's ``trust=true``, a ``public=true`` tag); None when auth is off."""
+    principal = request.scope.get(IDENTITY_SCOPE_KEY)
+    return principal if isinstance(principal, Principal) else None
 
 
 def invalid_request(errors: Sequence[Any]) -> InvalidRequest:

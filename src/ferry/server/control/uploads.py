@@ -1,8 +1,11 @@
 """``POST /api/v1/models/{name}/versions``: a multipart upload becomes a registered version.
 
 The body is streamed to a staging folder (size-limited). A ``bundle`` archive is unpacked and
-its checksums verified; a raw ``model`` file is built into a bundle. Either way the model is
-loaded, and its input example replayed, only in an inspector child process. The API process
+its checksums verified; a raw ``model`` file is built into a bundle. A model that is code
+(``ferry.model.kinds``) is refused unless the form says ``trust=true``, and ``trust=true`` is
+refused without the ``trust`` scope (``ferry.security.trust``), both before the inspector runs
+anything. Either way the model is loaded, and its input example replayed, only in an inspector
+child process. The API process
 then registers the folder (hashing and storing files, never unpickling) and sets the alias.
 Nothing is visible in the registry until ``Registry.register`` commits, and the staging folder
 is removed whatever happens.
@@ -22,13 +25,19 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import Forbidden, ModelNotFound, UnsafeModel, VersionNotFound
+from ferry.errors import ModelNotFound, UnsafeModel, VersionNotFound
+from ferry.model.kinds import ModelKind, classify
 from ferry.monitoring.profile import ReferenceProfile, profile_bundle
 from ferry.monitoring.storage import MonitoringStore
 from ferry.registry import Registry, VersionRecord
 from ferry.registry.names import check_name
-from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
-from ferry.security.scopes import Action, Requirement
+from ferry.security.public import is_public
+from ferry.security.trust import (
+    TrustDecision,
+    check_version_tags,
+    decide_trust,
+    refuse_untrusted_code,
+)
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.inspection import Inspector
 from ferry.server.control.inspector import InspectReport, InspectSpec
@@ -39,6 +48,7 @@ from ferry.server.control.routing import (
     RegistryProvider,
     VersionHook,
     actor_of,
+    principal_of,
 )
 from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
 from ferry.server.control.staging import (
@@ -75,8 +85,11 @@ UPLOAD_BODY: dict[str, Any] = {
                         "requirements": {**_BINARY, "description": "A requirements.txt."},
                         "trust": {
                             "type": "boolean",
-                            "description": "Load the model even if the pickle scanner refuses "
-                            "it (imports outside the allowlist); recorded in the audit log.",
+                            "description": "Vouch for code: needed for a code model (a custom "
+                            "class, an MLflow python_function folder) and for a pickle the "
+                            "scanner refuses; with auth on it needs the `trust` scope for the "
+                            "model. Recorded in the audit log and the version's "
+                            "`ferry.trusted_by` tag.",
                         },
                         "code": {
                             "type": "array",
@@ -176,13 +189,16 @@ class UploadRoutes:
         parts = await receive_parts(request, parts_dir, limit=self.config.max_upload_bytes)
         form = await anyio.to_thread.run_sync(read_form, parts)
         metadata = form.metadata
+        check_version_tags(metadata.tags, "metadata.tags")
         await anyio.to_thread.run_sync(_check_targets, registry, name, metadata)
-        if form.trust:
-            check_may_trust(request, name)
+        # 403 before anything is unpacked: trust=true is a decision only the trust scope makes
+        decision = decide_trust(principal_of(request), name) if form.trust else None
         report: InspectReport | None = None
         unpack_limit = self.config.max_upload_bytes * UNPACK_FACTOR
         if form.bundle is not None:
             bundle = await anyio.to_thread.run_sync(stage_bundle, form.bundle, work, unpack_limit)
+            check = functools.partial(_code_checked, bundle, None, decision, name, work)
+            kind = await anyio.to_thread.run_sync(check)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
             if existing is None:
                 # find_existing verified every checksum; the inspector need not hash again
@@ -190,6 +206,9 @@ class UploadRoutes:
                 report = await self._inspect(name, spec, work)
         else:
             spec = await anyio.to_thread.run_sync(stage_model, form, work, name, unpack_limit)
+            source = spec.source or spec.bundle
+            check = functools.partial(_code_checked, source, spec.flavor, decision, name, work)
+            kind = await anyio.to_thread.run_sync(check)
             report = await self._inspect(name, spec, work)
             bundle = Path(spec.bundle)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
@@ -201,12 +220,20 @@ class UploadRoutes:
             return existing, False, metadata
         scan = None if report is None else report.scan
         audit: dict[str, object] = {} if scan is None else {"pickle_scan": scan}
-        if form.trust:
+        tags = dict(metadata.tags)
+        if decision is not None:
+            public = await anyio.to_thread.run_sync(_is_public_model, registry, name)
             audit["trust"] = True
-        if scan is not None and form.trust:
-            log.warning("model registered with trust=true", extra={"model": name, "scan": scan})
+            audit["trusted"] = decision.audit(kind, scan, public=public)
+            tags.update(decision.tags(kind))
+            log.warning(
+                "model registered with trust=true",
+                extra={"model": name, "by": decision.by, "code": kind.reasons, "scan": scan},
+            )
         actor = actor_of(request)
-        register = functools.partial(_register, registry, name, bundle, metadata, audit, actor)
+        register = functools.partial(
+            _register, registry, name, bundle, metadata, tags, audit, actor
+        )
         record = await anyio.to_thread.run_sync(register)
         if profile is not None:
             await anyio.to_thread.run_sync(_save_profile, registry, record, profile)
@@ -265,11 +292,45 @@ def _has_model(registry: Registry, name: str) -> bool:
     return True
 
 
+def _code_checked(
+    source: str | Path,
+    flavor: str | None,
+    decision: TrustDecision | None,
+    name: str,
+    work: Path,
+) -> ModelKind:
+    """The staged model's kind, from its files alone (nothing is imported or unpickled);
+    UnsafeModel for code sent without trust=true, before the inspector runs any of it. The
+    reasons name files as the upload did, never by their staging path."""
+    found = classify(source, flavor)
+    roots = [f"{root}/" for root in (work / "src" / "code", work / "src", work)]
+    reasons = []
+    for reason in found.reasons:
+        for root in roots:
+            reason = reason.replace(root, "")
+        reasons.append(reason)
+    kind = ModelKind(tuple(reasons))
+    if kind.is_code and decision is None:
+        log.warning(
+            "untrusted code model upload refused", extra={"model": name, "code": kind.reasons}
+        )
+        raise refuse_untrusted_code(kind, name)
+    return kind
+
+
+def _is_public_model(registry: Registry, name: str) -> bool:
+    try:
+        return is_public(registry.get_model(name).tags)
+    except ModelNotFound:
+        return False
+
+
 def _register(
     registry: Registry,
     name: str,
     bundle: Path,
     metadata: UploadMetadata,
+    tags: dict[str, str],
     audit: dict[str, object],
     actor: str,
 ) -> VersionRecord:
@@ -280,24 +341,9 @@ def _register(
         lineage=metadata.lineage_record(),
         metrics=metadata.metrics,
         params=metadata.param_strings(),
-        tags=metadata.tags,
+        tags=tags,
         description=metadata.description,
         create_model=metadata.create_model,
         audit=audit,
         actor=actor,
     )
-
-
-def check_may_trust(request: Request, model: str) -> None:
-    """``trust=true`` overrides the pickle scanner: with auth on, only an admin of the model
-    may send it. With auth off (loopback only unless --insecure) the operator is the caller."""
-    principal: Principal | None = request.scope.get(IDENTITY_SCOPE_KEY)
-    if principal is None:
-        return
-    need = Requirement((Action.ADMIN,), model)
-    if not principal.may(need):
-        raise Forbidden(
-            f"trust=true loads a pickle the scanner refuses; it needs the scope {need}",
-            field="trust",
-            required=str(need),
-        )

@@ -12,6 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse
 
+from ferry.security.trust import RESERVED_VERSION_TAGS, check_version_tags
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import Limit, Offset
 from ferry.server.control.routing import (
@@ -83,10 +84,16 @@ class VersionRoutes:
     def update_version(
         self, request: Request, name: str, version: int, body: UpdateVersionIn
     ) -> VersionOut:
-        """Add or change tags (`replace: true` makes them exactly the given ones)."""
+        """Add or change tags (`replace: true` makes them exactly the given ones). The
+        server's own trust tags (`ferry.trusted_by`, `ferry.code`) cannot be sent, and stay."""
+        check_version_tags(body.tags)
         registry = self.registry()
+        tags = body.tags
+        if body.replace:
+            kept = registry.get_version(name, version).tags
+            tags = {**{k: v for k, v in kept.items() if k in RESERVED_VERSION_TAGS}, **tags}
         record = registry.set_tags(
-            name, version, body.tags, replace=body.replace, actor=actor_of(request)
+            name, version, tags, replace=body.replace, actor=actor_of(request)
         )
         return version_out(record, registry.get_model(name).aliases)
 

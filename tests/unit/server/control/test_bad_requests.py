@@ -118,6 +118,7 @@ def custom(source: str) -> Send:
             ("code", ("predictor.py", code)),
             ("example", (kit.example.name, kit.example.read_bytes())),
             ("metadata", ("m.json", orjson.dumps({"entrypoint": "predictor.py:Model"}))),
+            ("trust", (None, b"true")),  # code: refused before the inspector without it
         ]
         return control.http.post(f"{API}/models/iris/versions", files=files)
 

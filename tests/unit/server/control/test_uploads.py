@@ -153,19 +153,35 @@ def test_custom_predictor_from_code_parts(
     iris_data: Data,
     iris_example_csv: Path,
 ) -> None:
+    """A custom class is code: refused without trust=true (auth off: no scope to check, the
+    flag is still needed), registered with it and tagged as trusted code."""
     weights = tmp_path / "model.joblib"
     joblib.dump(iris_model, weights)
+    parts = [
+        ("code", ("predictor.py", CUSTOM_PREDICTOR.encode())),
+        ("code", ("assets/model.joblib", weights.read_bytes())),
+    ]
+    metadata = {"entrypoint": "predictor.py:Flowers"}
+    refused = control.upload("flowers", example=iris_example_csv, metadata=metadata, extra=parts)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "unsafe_model"
+    assert error["details"]["field"] == "trust"
+    assert error["details"]["reasons"] == ["predictor.py:Flowers is a Python class"]
+    assert "trust:flowers" in error["message"]
+    assert str(tmp_path) not in refused.text  # no staging path
+    trust = ("trust", (None, b"true"))
     answer = control.upload(
         "flowers",
         example=iris_example_csv,
-        metadata={"entrypoint": "predictor.py:Flowers"},
-        extra=[
-            ("code", ("predictor.py", CUSTOM_PREDICTOR.encode())),
-            ("code", ("assets/model.joblib", weights.read_bytes())),
-        ],
+        metadata=metadata,
+        extra=[*parts, trust],  # type: ignore[list-item]
     )
     assert answer.status_code == 201, answer.text
     assert answer.json()["flavor"] == "custom"
+    tags = answer.json()["tags"]
+    assert tags["ferry.trusted_by"] == "local"
+    assert tags["ferry.code"] == "predictor.py:Flowers is a Python class"
     X, _ = iris_data
     loaded = pulled(control, "flowers", 1, tmp_path / "pulled")
     assert loaded.predict(X).tolist() == iris_model.predict(X).tolist()

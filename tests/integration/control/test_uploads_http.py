@@ -50,6 +50,7 @@ def test_raw_upload_pulls_back_answering_like_the_model(
             "m",
             example=case.example,
             code=code,
+            trust=case.flavor == "custom",  # a custom class is code: refused without trust
             progress=lambda done, total: sent.append(done),
         )
         assert (version.version, version.flavor, version.created) == (1, case.flavor, True)

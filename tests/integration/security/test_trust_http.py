@@ -7,6 +7,7 @@ decision (who, which key, which scope, what code) is in the audit log and the ve
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import textwrap
 import time
@@ -230,7 +231,12 @@ def test_public_on_a_code_model_needs_the_trust_scope(
     home: Home, server: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "custom.ran"
-    reviewer = home.key("reviewer", "publish:team-*", "trust:team-*")
+    made = home.ferry(
+        "keys", "create", "--name", "reviewer", "--scope", "publish:team-*", "--scope",
+        "trust:team-*", "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    reviewer = json.loads(made.stdout)["key"]
     publisher = home.key("ci", "publish:team-*")
     assert upload(server, reviewer, "team-code", [*custom_parts(marker), TRUST]).status_code == 201
     public = {"tags": {"public": "true"}}

@@ -78,6 +78,13 @@ def test_list_claims_and_a_custom_claim_name() -> None:
     assert [str(s) for s in verifier.verify(token).scopes] == ["publish:fraud-*"]
 
 
+def test_a_token_may_carry_the_trust_scope() -> None:
+    token = jwt.encode(claims(scope="publish:team-* trust:team-*"), HS_SECRET, algorithm="HS256")
+    principal = hs_verifier().verify(token)
+    assert principal.may(Requirement((Action.TRUST,), "team-a"))
+    assert not principal.may(Requirement((Action.TRUST,), "other"))
+
+
 @pytest.mark.parametrize(("alg", "kid"), [("RS256", "rsa-1"), ("ES256", "ec-1")])
 def test_asymmetric_tokens_against_a_jwks_file(
     jwks_file: Path,

@@ -182,6 +182,15 @@ def test_custom_predictor_from_code_parts(
     tags = answer.json()["tags"]
     assert tags["ferry.trusted_by"] == "local"
     assert tags["ferry.code"] == "predictor.py:Flowers is a Python class"
+    # the same code as a bundle archive is code too
+    archive = control.http.get(f"{API}/models/flowers/versions/1/download").content
+    as_bundle = [("bundle", ("flowers.tar.gz", archive))]
+    again = control.upload("copy", extra=as_bundle)  # type: ignore[arg-type]
+    assert again.status_code == 422, again.text
+    assert again.json()["error"]["details"]["reasons"] == [
+        "the bundle's model is a Python class (model/predictor.py)"
+    ]
+    assert control.upload("copy", extra=[*as_bundle, trust]).status_code == 201  # type: ignore[list-item]
     X, _ = iris_data
     loaded = pulled(control, "flowers", 1, tmp_path / "pulled")
     assert loaded.predict(X).tolist() == iris_model.predict(X).tolist()

@@ -126,8 +126,9 @@ def register_version(
         bool,
         typer.Option(
             "--trust",
-            help="Load the model even if the pickle scanner refuses it (its imports are not on "
-            "the allowlist); for files you know. Recorded in the audit log.",
+            help="Vouch for code: needed for a code model (predictor.py:Class, an MLflow "
+            "python_function folder) and for a pickle the scanner refuses; with auth on, the "
+            "key needs the trust scope for the model. Recorded in the audit log.",
         ),
     ] = False,
     url: UrlOption = None,

@@ -128,8 +128,10 @@ class RegistryCalls(ABC):
         its other files in ``code``). For a raw model, ``example`` (a .csv/.json file or a
         DataFrame) gives the signature. ``data`` is the training data file: its fingerprint and
         row count are computed here and stored as lineage. Uploading content that is already
-        registered returns that version (``created`` is False). ``trust`` asks the server to
-        load a pickle its scanner refuses (an admin's call; it is recorded in the audit log).
+        registered returns that version (``created`` is False). ``trust`` vouches for code: a
+        code model (``predictor.py:Class``, an MLflow python_function folder) or a pickle the
+        server's scanner refuses is registered only with it, from a key holding the ``trust``
+        scope for the model (recorded in the audit log).
         .jsonl) is profiled on the server as the version's drift reference.
         """
         with tempfile.TemporaryDirectory(prefix="ferry-upload-") as tmp:

@@ -120,6 +120,11 @@ def check_version_tags(tags: Mapping[str, str], field: str = "tags") -> None:
             )
 
 
+def is_trusted_version(record: VersionRecord) -> bool:
+    """Whether someone allowed to vouched for the version at upload (the server's tag)."""
+    return TRUSTED_BY_TAG in record.tags
+
+
 def is_code_version(record: VersionRecord) -> bool:
     """Whether loading the version runs its own code: the server's tag, or (for versions
     registered before it was set) the manifest's flavor."""

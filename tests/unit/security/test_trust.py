@@ -22,6 +22,7 @@ from ferry.security.trust import (
     check_version_tags,
     decide_trust,
     is_code_version,
+    is_trusted_version,
     model_has_code,
 )
 
@@ -104,6 +105,9 @@ def test_code_versions_by_tag_or_by_manifest(registry: Registry) -> None:
         update={"flavor": "mlflow", "flavor_options": {"inner": "sklearn"}}
     )
     assert not is_code_version(dataclasses.replace(data, manifest=native))
+    assert not is_trusted_version(registry.get_version("code", 1))
+    trusted = registry.set_tags("code", 1, {TRUSTED_BY_TAG: "k1"})
+    assert is_trusted_version(trusted)
     assert model_has_code(registry, "code")
     assert not model_has_code(registry, "data")
 

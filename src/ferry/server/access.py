@@ -12,7 +12,9 @@ Decisions (README "Access control"):
   ``predict`` on the model; listings across models need a scope for ``*``.
 - ``/api/v1/keys``, ``/api/v1/usage``, ``/api/v1/audit``: ``admin``.
 - ``/api/v1/models/<m>/...``: GET ``read:<m>``, any other method ``publish:<m>``;
-  ``POST /api/v1/models`` (the name is in the body) needs ``publish`` for ``*``.
+  ``POST /api/v1/models`` (the name is in the body) needs ``publish`` for ``*``. Two body
+  fields need ``trust:<m>`` on top, checked by their routes (``ferry.security.trust``): an
+  upload's ``trust=true``, and a ``public=true`` tag on a model that holds code.
 - anything else: GET ``read`` for ``*``, other methods ``admin`` (unknown routes stay closed).
 """
 

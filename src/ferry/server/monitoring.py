@@ -117,6 +117,10 @@ def attach_monitoring(
                 if settings.prediction_log_retention_days
                 else None
             ),
+            buffer_rows=settings.prediction_log_buffer,
+            buffer_bytes=settings.prediction_log_buffer_bytes,
+            spool_dir=settings.prediction_log_spool_dir
+            or settings.home.expanduser() / "spool" / "predictions",
         )
         observers.append(monitoring.log)
     context.observers = tuple(observers)

@@ -126,6 +126,31 @@ def test_an_outage_loses_no_request(store: PredictionStore, tmp_path: Path) -> N
     log.close()
 
 
+@pytest.mark.parametrize("spooled", [True, False], ids=["spool", "memory"])
+def test_a_minute_at_500_a_second_fits_the_default_bounds(
+    store: PredictionStore, tmp_path: Path, spooled: bool
+) -> None:
+    """The acceptance's outage: 30,000 requests (a minute at 500 a second, all in one worker)
+    with the default bounds, spooled or, when the spool folder fails, in memory."""
+    dropped = Count()
+    log = PredictionLog(
+        lambda: store,
+        flush_seconds=0.05,
+        dropped=dropped,
+        spool_dir=tmp_path / "spool" if spooled else None,
+    )
+    with database_away(store):
+        for second in range(60):
+            for i in range(500):
+                log.observe(event(f"r{second}-{i}", float(i)))
+            wait_for(lambda: not log._queue)  # the writer keeps up with 500 a second
+        wait_for(lambda: log.held == 30_000)
+        assert dropped.value == 0
+    assert log.flush(timeout=60)
+    assert (dropped.value, store.count("m")) == (0, 30_000)
+    log.close()
+
+
 def test_a_full_disk_keeps_requests_in_memory_until_it_has_room(
     store: PredictionStore, tmp_path: Path
 ) -> None:

@@ -111,11 +111,15 @@ def run_outage(cluster: Cluster, url: str, rows: list[list[float]], tmp_path: Pa
     killed = time.monotonic()
     readiness: list[dict[str, object]] = []
     unknown: list[httpx.Response] = []
+    held: list[float] = []
     while time.monotonic() - killed < OUTAGE_SECONDS:
         ready = httpx.get(f"{url}/readyz", timeout=10)
         assert ready.status_code == 200, ready.text  # serving goes on: still ready
         readiness.append(ready.json())
         unknown.append(httpx.post(f"{url}/v1/models/nosuch/predict", json={"instances": rows}))
+        scraped = httpx.get(f"{url}/metrics")  # it reads drift gauges from the database
+        assert scraped.status_code == 200, scraped.text
+        held.append(metric(scraped.text, "ferry_predlog_held"))
         time.sleep(0.5)
     cluster.start()
     restarted = time.monotonic()
@@ -136,6 +140,7 @@ def run_outage(cluster: Cluster, url: str, rows: list[list[float]], tmp_path: Pa
     assert {a[3] for a in by_alias} == {"1"}
     assert any(r.get("database") == "unreachable" for r in readiness), readiness
     assert all(r["ready"] is True for r in readiness)
+    assert max(held) > 300, held  # the log's requests wait in each worker's spool
     # a name no worker has served cannot be routed: a clear 503, not a 500
     assert {r.status_code for r in unknown} == {503}, [r.text for r in unknown]
     assert {r.json()["error"]["code"] for r in unknown} == {"database_unavailable"}
@@ -157,6 +162,7 @@ def run_outage(cluster: Cluster, url: str, rows: list[list[float]], tmp_path: Pa
     metrics = httpx.get(f"{url}/metrics").text
     assert metric(metrics, "ferry_predlog_dropped_total") == 0
     assert metric(metrics, "ferry_predlog_written_total") == served
+    assert metric(metrics, "ferry_predlog_held") == 0
     assert metric(metrics, "ferry_errors_total", '{code="database_unavailable"}') >= 1
     assert not list((tmp_path / "home" / "spool" / "predictions").glob("*.spool"))
 

@@ -112,6 +112,7 @@ def attach_monitoring(
             max_queue=settings.prediction_log_queue,
             dropped=metrics.predlog_dropped,
             written=metrics.predlog_written,
+            held=metrics.predlog_held,
             retention=(
                 timedelta(days=settings.prediction_log_retention_days)
                 if settings.prediction_log_retention_days

@@ -28,6 +28,9 @@ class Count:
     def inc(self, amount: float = 1) -> None:
         self.value += amount
 
+    def set(self, value: float) -> None:
+        self.value = value
+
 
 def event(request_id: str, row: float, *, model: str = "m") -> PredictionEvent:
     batch = Batch.of_matrix(np.array([[row, -row]]), ["a", "b"])
@@ -96,10 +99,15 @@ def wait_for(check: Any, seconds: float = 10.0) -> None:
 
 
 def test_an_outage_loses_no_request(store: PredictionStore, tmp_path: Path) -> None:
-    dropped, written = Count(), Count()
+    dropped, written, held = Count(), Count(), Count()
     spool = tmp_path / "spool"
     log = PredictionLog(
-        lambda: store, flush_seconds=0.02, dropped=dropped, written=written, spool_dir=spool
+        lambda: store,
+        flush_seconds=0.02,
+        dropped=dropped,
+        written=written,
+        spool_dir=spool,
+        held=held,
     )
     log.observe(event("before", 0.0))
     assert log.flush()
@@ -110,11 +118,12 @@ def test_an_outage_loses_no_request(store: PredictionStore, tmp_path: Path) -> N
                 wait_for(lambda: not log._queue)  # several writes refused, several parts
         wait_for(lambda: log.held == 300)
         assert not log.flush(timeout=0.2)  # held, not written
+        assert held.value == 300
         files = sorted(spool.glob("*" + SUFFIX))
         assert len(files) >= 3
         assert sum(len(decode(f.read_bytes())) for f in files) == 300
     assert log.flush()
-    assert (dropped.value, written.value, log.held) == (0, 301, 0)
+    assert (dropped.value, written.value, log.held, held.value) == (0, 301, 0, 0)
     assert store.count("m") == 301
     assert not list(spool.glob("*" + SUFFIX))
     found = store.get("r123")

@@ -63,8 +63,17 @@ class Counting(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
 
+class Gauging(Protocol):
+    """What the log reports how much it holds to: a prometheus gauge, or ``_NoCounter``."""
+
+    def set(self, value: float) -> None: ...
+
+
 class _NoCounter:
     def inc(self, amount: float = 1) -> None:
+        return None
+
+    def set(self, value: float) -> None:
         return None
 
 
@@ -114,6 +123,7 @@ class PredictionLog:
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         spool_dir: Path | None = None,
+        held: Gauging | None = None,
     ) -> None:
         self.open_store = open_store
         self.fraction = (policy or LogPolicy(1.0)).fraction
@@ -125,6 +135,7 @@ class PredictionLog:
         self.buffer_rows = buffer_rows
         self.buffer_bytes = buffer_bytes
         self.spool_dir = spool_dir
+        self.held_gauge: Gauging = held if held is not None else _NoCounter()
         self._backlog: Backlog | None = None
         self._outage: _Outage | None = None
         self._purged_at = -math.inf  # the first purge comes with the first write
@@ -242,6 +253,7 @@ class PredictionLog:
                 else:
                     self._hold(entries)
         finally:
+            self.held_gauge.set(self.held)
             self._drains += 1
             self._busy = False
 

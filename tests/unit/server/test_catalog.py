@@ -131,6 +131,8 @@ def test_known_routes_keep_answering_while_the_database_is_away(
                 assert never_seen.value.details == {"model": "mixed", "alias": None}
                 with pytest.raises(DatabaseUnavailable):
                     await models.resolve("iris@production")
+                with pytest.raises(DatabaseUnavailable, match="version 1 is not loaded"):
+                    await models.resolve("mixed", "1")
                 assert models.names() == ["iris", "mixed"]
                 assert models.ready
             await eventually(lambda: models.database == "ok", DOWN_REFRESH_SECONDS + 2)

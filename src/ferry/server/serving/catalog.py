@@ -120,7 +120,7 @@ class RegistryModels:
         if version is not None:
             if not version.isdigit():
                 raise InvalidRequest(f"version must be a number, got {version!r}", version=version)
-            return await self._model((name, int(version)))
+            return await self._served((name, int(version)))
         route = (name, alias)
         number = self._routes.get(route)
         if number is None:
@@ -137,7 +137,22 @@ class RegistryModels:
                     alias=alias or None,
                 ) from exc
             self._routes[route] = number
-        return await self._model((name, number))
+        return await self._served((name, number))
+
+    async def _served(self, key: Key) -> LoadedModel:
+        """The loaded model; a 503 when it must be fetched and the database cannot be read."""
+        try:
+            return await self._model(key)
+        except StorageError as exc:
+            if not type(exc.__cause__).__module__.startswith("sqlalchemy"):
+                raise  # the artifact store's failure (or a blob gone): not an outage of ours
+            self._unreachable(exc)
+            raise DatabaseUnavailable(
+                f"model {key[0]!r} version {key[1]} is not loaded in this worker and the "
+                "registry database is unreachable; retry shortly",
+                model=key[0],
+                version=key[1],
+            ) from exc
 
     def _unreachable(self, exc: StorageError) -> None:
         if self._down_since is None:

@@ -261,3 +261,14 @@ def test_spooled_entries_read_back_exactly() -> None:
         decode(blob[:-3])
     with pytest.raises(ValueError, match="not a prediction log spool"):
         decode(b"garbage")
+
+
+def test_stopping_mid_outage_counts_what_memory_held(store: PredictionStore) -> None:
+    dropped = Count()
+    log = PredictionLog(lambda: store, flush_seconds=0.02, dropped=dropped, spool_dir=None)
+    with database_away(store):
+        for i in range(30):
+            log.observe(event(f"r{i}", float(i)))
+        wait_for(lambda: log.held == 30)
+        log.close()
+    assert dropped.value == 30  # no spool to leave them in: lost, and counted

@@ -206,18 +206,27 @@ class PredictionLog:
         while not self._stop.is_set():
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
-            self._drain()
+            self._drain_safely()
             self._purge()
-        self._drain()
+        self._drain_safely()
         self._backlog.close()
         if self._backlog.rows:
+            spooled = self._backlog.spooled_rows
+            self.dropped.inc(self._backlog.rows - spooled)  # those in memory end with us
             log.error(
-                "prediction log: stopped with %d requests not written (%d in %s, for the next "
-                "start to write)",
+                "prediction log: stopped with %d requests not written: %d lost, %d in %s for "
+                "the next start to write",
                 self._backlog.rows,
-                self._backlog.spooled_rows,
+                self._backlog.rows - spooled,
+                spooled,
                 self.spool_dir,
             )
+
+    def _drain_safely(self) -> None:
+        try:
+            self._drain()
+        except Exception:  # the thread's boundary (a spool file that cannot be removed...)
+            log.exception("prediction log: the writer failed; it carries on")
 
     def _purge(self) -> None:
         """Once an hour, delete what is older than the retention (each worker may; the

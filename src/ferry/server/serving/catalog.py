@@ -124,35 +124,29 @@ class RegistryModels:
         route = (name, alias)
         number = self._routes.get(route)
         if number is None:
+            # known down: answer at once rather than have each request wait on a connection
+            # attempt (the refresh finds out when the database is back, within a second)
+            if self._down_since is not None:
+                raise _no_route(name, alias)
             try:
                 number = await self._lookup(route)
             except StorageError as exc:
                 self._unreachable(exc)
-                ref = f"{name}@{alias}" if alias else name
-                raise DatabaseUnavailable(
-                    f"the registry database is unreachable and this worker has not served "
-                    f"{ref!r} before, so it cannot tell which version that names; retry "
-                    "shortly (versions already served keep answering)",
-                    model=name,
-                    alias=alias or None,
-                ) from exc
+                raise _no_route(name, alias) from exc
             self._routes[route] = number
         return await self._served((name, number))
 
     async def _served(self, key: Key) -> LoadedModel:
         """The loaded model; a 503 when it must be fetched and the database cannot be read."""
+        if self._down_since is not None and key not in self._loaded:
+            raise _not_loaded(key)
         try:
             return await self._model(key)
         except StorageError as exc:
             if not type(exc.__cause__).__module__.startswith("sqlalchemy"):
                 raise  # the artifact store's failure (or a blob gone): not an outage of ours
             self._unreachable(exc)
-            raise DatabaseUnavailable(
-                f"model {key[0]!r} version {key[1]} is not loaded in this worker and the "
-                "registry database is unreachable; retry shortly",
-                model=key[0],
-                version=key[1],
-            ) from exc
+            raise _not_loaded(key) from exc
 
     def _unreachable(self, exc: StorageError) -> None:
         if self._down_since is None:
@@ -279,3 +273,23 @@ class RegistryModels:
     async def _refresh_names(self) -> None:
         page = await anyio.to_thread.run_sync(lambda: self.registry.list_models(limit=1000))
         self._names = [model.name for model in page.items]
+
+
+def _no_route(name: str, alias: str) -> DatabaseUnavailable:
+    ref = f"{name}@{alias}" if alias else name
+    return DatabaseUnavailable(
+        f"the registry database is unreachable and this worker has not served {ref!r} "
+        "before, so it cannot tell which version that names; retry shortly (versions "
+        "already served keep answering)",
+        model=name,
+        alias=alias or None,
+    )
+
+
+def _not_loaded(key: Key) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"model {key[0]!r} version {key[1]} is not loaded in this worker and the registry "
+        "database is unreachable; retry shortly",
+        model=key[0],
+        version=key[1],
+    )

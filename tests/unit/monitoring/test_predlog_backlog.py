@@ -121,6 +121,8 @@ def test_an_outage_loses_no_request(store: PredictionStore, tmp_path: Path) -> N
         assert held.value == 300
         files = sorted(spool.glob("*" + SUFFIX))
         assert len(files) >= 3
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+        assert spool.stat().st_mode & 0o777 == 0o700
         assert sum(len(decode(f.read_bytes())) for f in files) == 300
     assert log.flush()
     assert (dropped.value, written.value, log.held, held.value) == (0, 301, 0, 0)

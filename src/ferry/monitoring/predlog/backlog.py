@@ -178,7 +178,7 @@ class Backlog:
         partial = path.with_name(f".{path.name}.tmp")
         try:
             self._hold_lock()
-            partial.write_bytes(encode(entries))
+            _write_private(partial, encode(entries))
             os.replace(partial, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -201,7 +201,7 @@ class Backlog:
         """The lock that tells other writers this process's spool files are not orphans."""
         if self._lock is not None or self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # requests' inputs inside
         path = self.folder / f"{self._token}.lock"
         for _ in range(100):
             lock = path.open("ab")
@@ -276,6 +276,13 @@ class Backlog:
             (self.folder / f"{self._token}.lock").unlink(missing_ok=True)
         self._lock.close()
         self._lock = None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """``data`` in a new file only its owner reads: logged inputs may be personal data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 def _same_file(file: IO[bytes], path: Path) -> bool:

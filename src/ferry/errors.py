@@ -85,6 +85,13 @@ class NotReady(FerryError):
     code = "not_ready"
 
 
+class DatabaseUnavailable(NotReady):
+    """The metadata database cannot be reached (down, refusing connections, its disk full):
+    a 503 the caller may retry; what is already loaded keeps serving."""
+
+    code = "database_unavailable"
+
+
 # --- models and bundles -----------------------------------------------------------------------
 class BundleError(FerryError):
     """A bundle on disk is missing files, has a bad manifest or a checksum mismatch."""

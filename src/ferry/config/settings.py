@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     prediction_log: str = ""
     prediction_log_queue: int = Field(default=10_000, ge=1)
     prediction_log_retention_days: float = Field(default=0.0, ge=0.0)  # 0: keep everything
+    # while the database refuses the log's writes (down, disk full): requests held per worker,
+    # in spool files (default <home>/spool/predictions), in memory if that folder fails too;
+    # past either bound they are dropped and counted (ferry_predlog_dropped_total)
+    prediction_log_buffer: int = Field(default=100_000, ge=0)
+    prediction_log_buffer_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    prediction_log_spool_dir: Path | None = None
     performance_window: str = "1h"
     performance_thresholds: dict[str, float] = Field(default_factory=dict)
     performance_min_samples: int = Field(default=20, ge=1)

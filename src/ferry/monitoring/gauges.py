@@ -9,6 +9,7 @@ multiprocess folder) from a cache refreshed at most every ``ttl`` seconds.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -17,7 +18,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ferry.errors import FerryError
 from ferry.monitoring.storage import DriftRecord, MonitoringStore
+
+log = logging.getLogger(__name__)
 
 FEATURE_GAUGES: dict[str, tuple[str, str]] = {
     # metric name: (test in the report, help)
@@ -103,7 +107,11 @@ class StoredGauges:
 
     async def __call__(self) -> bytes:
         if time.monotonic() - self._at > self._ttl:
-            self._cached = await anyio.to_thread.run_sync(lambda: self._render(self._store()))
+            try:
+                self._cached = await anyio.to_thread.run_sync(lambda: self._render(self._store()))
+            except FerryError as exc:  # the database is down: /metrics answers all the same,
+                # these gauges as last read (tried again after ttl), serving's own as they are
+                log.warning("stored gauges kept as last read: %s", exc.message)
             self._at = time.monotonic()
         return self._cached
 

@@ -115,6 +115,13 @@ class ServingMetrics:
             "Requests not logged because the prediction log's queue was full or a write failed.",
             registry=registry,
         )
+        self.predlog_held = Gauge(
+            "ferry_predlog_held",
+            "Requests each worker holds (spooled, or in memory) while the prediction log's "
+            "database refuses writes; written once it takes them again.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.feedback = Counter(
             "ferry_feedback",
             "Ground-truth values received for logged predictions, by model and version.",

@@ -113,7 +113,11 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     source = serving_context(request).models
     checks = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
-    body = {"ready": source.ready, "models": checks}
+    body: dict[str, object] = {"ready": source.ready, "models": checks}
+    if source.database is not None:
+        # still ready while the database is down: loaded models keep answering, and a failed
+        # probe would take every replica out of the Service at once (serving/catalog.py)
+        body["database"] = source.database
     return json_response(body, status=200 if source.ready else 503)
 
 

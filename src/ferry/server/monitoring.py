@@ -112,11 +112,16 @@ def attach_monitoring(
             max_queue=settings.prediction_log_queue,
             dropped=metrics.predlog_dropped,
             written=metrics.predlog_written,
+            held=metrics.predlog_held,
             retention=(
                 timedelta(days=settings.prediction_log_retention_days)
                 if settings.prediction_log_retention_days
                 else None
             ),
+            buffer_rows=settings.prediction_log_buffer,
+            buffer_bytes=settings.prediction_log_buffer_bytes,
+            spool_dir=settings.prediction_log_spool_dir
+            or settings.home.expanduser() / "spool" / "predictions",
         )
         observers.append(monitoring.log)
     context.observers = tuple(observers)

@@ -29,9 +29,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ferry.errors import PredictionNotFound, StorageError
+from ferry.errors import DatabaseUnavailable, PredictionNotFound, StorageError
 from ferry.monitoring.predlog.chunks import SPAN_KEYS, chunked
 from ferry.monitoring.predlog.codec import (
     AT_US,
@@ -123,6 +124,13 @@ class PredictionStore:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            # connecting failed, the connection dropped, the disk is full: the writer holds
+            # its requests until the database takes them again (``backlog.py``)
+            raise DatabaseUnavailable(
+                "the prediction log's database is unreachable; retry shortly",
+                cause=type(getattr(exc, "orig", None) or exc).__name__,
+            ) from exc
         except DBAPIError as exc:
             raise StorageError(f"prediction log at {redact(self.engine.url)}: {exc}") from exc
 

@@ -11,6 +11,12 @@ request's thread 5-7 us and the writer 7 us. The queue is a deque checked agains
 requests are dropped and counted (``ferry_predlog_dropped_total``) rather than slowing answers
 down. The thread starts on the first event in each process, and a forked worker forgets its
 parent's, so a server that forks workers after building the app gets one writer per worker.
+
+While the database refuses writes (stopped, unreachable, its disk full) the writer keeps what
+it gathers in a backlog (``backlog.py``: spool files, or memory when their folder fails too),
+at most ``buffer_rows`` requests and ``buffer_bytes``, and tries the oldest part again each
+flush; once one is stored, the rest follow, oldest first, before new requests. What does not
+fit is dropped and counted, as is a write the database refuses for good (bad data).
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, DatabaseUnavailable
 from ferry.forks import reset_after_fork
 from ferry.monitoring.events import PredictionEvent
+from ferry.monitoring.predlog.backlog import Backlog
 from ferry.monitoring.predlog.codec import Entry, event_entry
 
 if TYPE_CHECKING:
@@ -42,6 +50,11 @@ DEFAULT_QUEUE = 10_000
 FLUSH_SECONDS = 1.0
 BATCH_ROWS = 5000  # entries a write takes from the queue (chunks.py bounds each chunk)
 PURGE_SECONDS = 3600.0
+# held while the database refuses writes, per worker: a one-minute outage at 500 requests a
+# second is 30,000 requests, all of them in one worker at worst; this holds three such minutes.
+# An iris request takes about 700 bytes held (backlog.ENTRY_OVERHEAD): 100,000 are 70 MB
+DEFAULT_BUFFER_ROWS = 100_000
+DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024
 
 
 class Counting(Protocol):
@@ -50,8 +63,17 @@ class Counting(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
 
+class Gauging(Protocol):
+    """What the log reports how much it holds to: a prometheus gauge, or ``_NoCounter``."""
+
+    def set(self, value: float) -> None: ...
+
+
 class _NoCounter:
     def inc(self, amount: float = 1) -> None:
+        return None
+
+    def set(self, value: float) -> None:
         return None
 
 
@@ -98,6 +120,10 @@ class PredictionLog:
         dropped: Counting | None = None,
         written: Counting | None = None,
         retention: timedelta | None = None,
+        buffer_rows: int = DEFAULT_BUFFER_ROWS,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        spool_dir: Path | None = None,
+        held: Gauging | None = None,
     ) -> None:
         self.open_store = open_store
         self.fraction = (policy or LogPolicy(1.0)).fraction
@@ -106,11 +132,18 @@ class PredictionLog:
         self.dropped: Counting = dropped if dropped is not None else _NoCounter()
         self.written: Counting = written if written is not None else _NoCounter()
         self.retention = retention
+        self.buffer_rows = buffer_rows
+        self.buffer_bytes = buffer_bytes
+        self.spool_dir = spool_dir
+        self.held_gauge: Gauging = held if held is not None else _NoCounter()
+        self._backlog: Backlog | None = None
+        self._outage: _Outage | None = None
         self._purged_at = -math.inf  # the first purge comes with the first write
         self._queue: deque[PredictionEvent] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = False
+        self._drains = 0  # drains finished (flush waits for one begun after its call)
         self._thread: threading.Thread | None = None
         self._store: PredictionStore | None = None
         self._start_lock = threading.Lock()
@@ -137,6 +170,9 @@ class PredictionLog:
         with self._start_lock:
             if self._thread is not None:
                 return
+            self._backlog = Backlog(
+                self.spool_dir, max_rows=self.buffer_rows, max_bytes=self.buffer_bytes
+            )
             self._thread = threading.Thread(target=self._run, name="ferry-predlog", daemon=True)
             self._thread.start()
 
@@ -147,8 +183,11 @@ class PredictionLog:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._busy = False
+        self._drains = 0
         self._store = None
         self._thread = None
+        self._backlog = None  # the parent's spool files stay its own (under its lock)
+        self._outage = None
         self._start_lock = threading.Lock()
 
     @property
@@ -158,12 +197,36 @@ class PredictionLog:
         return self._store
 
     def _run(self) -> None:
+        assert self._backlog is not None
+        adopted = self._backlog.adopt()
+        if adopted:
+            log.warning(
+                "prediction log: took over %d requests spooled by a stopped process", adopted
+            )
         while not self._stop.is_set():
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
-            self._drain()
+            self._drain_safely()
             self._purge()
-        self._drain()
+        self._drain_safely()
+        self._backlog.close()
+        if self._backlog.rows:
+            spooled = self._backlog.spooled_rows
+            self.dropped.inc(self._backlog.rows - spooled)  # those in memory end with us
+            log.error(
+                "prediction log: stopped with %d requests not written: %d lost, %d in %s for "
+                "the next start to write",
+                self._backlog.rows,
+                self._backlog.rows - spooled,
+                spooled,
+                self.spool_dir,
+            )
+
+    def _drain_safely(self) -> None:
+        try:
+            self._drain()
+        except Exception:  # the thread's boundary (a spool file that cannot be removed...)
+            log.exception("prediction log: the writer failed; it carries on")
 
     def _purge(self) -> None:
         """Once an hour, delete what is older than the retention (each worker may; the
@@ -182,6 +245,7 @@ class PredictionLog:
     def _drain(self) -> None:
         self._busy = True
         try:
+            self._write_backlog()
             while self._queue:
                 entries: list[Entry] = []
                 while self._queue and len(entries) < BATCH_ROWS:
@@ -191,32 +255,106 @@ class PredictionLog:
                     except Exception:  # an output orjson cannot write: lose this request
                         log.exception("prediction log: could not encode %s", event.request_id)
                         self.dropped.inc()
-                self._write(entries)
+                if self.held:  # older requests wait (the database refused them this flush)
+                    self._hold(entries)
+                elif self._write(entries):
+                    self._recovered()
+                else:
+                    self._hold(entries)
         finally:
+            self.held_gauge.set(self.held)
+            self._drains += 1
             self._busy = False
 
-    def _write(self, entries: list[Entry]) -> None:
+    def _write_backlog(self) -> None:
+        """Held parts, oldest first, until one is refused again."""
+        backlog = self._backlog
+        assert backlog is not None
+        while backlog.rows:
+            try:
+                entries = backlog.oldest()
+            except (OSError, ValueError) as exc:  # a spool file gone or damaged
+                log.error("prediction log: %d spooled requests lost: %s", backlog.oldest_count, exc)
+                self.dropped.inc(backlog.oldest_count)
+                backlog.release()
+                continue
+            if not self._write(entries):
+                return
+            backlog.release()
+            if not backlog.rows:
+                self._recovered()
+
+    def _recovered(self) -> None:
+        if self._outage is not None:
+            outage, self._outage = self._outage, None
+            log.warning(
+                "prediction log: the database is back after %.1f s; every held request is "
+                "written, %d dropped meanwhile",
+                time.monotonic() - outage.since,
+                outage.dropped,
+            )
+
+    def _write(self, entries: list[Entry]) -> bool:
+        """Store ``entries``; False when the database cannot take them now (hold them)."""
         try:
             self.store.append(entries)
-        except Exception:  # the thread's boundary: a failed write loses these, not the log
+        except DatabaseUnavailable as exc:
+            if self._outage is None:
+                self._outage = _Outage(time.monotonic())
+                log.warning(
+                    "prediction log: cannot write (%s: %s); holding requests until the "
+                    "database is back (at most %d, in %s)",
+                    exc.details.get("cause", "unreachable"),
+                    exc.__cause__,
+                    self.buffer_rows,
+                    self.spool_dir or "memory",
+                )
+            return False
+        except Exception:  # the thread's boundary: a refused write loses these, not the log
             log.exception("prediction log: could not write %d requests", len(entries))
             self.dropped.inc(len(entries))
-            return
+            return True
         self.written.inc(len(entries))
+        return True
+
+    def _hold(self, entries: list[Entry]) -> None:
+        assert self._backlog is not None
+        lost = self._backlog.hold(entries)
+        if not lost:
+            return
+        self.dropped.inc(lost)
+        outage = self._outage
+        if outage is not None:
+            if not outage.dropped:
+                log.error(
+                    "prediction log: %d requests held, the most allowed "
+                    "(FERRY_PREDICTION_LOG_BUFFER, _BUFFER_BYTES): dropping new ones until the "
+                    "database is back (counted in ferry_predlog_dropped_total)",
+                    self._backlog.rows,
+                )
+            outage.dropped += lost
+
+    @property
+    def held(self) -> int:
+        """Requests waiting for the database in this process (in spool files or memory)."""
+        return self._backlog.rows if self._backlog is not None else 0
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Write what is queued now; True once this process's queue is empty and written."""
+        """Write what is queued now; True once this process's queue is empty and written
+        (False while the database refuses it: held, not written)."""
         if self._thread is None:
             return True
         deadline = time.monotonic() + timeout
+        # wait for a drain begun after this call: the one running now (if any) may not be
+        busy = self._busy
+        target = self._drains + 1 + busy
         self._wake.set()
-        while self._queue or self._busy:
+        while self._queue or self._busy or self._drains < target:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 return False
             time.sleep(0.005)
-            if self._queue:
-                self._wake.set()
-        return True
+            self._wake.set()
+        return not self.held
 
     def close(self) -> None:
         if self._thread is not None:
@@ -226,3 +364,11 @@ class PredictionLog:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+@dataclass(slots=True)
+class _Outage:
+    """Since when the database refuses the log's writes, and what was dropped meanwhile."""
+
+    since: float
+    dropped: int = 0

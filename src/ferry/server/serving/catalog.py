@@ -6,6 +6,15 @@ table that a background task refreshes every ``refresh_seconds``: when an alias 
 new version is loaded and checked first, then the route swaps, so traffic switches within a
 second and no request waits for (or fails during) the load. At most ``max_loaded`` versions
 stay in memory, least recently used first out.
+
+When the registry database cannot be reached, the routes stay as last read: a name or alias
+this worker has served keeps answering from its loaded version (a route is dropped only when
+the registry says its model or alias is gone), one never served answers 503
+``database_unavailable``, and the refresh retries every second until the database answers
+again, then carries on as before, with no restart. Reporting ``ready`` all along is on
+purpose: a readiness probe that failed with the database would take every replica out of
+its Service at once, turning an outage of the control plane into one of every prediction;
+``/readyz`` says ``"database": "unreachable"`` instead.
 """
 
 from __future__ import annotations
@@ -23,11 +32,14 @@ import anyio.to_thread
 
 from ferry.errors import (
     BundleError,
+    DatabaseUnavailable,
     FerryError,
     FlavorError,
     InvalidRequest,
     ModelLoadFailed,
+    NotFound,
     NotReady,
+    StorageError,
 )
 from ferry.model.loaded import LoadedModel, load_bundle
 from ferry.server.serving.repository import ExampleCheck, check_example
@@ -39,6 +51,10 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, int]  # (model, version)
 Route = tuple[str, str]  # (model, alias or "" for the default route)
+# while the database is unreachable, how often the refresh tries it: connection attempts
+# against a stopped PostgreSQL fail at once, and each logs a warning, so once a second keeps
+# recovery within a second without 4 warnings a second per worker
+DOWN_REFRESH_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -59,10 +75,17 @@ class RegistryModels:
     _routes: dict[Route, int] = field(default_factory=dict)
     _names: list[str] = field(default_factory=list)
     _refresher: asyncio.Task[None] | None = None
+    _down_since: float | None = None  # monotonic time the database stopped answering
 
     @property
     def ready(self) -> bool:
         return self._registry is not None
+
+    @property
+    def database(self) -> str | None:
+        """``ok``, or ``unreachable`` since a read of the registry database failed (until one
+        succeeds again)."""
+        return "ok" if self._down_since is None else "unreachable"
 
     @property
     def registry(self) -> Registry:
@@ -73,7 +96,10 @@ class RegistryModels:
     async def start(self) -> None:
         # opened here, in the worker process, so no database connection crosses a fork
         self._registry = await anyio.to_thread.run_sync(self.open_registry)
-        await self._refresh_names()
+        try:
+            await self._refresh_names()
+        except StorageError as exc:  # a worker (re)started in an outage serves what it can
+            self._unreachable(exc)
         self._refresher = asyncio.create_task(self._refresh_forever())
 
     async def stop(self) -> None:
@@ -94,13 +120,51 @@ class RegistryModels:
         if version is not None:
             if not version.isdigit():
                 raise InvalidRequest(f"version must be a number, got {version!r}", version=version)
-            return await self._model((name, int(version)))
+            return await self._served((name, int(version)))
         route = (name, alias)
         number = self._routes.get(route)
         if number is None:
-            number = await self._lookup(route)
+            # known down: answer at once rather than have each request wait on a connection
+            # attempt (the refresh finds out when the database is back, within a second)
+            if self._down_since is not None:
+                raise _no_route(name, alias)
+            try:
+                number = await self._lookup(route)
+            except StorageError as exc:
+                self._unreachable(exc)
+                raise _no_route(name, alias) from exc
             self._routes[route] = number
-        return await self._model((name, number))
+        return await self._served((name, number))
+
+    async def _served(self, key: Key) -> LoadedModel:
+        """The loaded model; a 503 when it must be fetched and the database cannot be read."""
+        if self._down_since is not None and key not in self._loaded:
+            raise _not_loaded(key)
+        try:
+            return await self._model(key)
+        except StorageError as exc:
+            if not type(exc.__cause__).__module__.startswith("sqlalchemy"):
+                raise  # the artifact store's failure (or a blob gone): not an outage of ours
+            self._unreachable(exc)
+            raise _not_loaded(key) from exc
+
+    def _unreachable(self, exc: StorageError) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning(
+                "registry database unreachable (%s): serving %d routes as last read; names "
+                "and aliases not served before answer 503 until it is back",
+                type(exc.__cause__ or exc).__name__,
+                len(self._routes),
+            )
+
+    def _reachable(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "registry database reachable again after %.1f s; routes refresh as before",
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = None
 
     async def _lookup(self, route: Route) -> int:
         name, alias = route
@@ -176,27 +240,56 @@ class RegistryModels:
 
     async def _refresh_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.refresh_seconds)
+            down = self._down_since is not None
+            await asyncio.sleep(max(self.refresh_seconds, DOWN_REFRESH_SECONDS * down))
             try:
                 await self._refresh_routes()
                 await self._refresh_names()
-            except FerryError as exc:  # a model or alias deleted meanwhile: drop its route
+            except StorageError as exc:  # keep every route as last read until it answers
+                self._unreachable(exc)
+                continue
+            except FerryError as exc:  # e.g. a new version that will not load: keep the old
                 log.info("route refresh: %s", exc.message)
-            except Exception:  # the store is unreachable for a moment: keep serving what we have
+            except Exception:  # a bug, not an outage: keep serving what we have
                 log.exception("route refresh failed")
+            self._reachable()
 
     async def _refresh_routes(self) -> None:
         for route, current in list(self._routes.items()):
             try:
                 number = await self._lookup(route)
-            except FerryError:
+            except NotFound:  # the model or alias is gone: so is its route
                 self._routes.pop(route, None)
                 continue
             if number != current:
-                await self._model((route[0], number))  # load and check before switching
+                try:  # load and check before switching
+                    await self._model((route[0], number))
+                except FerryError as exc:  # it will not load (or cannot be fetched): not yet
+                    log.info("route %s stays on version %d: %s", route, current, exc.message)
+                    continue
                 self._routes[route] = number
                 log.info("route %s now serves version %d", "@".join(filter(None, route)), number)
 
     async def _refresh_names(self) -> None:
         page = await anyio.to_thread.run_sync(lambda: self.registry.list_models(limit=1000))
         self._names = [model.name for model in page.items]
+
+
+def _no_route(name: str, alias: str) -> DatabaseUnavailable:
+    ref = f"{name}@{alias}" if alias else name
+    return DatabaseUnavailable(
+        f"the registry database is unreachable and this worker has not served {ref!r} "
+        "before, so it cannot tell which version that names; retry shortly (versions "
+        "already served keep answering)",
+        model=name,
+        alias=alias or None,
+    )
+
+
+def _not_loaded(key: Key) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"model {key[0]!r} version {key[1]} is not loaded in this worker and the registry "
+        "database is unreachable; retry shortly",
+        model=key[0],
+        version=key[1],
+    )

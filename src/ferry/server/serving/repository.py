@@ -38,6 +38,12 @@ class ModelSource(Protocol):
         ...
 
     @property
+    def database(self) -> str | None:
+        """``ok`` or ``unreachable``: the database the source reads routes from, when it has
+        one (None: models loaded at start, no database)."""
+        ...
+
+    @property
     def checks(self) -> dict[tuple[str, str], ExampleCheck]:
         """Example replay results of the models loaded so far."""
         ...
@@ -73,6 +79,10 @@ class StaticModels:
         for model in models:
             source.models.setdefault(model.name, {})[model.version] = model
         return source
+
+    @property
+    def database(self) -> str | None:
+        return None
 
     def loaded(self) -> list[LoadedModel]:
         return [m for versions in self.models.values() for m in versions.values()]

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # that loads and checks an uploaded model may take
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
     inspect_timeout_seconds: float = Field(default=300.0, gt=0.0)
+    # what unpacking an uploaded archive may write and take (registry/unpack.py says why these
+    # defaults): all files, one file, entries, wall time, and written bytes per archive byte
+    # past 64 MiB; beyond any of them the upload answers 413 and leaves nothing
+    unpack_max_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    unpack_max_file_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    unpack_max_entries: int = Field(default=10_000, ge=1)
+    unpack_max_seconds: float = Field(default=120.0, gt=0.0)
+    unpack_max_ratio: float = Field(default=100.0, ge=1.0)
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)

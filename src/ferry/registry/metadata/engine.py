@@ -6,11 +6,17 @@ SQLite: WAL journal (readers never wait for the writer), foreign keys on, a busy
 write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue up instead of
 failing mid-transaction. PostgreSQL: psycopg 3, pre-ping, and row locks (``FOR UPDATE``) taken by
 the store where an order matters.
+
+Every wait has a deadline (issue 13), from ``FERRY_DB_*``: connecting to PostgreSQL
+(libpq's ``connect_timeout``), each statement (``statement_timeout``, set per session), and
+waiting for a pooled connection (``pool_timeout``); SQLite's busy timeout bounds its lock waits.
+A timeout is a ``StorageError`` like any driver failure.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +30,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
+from ferry.config.settings import get_settings
 from ferry.errors import ConfigError, Conflict, FerryError, StorageError
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,7 @@ def redact(url: str | URL) -> str:
 def create_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
+    settings = get_settings()
     options: dict[str, Any] = {}
     memory = False
     if backend == "sqlite":
@@ -66,8 +74,13 @@ def create_engine(url: str) -> Engine:
             options["poolclass"] = StaticPool
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            options["pool_timeout"] = settings.db_pool_timeout_seconds
     elif backend == "postgresql":
         options["pool_pre_ping"] = True
+        options["pool_timeout"] = settings.db_pool_timeout_seconds
+        options["connect_args"] = postgres_deadlines(
+            parsed, settings.db_connect_timeout_seconds, settings.db_statement_timeout_seconds
+        )
     else:
         raise ConfigError(
             f"no metadata store for {redact(parsed)!r}; use sqlite:///path or postgresql://...",
@@ -81,6 +94,20 @@ def create_engine(url: str) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine, memory=memory)
     return engine
+
+
+def postgres_deadlines(
+    url: URL, connect_seconds: float, statement_seconds: float
+) -> dict[str, Any]:
+    """libpq's ``connect_timeout`` (whole seconds, at least 2: libpq's own floor) and a
+    session ``statement_timeout`` in milliseconds (0: none), unless the URL sets its own."""
+    query = url.query
+    args: dict[str, Any] = {}
+    if "connect_timeout" not in query:
+        args["connect_timeout"] = max(2, math.ceil(connect_seconds))
+    if statement_seconds > 0 and "options" not in query:
+        args["options"] = f"-c statement_timeout={math.ceil(statement_seconds * 1000)}"
+    return args
 
 
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:

@@ -26,12 +26,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from ferry.config.settings import get_settings
-from ferry.errors import ConfigError, Conflict, FerryError, StorageError
+from ferry.errors import ConfigError, Conflict, FerryError, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +189,10 @@ class Connections:
             raise Conflict(f"{self.what} refused a conflicting write: {exc.orig}") from exc
         except (DBAPIError, PoolTimeout) as exc:
             log.warning("database error", extra={"database": self.url, "store": self.what})
-            raise StorageError(f"{self.what} at {self.url} failed: {exc}") from exc
+            # past a deadline (connect, statement, pool, SQLite busy) or unreachable: a 503
+            unreachable = isinstance(exc, PoolTimeout | OperationalError)
+            error = StorageUnavailable if unreachable else StorageError
+            raise error(f"{self.what} at {self.url} failed: {exc}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -23,7 +23,7 @@ import ferry.model
 from ferry.config.paths import artifacts_dir, cache_dir
 from ferry.server.control.config import UPLOADS_DIR
 from tests.archive_bombs import MIB, entries_bomb, sparse_bomb, zeros_bomb
-from tests.integration.conftest import start_ferry, stop_server
+from tests.integration.conftest import ferry_cli, start_ferry, stop_server
 
 pytestmark = pytest.mark.integration
 API = "/api/v1"
@@ -197,7 +197,8 @@ def test_bundle_errors_name_files_as_the_archive_does(server: Server, tmp_path: 
     assert "upload-" not in response.text
 
 
-def test_staging_of_a_killed_server_is_removed_at_the_next_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cleaner", ["next start", "ferry gc"])
+def test_staging_of_a_killed_server_is_removed(tmp_path: Path, cleaner: str) -> None:
     home = tmp_path / "home"
     process, url = start_ferry(["server", "--workers", "1"], log=tmp_path / "a.log", env=_env(home))
     staging = cache_dir(home) / UPLOADS_DIR
@@ -230,6 +231,12 @@ def test_staging_of_a_killed_server_is_removed_at_the_next_start(tmp_path: Path)
         sock.close()
     time.sleep(0.5)  # the killed worker's descriptors are closed by the kernel
     assert sorted(p.name for p in staging.iterdir()) == left  # still there after the kill
+    if cleaner == "ferry gc":
+        gc = ferry_cli("gc", env=_env(home))
+        assert gc.returncode == 0, gc.stderr
+        assert "removed 1 staging folders" in gc.stdout, gc.stdout
+        assert sorted(p.name for p in staging.iterdir()) == []
+        return
     second, _ = start_ferry(["server", "--workers", "1"], log=tmp_path / "b.log", env=_env(home))
     try:
         assert sorted(p.name for p in staging.iterdir()) == []

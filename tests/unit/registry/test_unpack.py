@@ -127,3 +127,13 @@ def test_corrupt_streams_are_bad_archives(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not a readable tar archive"):
         unpack_archive(truncated, tmp_path / "out", limits=SMALL)
     assert _left(tmp_path, tmp_path / "a.tar.gz") == ["t.tar.gz"]
+
+
+def test_the_default_limits_stop_a_tiny_sparse_archive_at_the_ratio_floor(tmp_path: Path) -> None:
+    """With no setting changed, the 230-byte, 6 GiB sparse archive writes at most 64 MiB."""
+    archive = sparse_bomb(tmp_path / "bomb.tar.gz")
+    defaults = UnpackLimits()
+    assert defaults.total_for(archive.stat().st_size) == 64 * MIB
+    with pytest.raises(PayloadTooLarge, match="unpacks to more than 67108864 bytes"):
+        unpack_archive(archive, tmp_path / "out", limits=defaults)
+    assert _left(tmp_path, archive) == []

@@ -27,11 +27,11 @@ from tests.integration.conftest import ferry_cli, start_ferry, stop_server
 
 pytestmark = pytest.mark.integration
 API = "/api/v1"
-LIMIT = 64 * MIB
+LIMIT = 32 * MIB  # small and quick: the 2 s bound must hold on a loaded machine
 LIMITS = {
     "FERRY_UNPACK_MAX_BYTES": str(LIMIT),
     "FERRY_UNPACK_MAX_FILE_BYTES": str(LIMIT),
-    "FERRY_UNPACK_MAX_ENTRIES": "1000",
+    "FERRY_UNPACK_MAX_ENTRIES": "100",
     "FERRY_UNPACK_MAX_SECONDS": "10",
 }
 
@@ -103,7 +103,7 @@ def _upload(server: Server, part: str, filename: str, data: bytes) -> httpx.Resp
 BOMBS: list[tuple[str, Callable[[Path], Path], str, str]] = [
     ("sparse 6 GiB", sparse_bomb, "bundle", "'model/weights.bin' unpacks to more than"),
     ("1 GiB of zeros", zeros_bomb, "model", "'model/zeros.bin' unpacks to more than"),
-    ("200,000 entries", entries_bomb, "bundle", "more than 1000 entries"),
+    ("200,000 entries", entries_bomb, "bundle", "more than 100 entries"),
 ]
 
 

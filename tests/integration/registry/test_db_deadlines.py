@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from ferry.config.settings import get_settings
-from ferry.errors import StorageUnavailable
+from ferry.errors import StorageError, StorageUnavailable
 from ferry.registry.metadata.engine import Connections, create_engine, postgres_deadlines
 from ferry.registry.migrations import upgrade
 
@@ -87,3 +87,22 @@ def test_the_url_can_set_its_own_postgres_deadlines() -> None:
     assert postgres_deadlines(url, 10, 0) == {"connect_timeout": 10}
     own = sa.engine.make_url("postgresql+psycopg://u@h/db?connect_timeout=3&options=-cx%3D1")
     assert postgres_deadlines(own, 10, 60) == {}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_bad_query_is_not_unavailable(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SQLite reports bad SQL as OperationalError too: only deadlines and lost servers are
+    503s; a missing table stays a plain StorageError."""
+    url = (
+        f"sqlite:///{tmp_path / 'ferry.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_database")
+    )
+    engine = create_engine(url)
+    db = Connections(engine, "the test store")
+    with pytest.raises(StorageError) as raised, db.read() as conn:
+        conn.execute(sa.text("SELECT * FROM no_such_table"))
+    assert not isinstance(raised.value, StorageUnavailable)
+    engine.dispose()

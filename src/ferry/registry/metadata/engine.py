@@ -168,6 +168,18 @@ def is_postgres(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+def _unreachable(exc: DBAPIError | PoolTimeout) -> bool:
+    """Past a deadline (pool, connect, statement, SQLite busy) or the server gone: not a bad
+    query. SQLite raises OperationalError for bad SQL too, so only its lock errors count."""
+    if isinstance(exc, PoolTimeout) or exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return True  # psycopg: connection failures and QueryCanceled (statement_timeout)
+
+
 class Connections:
     """A store's connections to ``engine``: ``read()`` and ``write()`` (a write transaction),
     inside ``errors()``, which turns a refused write (IntegrityError) into ``Conflict`` and any
@@ -190,8 +202,7 @@ class Connections:
         except (DBAPIError, PoolTimeout) as exc:
             log.warning("database error", extra={"database": self.url, "store": self.what})
             # past a deadline (connect, statement, pool, SQLite busy) or unreachable: a 503
-            unreachable = isinstance(exc, PoolTimeout | OperationalError)
-            error = StorageUnavailable if unreachable else StorageError
+            error = StorageUnavailable if _unreachable(exc) else StorageError
             raise error(f"{self.what} at {self.url} failed: {exc}") from exc
 
     @contextmanager

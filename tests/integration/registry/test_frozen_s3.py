@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import ferry.model
+from ferry.errors import StorageUnavailable
 from ferry.model.manifest import MANIFEST_FILE
 from tests.integration.conftest import start_ferry, stop_server
 from tests.registry_fixtures import S3_ENV, _wait_for_port, free_port, unavailable
@@ -175,3 +176,49 @@ def _credentials() -> dict[str, str]:
         "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
         "region_name": S3_ENV["AWS_DEFAULT_REGION"],
     }
+
+
+def test_every_store_call_on_a_frozen_s3_fails_in_bounded_time(
+    tmp_path: Path,
+    moto: tuple[subprocess.Popen[bytes], str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Head, download, single-part upload, delete and list each raise StorageUnavailable
+    within their deadline once the server is frozen, and work again after SIGCONT."""
+    from ferry.registry.artifacts.s3 import S3Deadlines, S3Store
+
+    s3, endpoint, _log = moto
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=endpoint, **_credentials()).create_bucket(Bucket=BUCKET)
+    deadlines = S3Deadlines(
+        connect_seconds=0.5, read_seconds=0.5, max_attempts=2, transfer_seconds=2.0
+    )
+    store = S3Store(BUCKET, "site", endpoint_url=endpoint, deadlines=deadlines)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 1000)
+    store.put("a/blob", small)
+    calls = {
+        "stat": lambda: store.stat("a/blob"),
+        "get": lambda: store.get("a/blob", tmp_path / "out.bin"),
+        "put": lambda: store.put("a/other", small),
+        "touch": lambda: store.touch("a/blob"),
+        "delete": lambda: store.delete("a/blob"),
+        "list": lambda: list(store.list("a/")),
+    }
+    s3.send_signal(signal.SIGSTOP)
+    try:
+        for name, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                call()
+            # two attempts of 0.5 s plus botocore's backoff, or the 2 s transfer deadline
+            assert time.monotonic() - started < 4.0, name
+    finally:
+        s3.send_signal(signal.SIGCONT)
+    time.sleep(1.0)  # moto answers what it had buffered (the delete may land now)
+    store.put("a/after", small)  # the same store works again: no call is left stuck
+    info = store.stat("a/after")
+    assert info is not None
+    assert info.size == 1000
+    store.close()

@@ -155,6 +155,12 @@ class StorageError(FerryError):
     code = "storage_error"
 
 
+class StorageUnavailable(StorageError):
+    """The metadata database or the artifact store did not answer within its deadline."""
+
+    code = "storage_unavailable"
+
+
 class BlobNotFound(StorageError):
     """A content-addressed blob the registry expected is not in the artifact store."""
 

@@ -178,15 +178,21 @@ def gc(
         float, typer.Option(help="Keep unreferenced blobs younger than this many seconds.")
     ] = 3600.0,
 ) -> None:
-    """Delete artifact blobs that no version references (left by interrupted uploads)."""
+    """Delete artifact blobs that no version references (left by interrupted uploads), and
+    upload staging folders no running server holds."""
     from ferry.cli.output import show_lines
+    from ferry.config.settings import get_settings
     from ferry.registry import Registry
+    from ferry.server.control.config import ControlConfig
+    from ferry.server.control.workdirs import sweep_staging
 
     with Registry.from_settings() as registry:
         report = registry.gc(grace_seconds=grace)
+    staged = sweep_staging(ControlConfig.from_settings(get_settings()).staging_root())
     show_lines(
         [
             f"scanned {report.scanned} blobs, {report.referenced} referenced",
+            f"removed {staged} staging folders left by stopped servers",
             f"deleted {len(report.deleted)} ({report.bytes_freed} bytes), "
             f"kept {report.kept_recent} recent, swept {report.incomplete_removed} incomplete",
             *[f"MISSING blob for a version: {key}" for key in report.missing],

@@ -186,7 +186,7 @@ def unpack_bundle(archive: Path, dest: Path, *, overwrite: bool) -> Path:
     """Unpack a downloaded bundle into ``dest`` and verify every file's sha256."""
     from ferry.model.bundle import verify_files
     from ferry.model.manifest import read_manifest
-    from ferry.registry.bundles import unpack_archive
+    from ferry.registry.unpack import unpack_archive
 
     if dest.exists():
         if not overwrite:

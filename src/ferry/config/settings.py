@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # that loads and checks an uploaded model may take
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
     inspect_timeout_seconds: float = Field(default=300.0, gt=0.0)
+    # what unpacking an uploaded archive may write and take (registry/unpack.py says why these
+    # defaults): all files, one file, entries, wall time, and written bytes per archive byte
+    # past 64 MiB; beyond any of them the upload answers 413 and leaves nothing
+    unpack_max_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    unpack_max_file_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    unpack_max_entries: int = Field(default=10_000, ge=1)
+    unpack_max_seconds: float = Field(default=120.0, gt=0.0)
+    unpack_max_ratio: float = Field(default=100.0, ge=1.0)
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -40,6 +48,17 @@ class Settings(BaseSettings):
     database_url: str | None = None  # sqlite:///... or postgresql://user@host/db
     artifacts: str | None = None  # a folder, file:///folder or s3://bucket/prefix
     s3_endpoint_url: str | None = None  # MinIO-style S3-compatible servers
+    # deadlines (registry/artifacts/s3.py says why these defaults): each S3 request's connect
+    # and read timeouts and attempts, and one blob's whole transfer; past them a 503
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0.0)
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    s3_max_attempts: int = Field(default=3, ge=1)
+    s3_transfer_deadline_seconds: float = Field(default=900.0, gt=0.0)
+    # database deadlines (registry/metadata/engine.py): PostgreSQL connect and statement
+    # timeouts (0: none), and the wait for a pooled connection (both backends)
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    db_statement_timeout_seconds: float = Field(default=300.0, ge=0.0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0.0)
     # security (ferry.security): "required" turns auth on at any address, "off" keeps it off
     # even on a public address (like --insecure); "auto" is on when bound beyond loopback
     auth: Literal["auto", "required", "off"] = "auto"

@@ -45,7 +45,7 @@ def check_paths(manifest: Manifest) -> None:
     """Every file path is relative and stays inside the bundle; the artifact is among them."""
     seen: set[str] = set()
     for entry in manifest.files:
-        _check_path(entry.path)
+        check_relative_path(entry.path)
         if entry.path in seen:
             raise BundleError(f"the manifest lists {entry.path!r} twice", path=entry.path)
         seen.add(entry.path)
@@ -67,7 +67,8 @@ def check_paths(manifest: Manifest) -> None:
             )
 
 
-def _check_path(path: str) -> None:
+def check_relative_path(path: str) -> None:
+    """A bundle file path: relative, inside the bundle, not the manifest's own name."""
     if (
         not path
         or len(path) > MAX_PATH
@@ -87,7 +88,7 @@ def materialize(
     if dest.exists() and not overwrite:
         raise BundleError(f"{dest} already exists", path=str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = _sibling(dest, "tmp")
+    staging = sibling(dest, "tmp")
     try:
         staging.mkdir()
         fetch_files(store, record.files, staging)
@@ -121,7 +122,7 @@ def checkout(store: ArtifactStore, record: VersionRecord, cache_root: Path) -> P
 def write_archive(bundle_dir: Path, dest_file: Path) -> Path:
     """A ``.tar.gz`` of the bundle folder, entries relative to it (``ferry.yaml``, ``model/``)."""
     dest_file.parent.mkdir(parents=True, exist_ok=True)
-    temp = _sibling(dest_file, "tmp")
+    temp = sibling(dest_file, "tmp")
     try:
         with tarfile.open(temp, "w:gz") as archive:
             for path in sorted(bundle_dir.rglob("*")):
@@ -134,50 +135,7 @@ def write_archive(bundle_dir: Path, dest_file: Path) -> Path:
     return dest_file
 
 
-def unpack_archive(archive: Path, dest: Path, *, max_bytes: int | None = None) -> Path:
-    """Extract a bundle archive (``.tar.gz``/``.tar``) into the new folder ``dest``.
-
-    Only regular files and folders with safe relative paths are accepted (no links, devices,
-    absolute paths or ``..``); ``max_bytes`` caps the unpacked size.
-    """
-    if dest.exists():
-        raise BundleError(f"{dest} already exists", path=str(dest))
-    staging = _sibling(dest, "tmp")
-    total = 0
-    try:
-        staging.mkdir(parents=True)
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if member.isdir() or name in ("", "."):
-                    continue
-                if not member.isfile():
-                    raise BundleError(f"archive entry {member.name!r} is not a regular file")
-                if name != MANIFEST_FILE:
-                    _check_path(name)
-                total += member.size
-                if max_bytes is not None and total > max_bytes:
-                    raise BundleError(
-                        f"the archive unpacks to more than {max_bytes} bytes", limit=max_bytes
-                    )
-                target = staging.joinpath(*name.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:  # pragma: no cover - isfile() members always have data
-                    continue
-                with source, target.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
-        os.replace(staging, dest)
-    except tarfile.TarError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(f"{archive.name} is not a readable tar archive: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return dest
-
-
-def _sibling(path: Path, kind: str) -> Path:
+def sibling(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}"
 
 
@@ -187,7 +145,7 @@ def _move_into_place(staging: Path, dest: Path, *, overwrite: bool) -> None:
         return
     if not overwrite:
         raise BundleError(f"{dest} already exists", path=str(dest))
-    trash = _sibling(dest, "old")
+    trash = sibling(dest, "old")
     os.replace(dest, trash)
     os.replace(staging, dest)
     shutil.rmtree(trash, ignore_errors=True)

@@ -23,6 +23,7 @@ from ferry.errors import (
     NotReady,
     PayloadTooLarge,
     RateLimited,
+    StorageUnavailable,
     Unauthorized,
     UnsafeModel,
     UnsupportedMediaType,
@@ -47,6 +48,7 @@ _STATUS: dict[type[FerryError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     RateLimited: 429,
+    StorageUnavailable: 503,  # a frozen or unreachable S3 or database, past its deadline
 }
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",

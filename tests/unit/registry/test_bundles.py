@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ferry.errors import BundleError
+from ferry.errors import BundleError, PayloadTooLarge
 from ferry.model.manifest import FileEntry, read_manifest
-from ferry.registry import content_sha256, unpack_archive, write_archive
+from ferry.registry import UnpackLimits, content_sha256, unpack_archive, write_archive
 from ferry.registry.bundles import check_paths
 from tests.registry_fixtures import bundle_variant
 
@@ -89,8 +89,9 @@ def test_unpack_refuses_links_and_oversize(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="regular file"):
         unpack_archive(_tar(tmp_path / "l.tar.gz", [(link, b"")]), tmp_path / "d1")
     big = _tar(tmp_path / "b.tar.gz", [(tarfile.TarInfo("model/x"), b"x" * 2000)])
-    with pytest.raises(BundleError, match="more than 1000 bytes"):
-        unpack_archive(big, tmp_path / "d2", max_bytes=1000)
+    limits = UnpackLimits(max_bytes=1000, ratio_floor=1000)
+    with pytest.raises(PayloadTooLarge, match="more than 1000 bytes"):
+        unpack_archive(big, tmp_path / "d2", limits=limits)
     (tmp_path / "junk.tar.gz").write_bytes(b"not a tar")
     with pytest.raises(BundleError, match="not a readable tar"):
         unpack_archive(tmp_path / "junk.tar.gz", tmp_path / "d3")

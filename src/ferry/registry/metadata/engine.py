@@ -6,11 +6,17 @@ SQLite: WAL journal (readers never wait for the writer), foreign keys on, a busy
 write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue up instead of
 failing mid-transaction. PostgreSQL: psycopg 3, pre-ping, and row locks (``FOR UPDATE``) taken by
 the store where an order matters.
+
+Every wait has a deadline (issue 13), from ``FERRY_DB_*``: connecting to PostgreSQL
+(libpq's ``connect_timeout``), each statement (``statement_timeout``, set per session), and
+waiting for a pooled connection (``pool_timeout``); SQLite's busy timeout bounds its lock waits.
+A timeout is a ``StorageError`` like any driver failure.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,11 +26,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
-from ferry.errors import ConfigError, Conflict, FerryError, StorageError
+from ferry.config.settings import get_settings
+from ferry.errors import ConfigError, Conflict, FerryError, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +69,7 @@ def redact(url: str | URL) -> str:
 def create_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
+    settings = get_settings()
     options: dict[str, Any] = {}
     memory = False
     if backend == "sqlite":
@@ -66,8 +80,13 @@ def create_engine(url: str) -> Engine:
             options["poolclass"] = StaticPool
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            options["pool_timeout"] = settings.db_pool_timeout_seconds
     elif backend == "postgresql":
         options["pool_pre_ping"] = True
+        options["pool_timeout"] = settings.db_pool_timeout_seconds
+        options["connect_args"] = postgres_deadlines(
+            parsed, settings.db_connect_timeout_seconds, settings.db_statement_timeout_seconds
+        )
     else:
         raise ConfigError(
             f"no metadata store for {redact(parsed)!r}; use sqlite:///path or postgresql://...",
@@ -81,6 +100,20 @@ def create_engine(url: str) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine, memory=memory)
     return engine
+
+
+def postgres_deadlines(
+    url: URL, connect_seconds: float, statement_seconds: float
+) -> dict[str, Any]:
+    """libpq's ``connect_timeout`` (whole seconds, at least 2: libpq's own floor) and a
+    session ``statement_timeout`` in milliseconds (0: none), unless the URL sets its own."""
+    query = url.query
+    args: dict[str, Any] = {}
+    if "connect_timeout" not in query:
+        args["connect_timeout"] = max(2, math.ceil(connect_seconds))
+    if statement_seconds > 0 and "options" not in query:
+        args["options"] = f"-c statement_timeout={math.ceil(statement_seconds * 1000)}"
+    return args
 
 
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
@@ -135,6 +168,18 @@ def is_postgres(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+def _unreachable(exc: DBAPIError | PoolTimeout) -> bool:
+    """Past a deadline (pool, connect, statement, SQLite busy) or the server gone: not a bad
+    query. SQLite raises OperationalError for bad SQL too, so only its lock errors count."""
+    if isinstance(exc, PoolTimeout) or exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return True  # psycopg: connection failures and QueryCanceled (statement_timeout)
+
+
 class Connections:
     """A store's connections to ``engine``: ``read()`` and ``write()`` (a write transaction),
     inside ``errors()``, which turns a refused write (IntegrityError) into ``Conflict`` and any
@@ -156,7 +201,9 @@ class Connections:
             raise Conflict(f"{self.what} refused a conflicting write: {exc.orig}") from exc
         except (DBAPIError, PoolTimeout) as exc:
             log.warning("database error", extra={"database": self.url, "store": self.what})
-            raise StorageError(f"{self.what} at {self.url} failed: {exc}") from exc
+            # past a deadline (connect, statement, pool, SQLite busy) or unreachable: a 503
+            error = StorageUnavailable if _unreachable(exc) else StorageError
+            raise error(f"{self.what} at {self.url} failed: {exc}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -12,9 +12,9 @@ from ferry.server.control.keys import SecurityRoutes
 from ferry.server.control.models import ModelRoutes
 from ferry.server.control.monitoring import MonitoringRoutes, TelemetryRoutes
 from ferry.server.control.routing import PREFIX, RegistryProvider
-from ferry.server.control.staging import sweep_staging
 from ferry.server.control.uploads import UploadRoutes
 from ferry.server.control.versions import VersionRoutes
+from ferry.server.control.workdirs import sweep_staging
 
 
 def control_router(

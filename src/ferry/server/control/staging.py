@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -16,7 +13,13 @@ from ferry.errors import BundleError, InvalidRequest, PayloadTooLarge
 from ferry.model.bundle import verify_files
 from ferry.model.flavors import FLAVORS
 from ferry.model.manifest import MANIFEST_FILE, read_manifest
-from ferry.registry import Registry, VersionRecord, content_sha256, unpack_archive
+from ferry.registry import (
+    Registry,
+    UnpackLimits,
+    VersionRecord,
+    content_sha256,
+    unpack_archive,
+)
 from ferry.registry import names as rules
 from ferry.registry.bundles import check_paths
 from ferry.server.control.inspector import InspectSpec
@@ -30,7 +33,6 @@ KNOWN_PARTS = (*FILE_PARTS, *TEXT_PARTS, "code")
 MAX_TEXT_BYTES = 1024 * 1024
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 EXAMPLE_TYPES = {"text/csv": ".csv", "application/json": ".json"}
-STALE_SECONDS = 24 * 3600.0
 ENTRYPOINT = re.compile(r"^(?P<file>[^:]+\.py):(?P<cls>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -211,27 +213,10 @@ def _check_combination(form: UploadForm) -> None:
         )
 
 
-# --- the staging folder ---------------------------------------------------------------------------
-def sweep_staging(root: Path, *, max_age_seconds: float = STALE_SECONDS) -> int:
-    """Remove what a killed server left in ``root`` (older than any upload lasts); returns
-    how many entries went."""
-    cutoff = time.time() - max_age_seconds
-    removed = 0
-    for entry in root.iterdir() if root.is_dir() else ():
-        with contextlib.suppress(OSError):
-            if entry.lstat().st_mtime < cutoff:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink()
-                removed += 1
-    return removed
-
-
 # --- bundles ------------------------------------------------------------------------------------
-def stage_bundle(part: Part, work: Path, unpack_limit: int) -> Path:
+def stage_bundle(part: Part, work: Path, limits: UnpackLimits) -> Path:
     """The uploaded archive unpacked as a bundle folder (its root, or its one top folder)."""
-    unpacked = unpack_archive(part.path, work / "bundle", max_bytes=unpack_limit)
+    unpacked = unpack_archive(part.path, work / "bundle", limits=limits, field="bundle")
     part.path.unlink()
     if (unpacked / MANIFEST_FILE).is_file():
         return unpacked
@@ -254,7 +239,7 @@ def find_existing(registry: Registry, name: str, bundle: Path) -> VersionRecord 
 
 
 # --- raw models ---------------------------------------------------------------------------------
-def stage_model(form: UploadForm, work: Path, name: str, unpack_limit: int) -> InspectSpec:
+def stage_model(form: UploadForm, work: Path, name: str, limits: UnpackLimits) -> InspectSpec:
     """Lay the raw model, code and example out under ``work/src`` for the inspector to build."""
     src = work / "src"
     src.mkdir()
@@ -274,7 +259,7 @@ def stage_model(form: UploadForm, work: Path, name: str, unpack_limit: int) -> I
         source = f"{code.joinpath(*file.parts)}:{match['cls']}"
     else:
         assert form.model is not None
-        source = str(_stage_model_file(form.model, src, unpack_limit))
+        source = str(_stage_model_file(form.model, src, limits))
     example = None
     if form.example is not None:
         example = _place(
@@ -293,7 +278,7 @@ def stage_model(form: UploadForm, work: Path, name: str, unpack_limit: int) -> I
     )
 
 
-def _stage_model_file(part: Part, src: Path, unpack_limit: int) -> Path:
+def _stage_model_file(part: Part, src: Path, limits: UnpackLimits) -> Path:
     filename = _basename(part)
     lowered = filename.lower()
     archive = next((s for s in ARCHIVE_SUFFIXES if lowered.endswith(s)), None)
@@ -301,7 +286,7 @@ def _stage_model_file(part: Part, src: Path, unpack_limit: int) -> Path:
         target = src / filename
         os.replace(part.path, target)
         return target
-    folder = unpack_archive(part.path, src / "model", max_bytes=unpack_limit)
+    folder = unpack_archive(part.path, src / "model", limits=limits, field="model")
     part.path.unlink()
     entries = list(folder.iterdir())
     if len(entries) == 1 and entries[0].is_dir():

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,7 +23,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import ModelNotFound, UnsafeModel, VersionNotFound
+from ferry.errors import FerryError, ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.model.kinds import ModelKind, classify
 from ferry.monitoring.profile import ReferenceProfile, profile_bundle
 from ferry.monitoring.storage import MonitoringStore
@@ -57,10 +55,9 @@ from ferry.server.control.staging import (
     stage_bundle,
     stage_model,
 )
+from ferry.server.control.workdirs import WorkDir, relative_paths
 
 log = logging.getLogger(__name__)
-
-UNPACK_FACTOR = 4  # an archive may unpack to this many times the upload limit
 
 _BINARY = {"type": "string", "format": "binary"}
 UPLOAD_BODY: dict[str, Any] = {
@@ -161,11 +158,14 @@ class UploadRoutes:
         registry = self.registry()
         actor = actor_of(request)
         root = await anyio.to_thread.run_sync(self.config.staging_root)
-        work = Path(await anyio.to_thread.run_sync(_mkdtemp, root))
+        work = await anyio.to_thread.run_sync(WorkDir, root, "upload")
         try:
-            record, created, metadata = await self._receive(registry, name, request, work)
+            record, created, metadata = await self._receive(registry, name, request, work.path)
+        except FerryError as exc:
+            relative_paths(exc, work.path)  # messages name the upload's files, not ours
+            raise
         finally:
-            await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, work, True))
+            await anyio.to_thread.run_sync(work.remove)
         if metadata.alias is not None:
             set_alias = functools.partial(registry.set_alias, actor=actor)
             await anyio.to_thread.run_sync(set_alias, name, metadata.alias, record.version)
@@ -194,9 +194,9 @@ class UploadRoutes:
         # 403 before anything is unpacked: trust=true is a decision only the trust scope makes
         decision = decide_trust(principal_of(request), name) if form.trust else None
         report: InspectReport | None = None
-        unpack_limit = self.config.max_upload_bytes * UNPACK_FACTOR
+        limits = self.config.unpack
         if form.bundle is not None:
-            bundle = await anyio.to_thread.run_sync(stage_bundle, form.bundle, work, unpack_limit)
+            bundle = await anyio.to_thread.run_sync(stage_bundle, form.bundle, work, limits)
             check = functools.partial(_code_checked, bundle, None, decision, name, work)
             kind = await anyio.to_thread.run_sync(check)
             existing = await anyio.to_thread.run_sync(find_existing, registry, name, bundle)
@@ -205,7 +205,7 @@ class UploadRoutes:
                 spec = InspectSpec(mode="check", bundle=str(bundle), verify=False, trust=form.trust)
                 report = await self._inspect(name, spec, work)
         else:
-            spec = await anyio.to_thread.run_sync(stage_model, form, work, name, unpack_limit)
+            spec = await anyio.to_thread.run_sync(stage_model, form, work, name, limits)
             source = spec.source or spec.bundle
             check = functools.partial(_code_checked, source, spec.flavor, decision, name, work)
             kind = await anyio.to_thread.run_sync(check)
@@ -260,10 +260,6 @@ def _profile(bundle: Path, reference: Part | None) -> ReferenceProfile | None:
 
 def _save_profile(registry: Registry, record: VersionRecord, profile: ReferenceProfile) -> None:
     MonitoringStore.of(registry).save_profile(record.model, record.version, profile)
-
-
-def _mkdtemp(root: Path) -> str:
-    return tempfile.mkdtemp(prefix="upload-", dir=root)
 
 
 def _check_targets(registry: Registry, name: str, metadata: UploadMetadata) -> None:

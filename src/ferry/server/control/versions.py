@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -31,6 +28,7 @@ from ferry.server.control.schemas import (
     page_fields,
     version_out,
 )
+from ferry.server.control.workdirs import WorkDir
 
 ARCHIVE_MEDIA_TYPE = "application/gzip"
 
@@ -111,15 +109,15 @@ class VersionRoutes:
         """The version as a bundle `.tar.gz` (unpack it and `ferry serve` the folder)."""
         registry = self.registry()
         registry.get_version(name, version)  # 404 before any work
-        work = Path(tempfile.mkdtemp(prefix="download-", dir=self.config.staging_root()))
+        work = WorkDir(self.config.staging_root(), "download")  # locked: swept if we die
         try:
-            archive = registry.archive(name, version, work / f"{name}-{version}.tar.gz")
+            archive = registry.archive(name, version, work.path / f"{name}-{version}.tar.gz")
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            work.remove()
             raise
         return FileResponse(
             archive,
             media_type=ARCHIVE_MEDIA_TYPE,
             filename=archive.name,
-            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+            background=BackgroundTask(work.remove),
         )

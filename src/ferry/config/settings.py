@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=0.5, ge=0.0, le=1.0)
     # request headers above this many bytes (names and values) answer 431 before any other
     # work: uvicorn's httptools parser has no limit of its own (8 MB headers were accepted)
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=64 * 1024 * 1024)
     public_metrics: bool = False  # /metrics without a key (else it needs the read scope)
     jwt_secret: str | None = None  # HS256 shared secret
     jwt_jwks: str | None = None  # RS256/ES256 keys: a JWKS file path or an http(s) URL

@@ -106,10 +106,10 @@ def serve(
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
-    if warning:
+    if warning or auth_on:
         from ferry.cli.output import show_lines
 
-        show_lines([warning])
+        show_lines([warning or auth_note(host)])
     app = serve_app(model, auth=auth_on)
     _monitor(app, log_predictions)
     app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
@@ -133,6 +133,13 @@ def tls_options(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
             f"cannot use {certfile} with {keyfile}: {exc}", param_hint="--ssl-certfile"
         ) from exc
     return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+
+
+def auth_note(host: str) -> str:
+    from ferry.cli.exposure import is_loopback
+
+    why = "" if is_loopback(host) else f"; {host} is not a loopback address (--no-auth: none)"
+    return f"  auth: on (API keys from FERRY_HOME, see `ferry keys`{why})"
 
 
 def public_url(host: str, port: int, tls: dict[str, str]) -> str:

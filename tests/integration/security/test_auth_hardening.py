@@ -44,17 +44,20 @@ def rss_kb(pid: int) -> int:
     return int(match.group(1))
 
 
-def raw_flood(url: str, count: int, key: str, *, threads: int = 4) -> dict[int, int]:
-    """``flood`` over plain sockets with the request built once: httpx spends 80 ms building
-    and checking a 1 MB header, the server 3 ms answering it."""
+def raw_flood(url: str, count: int, *, threads: int = 4) -> dict[int, int]:
+    """``count`` POSTs, each with a different 1 MB key (so no cache could dedupe them), over
+    plain sockets: httpx spends 80 ms building and checking a 1 MB header, the server 3 ms
+    answering it."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     body = json.dumps(BODY).encode()
-    request = (
+    head = (
         f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\nX-API-Key: {key}\r\n\r\n"
-    ).encode() + body
+        f"Content-Length: {len(body)}\r\nConnection: close\r\nX-API-Key: "
+    ).encode()
+    padding = b"A" * (1024 * 1024)
 
-    def one(_: int) -> int:
+    def one(i: int) -> int:
+        request = b"".join((head, b"fry_%016x_" % i, padding, b"\r\n\r\n", body))
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             sock.sendall(request)
             answer = b""
@@ -105,10 +108,10 @@ def test_one_mb_keys_cost_no_worker_memory(
     try:
         pids = workers_of(process)
         assert len(pids) == 2
-        assert raw_flood(url, 40, ONE_MB_KEY) == {status: 40}  # warm-up: first allocations
+        assert raw_flood(url, 40) == {status: 40}  # warm-up: first allocations
         before = {pid: rss_kb(pid) for pid in pids}
         started = time.monotonic()
-        assert raw_flood(url, REQUESTS, ONE_MB_KEY) == {status: REQUESTS}
+        assert raw_flood(url, REQUESTS) == {status: REQUESTS}
         seconds = time.monotonic() - started
         after = {pid: rss_kb(pid) for pid in pids}
         growth = {pid: after[pid] - before[pid] for pid in pids}
@@ -212,6 +215,7 @@ def test_serve_on_a_public_address_requires_a_key(
         assert httpx.post(url + PREDICT, json=BODY, headers=key).status_code == 200
     finally:
         stop_server(process)
+    assert "0.0.0.0 is not a loopback address" in (tmp_path / "auth.log").read_text()
     log = tmp_path / "open.log"
     process, url = start_ferry([*public, "--no-auth"], log=log, env=home.env)
     try:

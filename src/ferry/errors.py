@@ -37,6 +37,12 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class HeadersTooLarge(InvalidRequest):
+    """The request's headers are over FERRY_MAX_HEADER_BYTES (answered before any other work)."""
+
+    code = "headers_too_large"
+
+
 # --- the request is readable but its data does not fit the model's signature --------------------
 class InvalidInput(FerryError):
     """Data that does not match the signature; details name the column/row."""

@@ -119,7 +119,7 @@ def _show_keys(records: list[KeyRecord]) -> None:
 def revoke(
     key: Annotated[str, typer.Argument(help="A key id, or a name (revokes all its keys).")],
 ) -> None:
-    """Revoke a key: servers refuse it within FERRY_AUTH_CACHE_SECONDS (5 s by default)."""
+    """Revoke a key: servers refuse it within FERRY_AUTH_CACHE_SECONDS (0.5 s, at most 1 s)."""
     from ferry.cli.output import show_lines
 
     store = _store()

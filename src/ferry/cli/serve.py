@@ -54,13 +54,15 @@ def serve(
     ssl_certfile: CertOption = None,
     ssl_keyfile: KeyOption = None,
     auth: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--auth",
+            "--auth/--no-auth",
             help="Require an API key (from FERRY_HOME's store, see `ferry keys`) or a JWT; "
-            "also FERRY_AUTH=required.",
+            "also FERRY_AUTH=required. Default: on when HOST is not a loopback address; "
+            "--no-auth serves without keys there too (with a warning).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     log_predictions: Annotated[
         str | None,
         typer.Option(
@@ -82,11 +84,20 @@ def serve(
     workers = workers or os.cpu_count() or 1
     if workers > 1:
         share_metrics_between_workers()
+    from ferry.cli.exposure import auth_mode
+    from ferry.config.settings import get_settings
     from ferry.model.loaded import load
 
     configure_logging(log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
-    check_database_features(auth=auth, log_predictions=log_predictions)
+    auth_on, warning = auth_mode(
+        host,
+        auth=auth is True,
+        insecure=auth is False,
+        setting=get_settings().auth,
+        off_flag="--no-auth",
+    )
+    check_database_features(auth=auth_on, log_predictions=log_predictions)
     check_pickles(path, trust=trust)
     started = time.perf_counter()
     model = load(Path(path))
@@ -95,7 +106,11 @@ def serve(
         model.manifest = model.manifest.model_copy(update={"name": name})
     base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
-    app = serve_app(model, auth=auth)
+    if warning or auth_on:
+        from ferry.cli.output import show_lines
+
+        show_lines([warning or auth_note(host)])
+    app = serve_app(model, auth=auth_on)
     _monitor(app, log_predictions)
     app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
@@ -118,6 +133,13 @@ def tls_options(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
             f"cannot use {certfile} with {keyfile}: {exc}", param_hint="--ssl-certfile"
         ) from exc
     return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+
+
+def auth_note(host: str) -> str:
+    from ferry.cli.exposure import is_loopback
+
+    why = "" if is_loopback(host) else f"; {host} is not a loopback address (--no-auth: none)"
+    return f"  auth: on (API keys from FERRY_HOME, see `ferry keys`{why})"
 
 
 def public_url(host: str, port: int, tls: dict[str, str]) -> str:
@@ -147,7 +169,7 @@ def serve_app(model: Any, *, auth: bool) -> Any:
     from ferry.server.app import create_app
 
     settings = get_settings()
-    if not auth and settings.auth != "required":
+    if not auth:  # the caller decided (ferry.cli.exposure.auth_mode, FERRY_AUTH included)
         return create_app([model], settings)
     from ferry.server.auth import Security
 
@@ -190,7 +212,7 @@ def check_database_features(*, auth: bool, log_predictions: str | None) -> None:
     settings = get_settings()
     choice = resolve_log_setting(log_predictions, settings, "off")
     features = [f"--log-predictions {choice}"] if LogPolicy.parse(choice).enabled else []
-    if auth or settings.auth == "required":
+    if auth:
         features.append("--auth (API keys live in the metadata database)")
     if not features:
         return

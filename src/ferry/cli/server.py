@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ferry.cli.exposure import auth_mode
 from ferry.cli.serve import (
     CertOption,
     KeyOption,
@@ -114,34 +115,6 @@ def server(
     )
     options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
     run(app, host, port, workers, options)
-
-
-def auth_mode(host: str, *, auth: bool, insecure: bool, setting: str) -> tuple[bool, str | None]:
-    """Whether auth is on, and the warning to print when it is off on a public address."""
-    if auth and insecure:
-        raise typer.BadParameter("--auth and --insecure contradict each other", param_hint="--auth")
-    if auth or setting == "required":
-        return True, None
-    if is_loopback(host):
-        return False, None
-    if insecure or setting == "off":
-        return False, (
-            f"  WARNING: auth is OFF on {host}: anyone who can reach this address can upload "
-            "models (which run code) and call every model. Drop --insecure/FERRY_AUTH=off "
-            "to require API keys."
-        )
-    return True, None
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False
 
 
 def auth_notes(settings: Any) -> list[str]:

@@ -63,13 +63,20 @@ class Settings(BaseSettings):
     # even on a public address (like --insecure); "auto" is on when bound beyond loopback
     auth: Literal["auto", "required", "off"] = "auto"
     auth_secret: str | None = None  # HMAC key for API key hashes; default: a file in home
-    auth_cache_seconds: float = Field(default=5.0, ge=0.0, le=300.0)  # revocation delay
+    # how long a worker trusts a key it checked: the revocation delay, so at most 1 s; a
+    # cached key costs one primary-key SELECT per worker per this long
+    auth_cache_seconds: float = Field(default=0.5, ge=0.0, le=1.0)
+    # request headers above this many bytes (names and values) answer 431 before any other
+    # work: uvicorn's httptools parser has no limit of its own (8 MB headers were accepted)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=64 * 1024 * 1024)
     public_metrics: bool = False  # /metrics without a key (else it needs the read scope)
     jwt_secret: str | None = None  # HS256 shared secret
     jwt_jwks: str | None = None  # RS256/ES256 keys: a JWKS file path or an http(s) URL
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_scopes_claim: str = "scope"  # a space-separated string or a list of Ferry scopes
+    # the longest a token may live (exp - iat, or exp - now without iat); None: unbounded
+    jwt_max_lifetime: float | None = Field(default=None, gt=0.0)
     # quotas of every JWT subject (None: unlimited); a token's ferry_rpm / ferry_rows_per_day
     # claims may lower them for that token, never raise them
     jwt_requests_per_minute: int | None = Field(default=None, ge=1)

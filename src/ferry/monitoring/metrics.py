@@ -56,6 +56,13 @@ class ServingMetrics:
         self.errors = Counter(
             "ferry_errors", "Errors answered, by error code.", ["code"], registry=registry
         )
+        self.auth_refused = Counter(
+            "ferry_auth_refused",
+            "Requests the auth layer refused (401, 403, 429), by reason: missing, invalid, "
+            "malformed, oversized, expired, revoked, forbidden, rate_limited ...",
+            ["reason"],
+            registry=registry,
+        )
         self.batch_requests = Histogram(
             "ferry_batch_requests",
             "Requests merged into one predict call by adaptive batching.",

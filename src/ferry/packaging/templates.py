@@ -74,6 +74,7 @@ EXPOSE @PORT@
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
     CMD @HEALTHCHECK@
 # $PORT is honoured (Heroku-style platforms set it); extra arguments go to `ferry serve`.
+# --no-auth: the image holds no key store (nor its libraries); the network in front guards it.
 ENTRYPOINT @ENTRYPOINT@
 """
 
@@ -84,7 +85,7 @@ HEALTHCHECK = (
     "'http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '@PORT@'), timeout=4)\"]"
 )
 ENTRYPOINT = (
-    '["/bin/sh", "-c", "exec ferry serve /model --host 0.0.0.0 --port '
+    '["/bin/sh", "-c", "exec ferry serve /model --host 0.0.0.0 --no-auth --port '
     '\\"${PORT:-@PORT@}\\" \\"$@\\"", "ferry-serve"]'
 )
 

@@ -1,12 +1,22 @@
 """Credentials -> Principal, with a short in-process cache so a key is checked against the
 database at most once per ``ttl`` seconds per process: revocation and expiry take effect
-within ``ttl``. Failures are cached too, so a flood of one bad key costs no database load."""
+within ``ttl`` (FERRY_AUTH_CACHE_SECONDS, 0.5 s by default, at most 1 s). Failures are cached
+too, so a flood of one bad key costs no database load.
+
+Both caches are bounded in bytes, not entries, and keyed by the SHA-256 of the credentials,
+never the credentials themselves: 2,000 requests with a 1 MB ``X-API-Key`` once grew each
+worker by 1.0 GB through the old 10,000-entry cache of raw tokens. Credentials longer than
+``MAX_CREDENTIAL_CHARS`` are refused before any work and never cached.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import sys
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from ferry.config.settings import Settings
 from ferry.errors import Unauthorized
@@ -14,19 +24,95 @@ from ferry.security.identity import Principal
 from ferry.security.keys import PREFIX, KeyStore
 from ferry.security.tokens import JwtConfig, JwtVerifier, looks_like_jwt
 
-MAX_CACHED = 10_000
+# A Ferry key is 64 characters (149 at most); a provider's JWT 1-2 KiB, rarely past 4 KiB
+# with many groups. 8 KiB leaves room for those and is half the default header limit.
+MAX_CREDENTIAL_CHARS = 8 * 1024
+# per cache (successes, failures), per process: about 10,000 failures of ~400 bytes each
+MAX_CACHE_BYTES = 4 * 1024 * 1024
+ENTRY_OVERHEAD = 200  # digest bytes object, tuple, float, OrderedDict slot (measured ~190)
 
 Outcome = Principal | Unauthorized
 
 
+def oversized(token: str) -> Unauthorized | None:
+    """The refusal of credentials too long to be real, else None (cheap: a length)."""
+    if len(token) <= MAX_CREDENTIAL_CHARS:
+        return None
+    return Unauthorized(
+        f"credentials of {len(token)} characters are over the limit of {MAX_CREDENTIAL_CHARS}",
+        reason="oversized",
+    )
+
+
+def _outcome_bytes(outcome: Outcome) -> int:
+    if isinstance(outcome, Unauthorized):
+        return sys.getsizeof(outcome.message) + 64 * len(outcome.details)
+    return sys.getsizeof(outcome.name) + sys.getsizeof(outcome.id) + 64 * len(outcome.scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    until: float
+    outcome: Outcome
+    size: int
+
+
+class ByteBoundedCache:
+    """Outcomes by credential digest, oldest out once their sizes pass ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: bytes, now: float) -> Outcome | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry.until <= now:
+            self._drop(digest)
+            return None
+        return entry.outcome
+
+    def put(self, digest: bytes, outcome: Outcome, until: float) -> None:
+        self._drop(digest)
+        size = ENTRY_OVERHEAD + len(digest) + _outcome_bytes(outcome)
+        if size > self.max_bytes:
+            return
+        self._entries[digest] = _Entry(until, outcome, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.size
+
+    def _drop(self, digest: bytes) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is not None:
+            self.bytes -= entry.size
+
+
+def digest_of(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
 class Authenticator:
     def __init__(
-        self, keys: KeyStore | None, tokens: JwtVerifier | None, *, ttl: float = 5.0
+        self,
+        keys: KeyStore | None,
+        tokens: JwtVerifier | None,
+        *,
+        ttl: float = 0.5,
+        max_cache_bytes: int = MAX_CACHE_BYTES,
     ) -> None:
         self.keys = keys
         self.tokens = tokens
         self.ttl = ttl
-        self._cache: OrderedDict[str, tuple[float, Outcome]] = OrderedDict()
+        # separate budgets: a flood of bad credentials cannot evict the good ones
+        self.successes = ByteBoundedCache(max_cache_bytes)
+        self.failures = ByteBoundedCache(max_cache_bytes)
         self._lock = threading.Lock()
 
     @classmethod
@@ -39,16 +125,17 @@ class Authenticator:
         )
 
     def cached(self, token: str) -> Outcome | None:
-        """The remembered outcome for ``token`` (cheap, for the event loop), else None."""
+        """The remembered outcome for ``token`` (cheap, for the event loop), else None.
+        Oversized credentials are refused here, before hashing."""
+        refused = oversized(token)
+        if refused is not None:
+            return refused
+        digest = digest_of(token)
         now = time.monotonic()
         with self._lock:
-            entry = self._cache.get(token)
-            if entry is None:
-                return None
-            until, outcome = entry
-            if until <= now:
-                del self._cache[token]
-                return None
+            outcome = self.successes.get(digest, now) or self.failures.get(digest, now)
+        if outcome is None:
+            return None
         expires = outcome.expires_at if isinstance(outcome, Principal) else None
         if expires is not None and expires <= time.time():
             return Unauthorized("credentials expired", reason="expired")
@@ -56,16 +143,19 @@ class Authenticator:
 
     def verify(self, token: str) -> Outcome:
         """Check ``token`` (may query the database or fetch a JWKS: call off the event loop)."""
+        refused = oversized(token)
+        if refused is not None:
+            return refused  # never verified, never cached
         outcome: Outcome
         try:
             outcome = self._verify(token)
         except Unauthorized as exc:
             outcome = exc
+        digest = digest_of(token)
+        until = time.monotonic() + self.ttl
         with self._lock:
-            self._cache[token] = (time.monotonic() + self.ttl, outcome)
-            self._cache.move_to_end(token)
-            while len(self._cache) > MAX_CACHED:
-                self._cache.popitem(last=False)
+            cache = self.successes if isinstance(outcome, Principal) else self.failures
+            cache.put(digest, outcome, until)
         return outcome
 
     def _verify(self, token: str) -> Principal:

@@ -1,8 +1,10 @@
 """JWTs from an external identity provider: RS256/ES256 checked against a JWKS (a file, or a
 URL fetched with a bounded timeout and cached), or HS256 with a shared secret; issuer and
-audience checked when configured; ``exp`` required; a claim (``scope`` by default, a
-space-separated string or a list) carries Ferry scopes. ``alg: none`` never verifies: only the
-algorithms a configured key can check are accepted.
+audience checked when configured; ``exp`` required, and ``exp``, ``nbf`` and ``iat`` must be
+JSON numbers (PyJWT alone accepts ``"exp": "1900000000"``); with FERRY_JWT_MAX_LIFETIME, a
+token living longer (``exp - iat``, or ``exp - now`` without ``iat``) is refused; a claim
+(``scope`` by default, a space-separated string or a list) carries Ferry scopes. ``alg: none``
+never verifies: only the algorithms a configured key can check are accepted.
 
 Quotas: every subject gets FERRY_JWT_REQUESTS_PER_MINUTE / FERRY_JWT_ROWS_PER_DAY (unset:
 unlimited); a token's ``ferry_rpm`` / ``ferry_rows_per_day`` claims may lower its own limits,
@@ -11,6 +13,8 @@ never raise them. The principal is ``jwt:<subject>``, so a subject's tokens shar
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 ASYMMETRIC = ["RS256", "ES256"]
 JWKS_TIMEOUT_SECONDS = 5.0
 JWKS_CACHE_SECONDS = 300
+TIME_CLAIMS = ("exp", "nbf", "iat")
 RPM_CLAIM = "ferry_rpm"
 ROWS_CLAIM = "ferry_rows_per_day"
 
@@ -39,6 +44,7 @@ class JwtConfig:
     scopes_claim: str = "scope"
     requests_per_minute: int | None = None  # every subject's limits; None: unlimited
     rows_per_day: int | None = None
+    max_lifetime: float | None = None  # seconds; None: unbounded
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JwtConfig | None:
@@ -52,6 +58,7 @@ class JwtConfig:
             settings.jwt_scopes_claim,
             settings.jwt_requests_per_minute,
             settings.jwt_rows_per_day,
+            settings.jwt_max_lifetime,
         )
 
 
@@ -104,6 +111,7 @@ class JwtVerifier:
             raise Unauthorized("token expired", reason="expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", reason="invalid") from exc
+        self._check_times(claims)
         return Principal(
             id=f"jwt:{claims['sub']}"[:256],
             name=str(claims["sub"]),
@@ -113,6 +121,30 @@ class JwtVerifier:
             requests_per_minute=_limit(claims, RPM_CLAIM, self.config.requests_per_minute),
             rows_per_day=_limit(claims, ROWS_CLAIM, self.config.rows_per_day),
         )
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        for claim in TIME_CLAIMS:
+            value = claims.get(claim)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if claim in claims and not (number and math.isfinite(value)):  # type: ignore[arg-type]
+                raise Unauthorized(
+                    f"invalid token: the {claim!r} claim must be a number (seconds since the "
+                    f"epoch), got {type(value).__name__}",
+                    reason="invalid",
+                    claim=claim,
+                )
+        limit = self.config.max_lifetime
+        if limit is None:
+            return
+        start = claims["iat"] if "iat" in claims else time.time()
+        lifetime = float(claims["exp"]) - float(start)
+        if lifetime > limit:
+            raise Unauthorized(
+                f"token lifetime {lifetime:.0f} s is over this server's limit of {limit:.0f} s "
+                "(FERRY_JWT_MAX_LIFETIME)",
+                reason="lifetime",
+                claim="exp",
+            )
 
     def _signing_key(self, token: str, header: dict[str, Any]) -> Any:
         import jwt

@@ -18,7 +18,9 @@ from ferry.errors import FerryError
 from ferry.model.loaded import LoadedModel
 from ferry.monitoring.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
+from ferry.security.identity import IDENTITY_SCOPE_KEY
 from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
+from ferry.server.headers import install_header_limit
 from ferry.server.serving.context import ServingContext, serving_context
 from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
 from ferry.server.serving.inference import json_response
@@ -79,6 +81,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.serving = context
+    app.state.auth = False  # Security.install turns it on: /readyz then names models to keys only
     app.add_middleware(
         FastPathMiddleware,
         routes=PredictionRoutes(post_predict, invocations, model_invocations, infer),
@@ -95,6 +98,7 @@ def create_app(
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
     _add_error_schema(app)
+    install_header_limit(app, settings.max_header_bytes)
     return app
 
 
@@ -111,13 +115,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready or not, for probes; which models and versions are loaded only to a caller with a
+    valid key when auth is on (the auth layer leaves its principal on public routes too)."""
     source = serving_context(request).models
-    checks = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
-    body: dict[str, object] = {"ready": source.ready, "models": checks}
+    body: dict[str, object] = {"ready": source.ready}
     if source.database is not None:
         # still ready while the database is down: loaded models keep answering, and a failed
         # probe would take every replica out of the Service at once (serving/catalog.py)
         body["database"] = source.database
+    if not request.app.state.auth or IDENTITY_SCOPE_KEY in request.scope:
+        body["models"] = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
     return json_response(body, status=200 if source.ready else 503)
 
 

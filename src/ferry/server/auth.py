@@ -3,11 +3,13 @@ prediction fast path included. It is installed only when auth is on, so a server
 auth pays nothing per request.
 
 Per request: the scope the route needs (``access.AccessPolicy``), the caller's key or JWT
-(``Authorization: Bearer`` or ``X-API-Key``; checked once per few seconds per process, see
-``Authenticator``), the scope check, the caller's quotas, then the app with the principal in
-``scope["ferry.principal"]`` for metering. Failures answer 401 (with ``WWW-Authenticate``), 403
-or 429 (with ``Retry-After``) in the route's protocol's error shape, and are audited, as is
-every write.
+(``Authorization: Bearer`` or ``X-API-Key``; checked once per 0.5 s per process, see
+``Authenticator``; credentials over 8 KiB are refused unread), the scope check, the caller's
+quotas, then the app with the principal in ``scope["ferry.principal"]`` for metering. Failures
+answer 401 (with ``WWW-Authenticate``), 403 or 429 (with ``Retry-After``) in the route's
+protocol's error shape, are counted in ``ferry_auth_refused_total{reason}`` and audited
+aggregated (one row per minute, key id and client: ``AuditWriter.refused``); every write is
+audited one row each. Headers over FERRY_MAX_HEADER_BYTES never get here (``headers.py``).
 """
 
 from __future__ import annotations
@@ -22,20 +24,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ferry.config.settings import Settings
 from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
-from ferry.security.audit import AuditRecord, AuditWriter
-from ferry.security.authenticator import Authenticator
+from ferry.monitoring.metrics import ServingMetrics
+from ferry.security.audit import AuditRecord, AuditWriter, Refusal
+from ferry.security.authenticator import Authenticator, Outcome
 from ferry.security.database import SecurityDatabase
 from ferry.security.identity import ANONYMOUS, IDENTITY_SCOPE_KEY, Principal
+from ferry.security.keys import key_id_of
 from ferry.security.metering import UsageMeter
 from ferry.security.public import PublicModels
 from ferry.security.quotas import QuotaGate, open_counters
 from ferry.security.scopes import Action, Requirement
 from ferry.server.access import AccessPolicy, is_write
 from ferry.server.errors import error_response
+from ferry.server.headers import keep_header_limit_outermost
 
 log = logging.getLogger(__name__)
 
 REALM = 'Bearer realm="ferry"'
+# public routes that say more to a caller with a key holding ``read``: which models are loaded
+DETAIL_PATHS = frozenset({"/readyz"})
+READ_ALL = Requirement((Action.READ,))
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Security:
     audit: AuditWriter
     public: PublicModels
     policy: AccessPolicy
+    metrics: ServingMetrics | None = None  # the app's, once installed
 
     @classmethod
     def from_settings(cls, settings: Settings, *, single_model: str | None = None) -> Security:
@@ -65,8 +74,16 @@ class Security:
         )
 
     def install(self, app: FastAPI) -> None:
-        """Add the auth middleware outermost (call after every other ``add_middleware``)."""
+        """Add the auth middleware in front of every other one but the header limit (call
+        after every other ``add_middleware``)."""
+        self.metrics = getattr(getattr(app.state, "serving", None), "metrics", None)
+        app.state.auth = True
         app.add_middleware(AuthMiddleware, security=self)
+        keep_header_limit_outermost(app)
+
+    def count_refusal(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.auth_refused.labels(reason).inc()
 
     def observe(self, event: PredictionEvent) -> None:
         self.meter.observe(event)
@@ -97,6 +114,8 @@ class AuthMiddleware:
         path: str = scope["path"]
         need = self.security.policy.requirement(method, path)
         if need is None:
+            if path in DETAIL_PATHS:
+                await self._identify(scope)
             await self.app(scope, receive, send)
             return
         public = (
@@ -116,15 +135,13 @@ class AuthMiddleware:
             )
             await self._deny(scope, receive, send, missing, None)
             return
-        outcome = self.security.authenticator.cached(token)
-        if outcome is None:
-            try:
-                outcome = await anyio.to_thread.run_sync(self.security.authenticator.verify, token)
-            except Exception as exc:  # the key store is down: refuse, retryably, never let in
-                await self._unavailable(scope, receive, send, "check credentials", exc)
-                return
+        try:
+            outcome = await self._check(token)
+        except Exception as exc:  # the key store is down: refuse, retryably, never let in
+            await self._unavailable(scope, receive, send, "check credentials", exc)
+            return
         if isinstance(outcome, Unauthorized):
-            await self._deny(scope, receive, send, outcome, None)
+            await self._deny(scope, receive, send, outcome, None, key_id_of(token))
             return
         principal = outcome
         if not public and not principal.may(need):
@@ -151,6 +168,28 @@ class AuthMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    async def _check(self, token: str) -> Outcome:
+        """The cached outcome (oversized credentials are refused there, unread), else a
+        verification off the event loop."""
+        outcome = self.security.authenticator.cached(token)
+        if outcome is None:
+            outcome = await anyio.to_thread.run_sync(self.security.authenticator.verify, token)
+        return outcome
+
+    async def _identify(self, scope: Scope) -> None:
+        """On a public route with detail: the principal, if the caller sent a valid key with
+        ``read`` (anything else is no detail, never a refusal: probes send no key)."""
+        token = credentials(scope)
+        if token is None:
+            return
+        try:
+            outcome = await self._check(token)
+        except Exception:  # the key store is down: the probe still answers, without detail
+            log.warning("cannot check credentials for %s", scope["path"], exc_info=True)
+            return
+        if isinstance(outcome, Principal) and outcome.may(READ_ALL):
+            scope[IDENTITY_SCOPE_KEY] = outcome
+
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """No route speaks WebSocket today; one that does gets the GET rules, never a bypass."""
         need = self.security.policy.requirement("GET", scope["path"])
@@ -158,10 +197,7 @@ class AuthMiddleware:
         if need is not None:
             outcome: Principal | Unauthorized | None = None
             if token is not None:
-                outcome = self.security.authenticator.cached(token)
-                if outcome is None:
-                    verify = self.security.authenticator.verify
-                    outcome = await anyio.to_thread.run_sync(verify, token)
+                outcome = await self._check(token)
             if not isinstance(outcome, Principal) or not outcome.may(need):
                 await send({"type": "websocket.close", "code": 1008})  # policy violation
                 return
@@ -207,27 +243,29 @@ class AuthMiddleware:
         send: Send,
         error: FerryError,
         principal: Principal | None,
+        key_id: str | None = None,
     ) -> None:
         path = scope["path"]
         response = error_response(path, error)
+        reason = str(error.details.get("reason", error.code))
         if isinstance(error, Unauthorized):
-            invalid = error.details.get("reason") != "missing"
+            invalid = reason != "missing"
             response.headers["WWW-Authenticate"] = (
                 f'{REALM}, error="invalid_token"' if invalid else REALM
             )
+        self.security.count_refusal(reason)
         if isinstance(error, RateLimited):
             response.headers["Retry-After"] = str(error.details.get("retry_after", 60))
         else:  # quota answers would flood the log; auth failures are what an audit is for
-            self.security.audit.record(
-                AuditRecord(
-                    principal.id if principal is not None else ANONYMOUS,
+            actor = principal.id if principal is not None else key_id or ANONYMOUS
+            self.security.audit.refused(
+                Refusal(
+                    actor,
                     f"auth.{error.code}",
+                    host_of(scope),
                     f"{scope['method']} {path}",
-                    {
-                        "client": client_of(scope),
-                        "status": response.status_code,
-                        "reason": error.message,
-                    },
+                    reason,
+                    response.status_code,
                 )
             )
         await response(scope, receive, send)
@@ -244,6 +282,12 @@ def credentials(scope: Scope) -> str | None:
         elif name == b"x-api-key" and value.strip():
             return value.decode("latin-1").strip()
     return None
+
+
+def host_of(scope: Scope) -> str:
+    """The client's address without its port (one client opens many connections)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 def client_of(scope: Scope) -> str:

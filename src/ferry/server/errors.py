@@ -17,6 +17,7 @@ from ferry.errors import (
     FerryError,
     FlavorError,
     Forbidden,
+    HeadersTooLarge,
     InvalidInput,
     InvalidRequest,
     NotFound,
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _STATUS: dict[type[FerryError], int] = {
     PayloadTooLarge: 413,
+    HeadersTooLarge: 431,  # RFC 6585
     UnsupportedMediaType: 415,
     InvalidRequest: 400,
     InvalidInput: 422,

@@ -1,11 +1,12 @@
-"""When ``ferry server`` turns auth on: flags, FERRY_AUTH, and the address it binds."""
+"""When ``ferry server`` and ``ferry serve`` turn auth on: flags, FERRY_AUTH, and the address
+they bind (one rule, ``ferry.cli.exposure``)."""
 
 from __future__ import annotations
 
 import pytest
 import typer
 
-from ferry.cli.server import auth_mode, is_loopback
+from ferry.cli.exposure import auth_mode, is_loopback
 
 
 @pytest.mark.parametrize(
@@ -43,3 +44,18 @@ def test_is_loopback() -> None:
     assert is_loopback("127.0.0.2")
     assert is_loopback("[::1]")
     assert not is_loopback("192.168.1.10")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3"])  # noqa: S104
+def test_serve_off_loopback_needs_an_explicit_no_auth(host: str) -> None:
+    assert auth_mode(host, auth=False, insecure=False, setting="auto", off_flag="--no-auth") == (
+        True,
+        None,
+    )
+    enabled, warning = auth_mode(
+        host, auth=False, insecure=True, setting="auto", off_flag="--no-auth"
+    )
+    assert not enabled
+    assert warning is not None
+    assert f"WARNING: auth is OFF on {host}" in warning
+    assert "--no-auth" in warning

@@ -123,3 +123,39 @@ def test_server_secret_file_is_private_and_stable(tmp_path: Path) -> None:
     mode = os.stat(tmp_path / "home" / "auth.secret").st_mode
     assert stat.S_IMODE(mode) == 0o600
     assert server_secret(Settings(home=tmp_path, auth_secret="x" * 40)) == b"x" * 40
+
+
+class CountingStore(KeyStore):
+    """The real store, counting the HMACs it computes (the expensive, secret-dependent step)."""
+
+    hashes = 0
+
+    def _hash(self, salt: str, secret: str) -> str:
+        self.hashes += 1
+        return super()._hash(salt, secret)
+
+
+def test_unknown_and_known_key_ids_cost_the_same_work(security_db: SecurityDatabase) -> None:
+    """A known id once answered 60-70 us slower than an unknown one (the HMAC and the row were
+    skipped for unknown ids): both now run one query for salt and hash, one HMAC and one
+    constant-time compare (bench/auth_key_timing.py measures it)."""
+    store = CountingStore(security_db, SECRET)
+    real = store.create("ci", ["read"])
+    store.hashes = 0
+    queries: list[str] = []
+    sa.event.listen(security_db.engine, "before_cursor_execute", _record_query(queries))
+    for token in (f"fry_{real.record.id}_{'x' * 43}", f"fry_0123456789abcdef_{'x' * 43}"):
+        before = (store.hashes, len(queries))
+        with pytest.raises(Unauthorized) as refused:
+            store.verify(token)
+        assert refused.value.message == "invalid API key"
+        assert (store.hashes - before[0], len(queries) - before[1]) == (1, 1), token
+    assert queries[0] == queries[1]  # the same statement, whether the id exists or not
+
+
+def _record_query(into: list[str]) -> object:
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):  # not a new connection's PRAGMAs
+            into.append(statement)
+
+    return record

@@ -205,3 +205,55 @@ def test_jwt_quota_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("FERRY_JWT_REQUESTS_PER_MINUTE", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"exp": str(int(time.time()) + 300)},  # PyJWT alone accepts a numeric string
+        {"nbf": str(int(time.time()) - 10)},
+        {"iat": str(int(time.time()))},
+        {"iat": True},
+    ],
+)
+def test_time_claims_must_be_numbers(claim: dict[str, Any]) -> None:
+    token = jwt.encode(claims(**claim), HS_SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized) as refused:
+        hs_verifier().verify(token)
+    [name] = claim
+    assert refused.value.details["claim"] == name
+    assert "must be a number" in refused.value.message
+
+
+def test_float_time_claims_are_numbers_too() -> None:
+    now = time.time()
+    token = jwt.encode(claims(exp=now + 300.5, iat=now, nbf=now - 1), HS_SECRET, algorithm="HS256")
+    assert hs_verifier().verify(token).name == "alice"
+
+
+def test_a_maximum_lifetime_refuses_longer_tokens() -> None:
+    verifier = JwtVerifier(
+        JwtConfig(secret=HS_SECRET, issuer=ISSUER, audience=AUDIENCE, max_lifetime=3600)
+    )
+    now = int(time.time())
+    short = jwt.encode(claims(iat=now, exp=now + 3600), HS_SECRET, algorithm="HS256")
+    assert verifier.verify(short).name == "alice"
+    for long in (
+        claims(iat=now, exp=now + 3601),
+        claims(iat=None, exp=now + 7200),  # no iat: measured from now
+        claims(iat=now - 86400, exp=now + 60),  # issued long ago, still valid: too long lived
+    ):
+        with pytest.raises(Unauthorized) as refused:
+            verifier.verify(jwt.encode(long, HS_SECRET, algorithm="HS256"))
+        assert refused.value.details["reason"] == "lifetime"
+    no_exp = jwt.encode(claims(exp=None, iat=now), HS_SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        verifier.verify(no_exp)
+
+
+def test_max_lifetime_comes_from_settings() -> None:
+    config = JwtConfig.from_settings(Settings(jwt_secret=HS_SECRET, jwt_max_lifetime=900))
+    assert config is not None
+    assert config.max_lifetime == 900
+    with pytest.raises(ValidationError):
+        Settings(jwt_max_lifetime=0)

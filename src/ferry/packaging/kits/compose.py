@@ -180,6 +180,7 @@ def project(target: DeployTarget, options: KitOptions) -> dict[str, Any]:
                 "/model",
                 "--host",
                 "0.0.0.0",  # noqa: S104 - inside the container
+                "--no-auth",  # its port is published on the host's loopback only
                 "--port",
                 str(port),
                 "--workers",

@@ -132,6 +132,7 @@ def deployment(target: DeployTarget, options: KitOptions, config: Manifest) -> M
             MODEL_DIR,
             "--host",
             "0.0.0.0",  # noqa: S104 - inside the pod; the Service and NetworkPolicy guard it
+            "--no-auth",  # said explicitly: off loopback `ferry serve` requires keys otherwise
             "--port",
             str(options.port),
             "--workers",

@@ -117,7 +117,8 @@ def _railway() -> str:
 def _procfile(options: KitOptions) -> str:
     # a Procfile line runs in a shell, which expands $PORT (8000 when the platform sets none)
     return (
-        f"web: ferry serve {options.bundle_dir} --host 0.0.0.0 --port ${{PORT:-{options.port}}} "
+        f"web: ferry serve {options.bundle_dir} --host 0.0.0.0 --no-auth "
+        f"--port ${{PORT:-{options.port}}} "
         f"--workers {options.workers}\n"
     )
 

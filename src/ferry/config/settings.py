@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     # that loads and checks an uploaded model may take
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
     inspect_timeout_seconds: float = Field(default=300.0, gt=0.0)
+    # connections (per worker): complete headers within header_timeout of the first byte (or of
+    # the connection), and the body at min_body_rate bytes/s over every body_timeout window;
+    # else 408 and closed. max_connections 0: sized from the descriptor limit
+    header_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    body_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    min_body_rate: float = Field(default=500.0, ge=0.0)
+    max_connections: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)

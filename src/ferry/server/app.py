@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from ferry import __version__
@@ -18,7 +18,12 @@ from ferry.errors import FerryError
 from ferry.model.loaded import LoadedModel
 from ferry.monitoring.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
-from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
+from ferry.server.errors import (
+    client_gone_handler,
+    ferry_error_handler,
+    http_error_handler,
+    unexpected_error_handler,
+)
 from ferry.server.serving.context import ServingContext, serving_context
 from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
 from ferry.server.serving.inference import json_response
@@ -85,6 +90,7 @@ def create_app(
     )
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
     for router in routers:
         app.include_router(router)

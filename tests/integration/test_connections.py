@@ -21,7 +21,7 @@ from tests.integration.conftest import start_server, stop_server
 pytestmark = pytest.mark.integration
 
 DEADLINE = 2.0  # FERRY_HEADER_TIMEOUT_SECONDS and FERRY_BODY_TIMEOUT_SECONDS for these servers
-SLACK = 2.0  # how late a close may come: 3,000 connections share two cores with the test
+SLACK = 4.0  # how late a close may be seen here: 1.1-3.2 s late at a load of 12 on 2 cores
 PER_KIND = 1000
 ROW = {
     "sepal_length": 5.1,
@@ -40,6 +40,7 @@ def slow_server(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     process, base_url = start_server(iris_bundle, "--workers", "1", log=log, env=env)
     try:
+        _probe(base_url)  # warm: the first prediction of a fresh process is not the point
         yield base_url
     finally:
         stop_server(process)
@@ -78,12 +79,13 @@ class Slow:
             )
             trickle = b'{"instances": [' + b" " * 4000
         sender = asyncio.create_task(self._trickle(writer, trickle, stop))
-        try:
-            self.answer = await reader.read()  # until the server closes
-            self.closed_after = time.monotonic() - self.opened
+        try:  # until the server closes; a reset (a byte sent as it closed) keeps what came
+            while chunk := await reader.read(65536):
+                self.answer += chunk
         except ConnectionError:
-            self.closed_after = time.monotonic() - self.opened
+            pass
         finally:
+            self.closed_after = time.monotonic() - self.opened
             sender.cancel()
             writer.close()
 
@@ -100,11 +102,11 @@ class Slow:
             await asyncio.sleep(1.0)
 
 
-async def _probe(client: httpx.AsyncClient, base_url: str) -> float:
+def _probe(base_url: str) -> float:
+    """Seconds a normal prediction takes on a new connection (in a thread during the siege:
+    the test's own event loop, busy with 3,000 sockets, is not what is measured)."""
     started = time.monotonic()
-    response = await client.post(
-        f"{base_url}/v1/models/iris/predict", json={"instances": [ROW]}, timeout=10
-    )
+    response = httpx.post(f"{base_url}/v1/models/iris/predict", json={"instances": [ROW]})
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == 1
     return time.monotonic() - started
@@ -115,10 +117,9 @@ async def _siege(base_url: str) -> tuple[list[Slow], list[float]]:
     stop = asyncio.Event()
     clients = [Slow(kind, port) for kind in ("idle", "headers", "body") for _ in range(PER_KIND)]
     tasks = [asyncio.create_task(client.run(stop)) for client in clients]
-    async with httpx.AsyncClient() as http:
-        await asyncio.sleep(0.5 * DEADLINE)  # all connected and trickling, none closed yet
-        assert not any(task.done() for task in tasks), "slow clients closed before the deadline"
-        probes = [await _probe(http, base_url) for _ in range(5)]
+    await asyncio.sleep(0.5 * DEADLINE)  # all connected and trickling, none closed yet
+    assert not any(task.done() for task in tasks), "slow clients closed before the deadline"
+    probes = [await asyncio.to_thread(_probe, base_url) for _ in range(5)]
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), 2 * DEADLINE + 3 * SLACK)
     finally:
@@ -137,22 +138,23 @@ def test_slow_clients_are_closed_by_their_deadline_and_normal_requests_answer(
     clients, probes = asyncio.run(_siege(slow_server))
 
     assert max(probes) < 1.0, probes
+    closes = sorted(client.closed_after for client in clients)
+    spread = [round(closes[int(q * (len(closes) - 1))], 2) for q in (0, 0.5, 0.9, 0.99, 1)]
+    latest = {
+        c.kind: round(max(d.closed_after for d in clients if d.kind == c.kind), 2) for c in clients
+    }
+    print(f"closed after (min, median, p90, p99, max): {spread}, latest {latest}")  # noqa: T201
+    print(f"probes: {probes}")  # noqa: T201
     for client in clients:
         # idle and slow-header ones: the header deadline from the connection's opening;
         # slow bodies: one body window after their headers (sent at once) at most
-        assert client.closed_after < DEADLINE + SLACK, (client.kind, client.closed_after)
-        assert client.closed_after > DEADLINE - 0.5, (client.kind, client.closed_after)
+        assert DEADLINE - 0.5 < client.closed_after < DEADLINE + SLACK, (client.kind, spread)
         head, _, body = client.answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 "), (client.kind, client.answer[:200])
         assert orjson.loads(body)["error"]["code"] == "request_timeout"
     assert time.monotonic() - started < 30
     # nothing held after them: a normal request on a fresh connection still answers
-    assert asyncio.run(_probe_once(slow_server)) < 1.0
-
-
-async def _probe_once(base_url: str) -> float:
-    async with httpx.AsyncClient() as http:
-        return await _probe(http, base_url)
+    assert _probe(slow_server) < 1.0
 
 
 def test_an_idle_kept_alive_connection_is_closed(slow_server: str) -> None:
@@ -178,7 +180,7 @@ def test_a_client_leaving_mid_body_is_no_error(slow_server: str) -> None:
             )
             time.sleep(0.05)
     # the fixture's teardown reads the log: no ERROR, no traceback
-    assert asyncio.run(_probe_once(slow_server)) < 1.0
+    assert _probe(slow_server) < 1.0
 
 
 def test_past_the_connection_cap_a_client_gets_503(iris_bundle: Path, tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """Supervision against a real ``ferry serve --workers 2``: SIGKILL of the supervisor stops
 every worker within 2 s and a new server binds the same port at once; in every server
 process the listening socket is close-on-exec, so no program a worker starts (the
-inspector) can hold the port after the server is gone."""
+inspector) can hold the port after the server is gone; and the open-file limit is raised to
+the hard limit at start."""
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,15 +22,25 @@ from tests.integration.conftest import free_port, stop_server, wait_ready
 pytestmark = pytest.mark.integration
 
 O_CLOEXEC = 0o2000000
+LOW_SOFT_LIMIT = 1024
 TCP_LISTEN = "0A"
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
+def _lower_descriptor_limit() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(LOW_SOFT_LIMIT, hard), hard))
+
+
 def _serve_on(port: int, bundle: Path, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """``ferry serve`` on ``port``, started with a low open-file soft limit."""
     command = [sys.executable, "-m", "ferry", "serve", str(bundle), "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
-            [*command, "--workers", str(workers)], stdout=out, stderr=subprocess.STDOUT
+            [*command, "--workers", str(workers)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_lower_descriptor_limit,
         )
     try:
         wait_ready(f"http://127.0.0.1:{port}", process, log)
@@ -114,6 +126,14 @@ def _listening_fds(pid: int, inodes: set[str]) -> list[int]:
     return fds
 
 
+def _open_file_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError(f"no open-file limit for {pid}")
+
+
 def _fd_flags(pid: int, fd: int) -> int:
     for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
         if line.startswith("flags:"):
@@ -137,5 +157,8 @@ def test_no_program_a_server_starts_inherits_its_listening_socket(
         for pid, fds in held.items():
             for fd in fds:
                 assert _fd_flags(pid, fd) & O_CLOEXEC, f"fd {fd} of {pid} is inheritable"
+            # started at 1024 open files: raised to the hard limit
+            soft, hard = _open_file_limits(pid)
+            assert soft == hard > LOW_SOFT_LIMIT, (soft, hard)
     finally:
         stop_server(server)

@@ -6,17 +6,20 @@ the hard limit at start."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ferry.client import Client
 from tests.integration.conftest import free_port, stop_server, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -99,6 +102,7 @@ def test_killed_supervisor_takes_its_workers_and_the_port_binds_at_once(
     again = _serve_on(port, iris_bundle, 2, tmp_path / "second.log")  # would exit: in use
     try:
         assert _predict(port) == 200
+        assert again.poll() is None  # it bound the port: not some survivor answering
     finally:
         stop_server(again)
     assert "Address already in use" not in (tmp_path / "second.log").read_text()
@@ -162,3 +166,61 @@ def test_no_program_a_server_starts_inherits_its_listening_socket(
             assert soft == hard > LOW_SOFT_LIMIT, (soft, hard)
     finally:
         stop_server(server)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        children = _children(frontier.pop())
+        found += children
+        frontier += children
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_server_killed_while_it_inspects_an_upload_leaves_the_port_free(
+    iris_bundle: Path, tmp_path: Path, workers: int
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "ferry", "server", "--port", str(port)]
+    log = tmp_path / "server.log"
+    env = {**os.environ, "FERRY_HOME": str(tmp_path / "home")}
+    with log.open("wb") as out:
+        server = subprocess.Popen(  # noqa: S603 - our own CLI
+            [*command, "--workers", str(workers)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, server, log)
+    except BaseException:
+        stop_server(server)
+        raise
+    serving = {server.pid, *_children(server.pid)}
+    upload = threading.Thread(target=_register, args=(url, iris_bundle), daemon=True)
+    upload.start()
+    started = time.monotonic()
+    inspectors: list[int] = []
+    while not inspectors and time.monotonic() - started < 30:  # the inspector starts
+        inspectors = [pid for pid in _descendants(server.pid) if pid not in serving]
+        time.sleep(0.01)
+    left = [*inspectors, *serving]
+    try:
+        assert inspectors, "no inspector process started for the upload"
+        server.send_signal(signal.SIGKILL)  # while the inspector runs
+        server.wait()
+        again = _serve_on(port, iris_bundle, 1, tmp_path / "again.log")  # would exit: in use
+        try:
+            assert _predict(port) == 200
+            assert again.poll() is None  # it bound the port: not some survivor answering
+        finally:
+            stop_server(again)
+    finally:
+        for pid in left:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        upload.join(timeout=30)
+
+
+def _register(url: str, bundle: Path) -> None:
+    with contextlib.suppress(Exception), Client(url) as client:  # its server is killed
+        client.register(bundle, "iris")

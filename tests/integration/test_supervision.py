@@ -94,6 +94,7 @@ def test_killed_supervisor_takes_its_workers_and_the_port_binds_at_once(
     killed = time.monotonic()
     while any(_running(pid) for pid in workers) and time.monotonic() - killed < 2.0:
         time.sleep(0.02)
+    print(f"workers gone {time.monotonic() - killed:.3f} s after the SIGKILL")  # noqa: T201
     left = [pid for pid in workers if _running(pid)]
     for pid in left:  # do not leave them behind if the test fails
         os.kill(pid, signal.SIGKILL)

@@ -208,3 +208,23 @@ def test_past_the_connection_cap_a_client_gets_503(iris_bundle: Path, tmp_path: 
             sock.close()
         stop_server(process)
     assert "at its cap of 20 connections" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_body_slow_but_above_the_minimum_rate_is_answered(slow_server: str) -> None:
+    # 12 KB at about 2 KB/s: three body windows, each well above 500 bytes/s
+    body = orjson.dumps({"instances": [ROW]}) + b" " * 12_000
+    host, port = slow_server.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/models/iris/predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        for start in range(0, len(body), 400):
+            sock.sendall(body[start : start + 400])
+            time.sleep(0.2)
+        answer = b""
+        while b"predictions" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]

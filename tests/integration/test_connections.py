@@ -228,3 +228,23 @@ def test_a_body_slow_but_above_the_minimum_rate_is_answered(slow_server: str) ->
             assert chunk, answer
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+def test_a_later_request_on_a_kept_alive_connection_has_its_header_deadline(
+    slow_server: str,
+) -> None:
+    host, port = slow_server.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while b'"ok"' not in answer:
+            answer += sock.recv(4096)
+        time.sleep(DEADLINE + 0.5)  # past the first request's deadline, within keep-alive
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and no more
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert DEADLINE - 0.5 < waited < DEADLINE + SLACK, waited

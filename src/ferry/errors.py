@@ -33,6 +33,12 @@ class UnsupportedMediaType(InvalidRequest):
     code = "unsupported_media_type"
 
 
+class RequestTimeout(InvalidRequest):
+    """The client did not send its headers, or its body fast enough, within the deadline."""
+
+    code = "request_timeout"
+
+
 class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
@@ -96,6 +102,12 @@ class DatabaseUnavailable(NotReady):
     a 503 the caller may retry; what is already loaded keeps serving."""
 
     code = "database_unavailable"
+
+
+class TooManyConnections(NotReady):
+    """A worker holds as many connections as it may; this one is turned away."""
+
+    code = "too_many_connections"
 
 
 # --- models and bundles -----------------------------------------------------------------------

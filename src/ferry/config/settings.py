@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     unpack_max_entries: int = Field(default=10_000, ge=1)
     unpack_max_seconds: float = Field(default=120.0, gt=0.0)
     unpack_max_ratio: float = Field(default=100.0, ge=1.0)
+    # connections (per worker): complete headers within header_timeout of the first byte (or of
+    # the connection), and the body at min_body_rate bytes/s over every body_timeout window;
+    # else 408 and closed. max_connections 0: sized from the descriptor limit
+    header_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    body_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    min_body_rate: float = Field(default=500.0, ge=0.0)
+    max_connections: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)

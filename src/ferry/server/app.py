@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from ferry import __version__
@@ -19,7 +19,12 @@ from ferry.model.loaded import LoadedModel
 from ferry.monitoring.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.identity import IDENTITY_SCOPE_KEY
-from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
+from ferry.server.errors import (
+    client_gone_handler,
+    ferry_error_handler,
+    http_error_handler,
+    unexpected_error_handler,
+)
 from ferry.server.headers import install_header_limit
 from ferry.server.serving.context import ServingContext, serving_context
 from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
@@ -88,6 +93,7 @@ def create_app(
     )
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
     for router in routers:
         app.include_router(router)

@@ -4,12 +4,14 @@ The parent loads every model and builds the app, binds the socket, freezes the g
 collector's view of what it loaded, and forks N children that each run uvicorn on the shared
 socket. Model weights stay in pages shared copy-on-write, so N workers cost far less than N
 copies (``ferry_worker_memory_bytes{kind="pss"}`` in /metrics shows each worker's share).
-The parent restarts a worker that dies and stops them all on SIGTERM/SIGINT.
+The parent restarts a worker that dies and stops them all on SIGTERM/SIGINT; a worker whose
+parent dies (even by SIGKILL) stops too, so none is left holding the port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def start_loading() -> None:
@@ -51,8 +54,13 @@ def run(app: ASGIApp, host: str, port: int, workers: int, options: dict[str, Any
     """Serve ``app`` until stopped: in this process (one worker) or in ``workers`` forks.
 
     ``options`` are uvicorn's (log level, TLS files, ...)."""
+    from ferry.config.settings import get_settings
+    from ferry.server.connections import ConnectionLimits, bounded_protocol, raise_descriptor_limit
+
+    limits = ConnectionLimits.from_settings(get_settings(), raise_descriptor_limit())
+    log.debug("connection limits: %s", limits)
     # no route speaks WebSocket: without this uvicorn imports a WebSocket stack per process
-    options = {"ws": "none", **options}
+    options = {"ws": "none", "http": bounded_protocol(limits), **options}
     _freeze_loaded()
     if workers == 1:
         import uvicorn
@@ -68,7 +76,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
+    # not inheritable (Python's default): forked workers keep it anyway, and a program a
+    # worker starts (the inspector) must not, or it holds the port after the server is gone
+    # (uvloop's subprocesses get every inheritable descriptor: it ignores close_fds)
     return sock
 
 
@@ -82,6 +92,7 @@ class Supervisor:
     uvicorn_options: dict[str, Any]
     children: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     stopping: bool = False
+    parent: int = field(default_factory=os.getpid)
 
     def run(self) -> None:
         for index in range(self.workers):
@@ -100,6 +111,9 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the child: serve until told to stop, never return into the parent's code
             code = 0
+            for sig in (signal.SIGTERM, signal.SIGINT):  # not the parent's handlers
+                signal.signal(sig, signal.SIG_DFL)
+            stop_with_parent(self.parent)
             os.environ["FERRY_WORKER_INDEX"] = str(index)  # which worker this is, for its logs
             try:
                 self._serve_child()
@@ -114,8 +128,6 @@ class Supervisor:
     def _serve_child(self) -> None:
         import uvicorn
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
         config = uvicorn.Config(self.app, **self.uvicorn_options)
         uvicorn.Server(config).run(sockets=[self.sock])
 
@@ -144,6 +156,24 @@ class Supervisor:
         self.stopping = True
         for pid in self.children:
             _kill(pid, signal.SIGTERM)
+
+
+def stop_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process ``sig`` when ``parent`` (the process that forked it)
+    dies, however it dies; SIGTERM: uvicorn closes its listener at once, then finishes the
+    requests in flight. Without it, workers of a SIGKILLed supervisor served on, orphaned and
+    never restarted, and a new server could not bind their port. Linux only (elsewhere, a
+    no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return
+    if prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        log.warning("could not ask to be stopped with the parent: errno %d", ctypes.get_errno())
+        return
+    if os.getppid() != parent:  # the parent died before the request: nobody will send it
+        os.kill(os.getpid(), sig)
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -121,16 +121,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready or not, for probes; which models and versions are loaded only to a caller with a
-    valid key when auth is on (the auth layer leaves its principal on public routes too)."""
+    """Ready or not, for probes; which models and versions are loaded and whether the database
+    answers only to a caller with a valid key when auth is on (the auth layer leaves its
+    principal on public routes too)."""
     source = serving_context(request).models
     body: dict[str, object] = {"ready": source.ready}
+    if request.app.state.auth and IDENTITY_SCOPE_KEY not in request.scope:
+        return json_response(body, status=200 if source.ready else 503)
+    body["models"] = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
     if source.database is not None:
         # still ready while the database is down: loaded models keep answering, and a failed
         # probe would take every replica out of the Service at once (serving/catalog.py)
         body["database"] = source.database
-    if not request.app.state.auth or IDENTITY_SCOPE_KEY in request.scope:
-        body["models"] = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
     return json_response(body, status=200 if source.ready else 503)
 
 

@@ -83,13 +83,16 @@ def parse_json(body: bytes) -> Any:
 
 
 def batch_from_csv(body: bytes, signature: Signature) -> Batch:
-    """A CSV with a header row -> a batch; cells are parsed by each column's dtype."""
+    """A CSV with a header row -> a batch; cells are parsed by each column's dtype.
+
+    Lines may end in ``\n``, ``\r\n`` or a lone ``\r`` (``newline=""`` hands the reader
+    every style; the default split only on ``\n`` and a CR-only body was a 500). A cell
+    longer than the csv module's field limit is a 413 naming it."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"CSV body is not UTF-8: {exc}") from exc
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [row for row in rows if row]
+    rows = [row for row in _csv_rows(text) if row]
     if not rows:
         raise MalformedBody("the CSV body is empty; send a header row and data rows")
     header, data = rows[0], rows[1:]
@@ -103,6 +106,22 @@ def batch_from_csv(body: bytes, signature: Signature) -> Batch:
             )
     columns = {name: [row[i] for row in data] for i, name in enumerate(header)}
     return batch_from_columns(columns, signature, source="text")
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        line = reader.line_num
+        if "field limit" in str(exc):
+            raise PayloadTooLarge(
+                f"CSV line {line} has a cell over the limit of {limit} characters",
+                line=line,
+                limit=limit,
+            ) from None
+        raise MalformedBody(f"CSV line {line} is not valid CSV: {exc}", line=line) from None
 
 
 async def predict(

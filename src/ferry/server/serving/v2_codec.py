@@ -66,6 +66,8 @@ _KIND_NAMES = {
     "O": "mixed or null values",
 }
 _LENGTH = struct.Struct("<I")
+# numpy 1.x's NPY_MAXDIMS (numpy 2 allows 64); a 65-dimension shape was a 500 from numpy
+MAX_RANK = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,16 @@ def _parse_input(raw: object, index: int, body: bytes, offset: int) -> tuple[Inf
             got=datatype,
         )
     shape = _parse_shape(raw.get("shape"), name)
+    # Every element takes at least a byte of the body (JSON or binary), so a shape with more
+    # than the body's length (zero dimensions counted as one, which numpy also sizes) cannot
+    # describe it: [0, 2**62] passed the element count (0) and overflowed numpy's reshape.
+    if math.prod(max(dim, 1) for dim in shape) > max(len(body), 1):
+        raise InvalidShape(
+            f"input {name!r} has shape {list(shape)}: more elements than a body of "
+            f"{len(body)} bytes can carry",
+            input=name,
+            got=list(shape),
+        )
     count = math.prod(shape)
     size = _parameters(raw.get("parameters"), f"input {name!r}", input=name).get("binary_data_size")
     data = raw.get("data")
@@ -253,8 +265,17 @@ def _parse_shape(raw: object, name: str) -> tuple[int, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(dim, int) and not isinstance(dim, bool) for dim in raw
     ):
-        raise InvalidRequest(f"input {name!r} needs a 'shape': a list of integers", input=name)
+        raise InvalidRequest(
+            f"input {name!r} needs a 'shape': a list of whole numbers", input=name, got=_brief(raw)
+        )
     shape = tuple(raw)
+    if len(shape) > MAX_RANK:
+        raise InvalidShape(
+            f"input {name!r} has {len(shape)} dimensions; at most {MAX_RANK} are supported",
+            input=name,
+            expected=MAX_RANK,
+            got=len(shape),
+        )
     if any(dim < 0 for dim in shape):
         raise InvalidShape(
             f"input {name!r} has negative dimensions in shape {list(shape)}",
@@ -262,6 +283,11 @@ def _parse_shape(raw: object, name: str) -> tuple[int, ...]:
             got=list(shape),
         )
     return shape
+
+
+def _brief(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _from_json(data: object, name: str, datatype: str, count: int) -> _Array:

@@ -26,10 +26,12 @@ class LoggedPrediction:
     at: datetime  # when the request arrived (UTC)
     inputs: dict[str, list[Any]] | None
     outputs: dict[str, list[Any]] | None
+    client_request_id: str | None = None  # the caller's X-Request-ID, kept beside ours
 
     def to_json(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
             "model": self.model,
             "version": self.version,
             "protocol": self.protocol,

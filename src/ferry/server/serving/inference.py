@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
-from ferry.ids import time_ordered_id
+from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
@@ -31,7 +31,10 @@ _NUMPY_JSON_KINDS = frozenset("biuf")
 
 
 def new_request_id(request: Request) -> str:
-    request_id = request.headers.get("x-request-id") or time_ordered_id()
+    """The server's own id for this request (a UUIDv7, whatever the client sent): the
+    prediction log's key and the ``request_id`` answered. The client's ``X-Request-ID`` is
+    kept beside it by the Timer."""
+    request_id = time_ordered_id()
     request_id_var.set(request_id)
     return request_id
 
@@ -170,7 +173,7 @@ class Timer:
     """Times one request and records it in the metrics, whatever its outcome, and tells the
     context's observers (prediction log, metering) about it when there are any."""
 
-    __slots__ = ("context", "path", "protocol", "request", "request_id", "start")
+    __slots__ = ("client_id", "context", "path", "protocol", "request", "request_id", "start")
 
     def __init__(
         self, context: ServingContext, request: Request, protocol: str, request_id: str
@@ -179,8 +182,16 @@ class Timer:
         self.request = request
         self.protocol = protocol
         self.request_id = request_id
+        # the caller's own id, if it sent a well-formed one: logged beside ours, echoed back
+        self.client_id = client_request_id(request.headers.get("x-request-id"))
         self.path: str = request.scope["path"]
         self.start = time.perf_counter()
+
+    def headers(self) -> dict[str, str]:
+        """The response's id headers: ours, and the caller's echoed back when it sent one."""
+        if self.client_id is None:
+            return {"x-request-id": self.request_id}
+        return {"x-request-id": self.request_id, "x-client-request-id": self.client_id}
 
     def done(
         self,
@@ -199,6 +210,7 @@ class Timer:
             return
         event = PredictionEvent(
             request_id=self.request_id,
+            client_request_id=self.client_id,
             model=name,
             version=version,
             protocol=self.protocol,

@@ -24,6 +24,7 @@ from ferry.model.validation import batch_from_columns
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
+from ferry.server.serving.jsonbody import loads
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,7 @@ def media_type(request: Request) -> str:
 def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise MalformedBody("the request body is empty; send a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"request body is not valid JSON: {exc}") from exc
+    return loads(body, "request body")
 
 
 def batch_from_csv(body: bytes, signature: Signature) -> Batch:

@@ -24,9 +24,9 @@ from ferry.errors import (
     InvalidRequest,
     InvalidShape,
     InvalidValue,
-    MalformedBody,
     PredictionFailed,
 )
+from ferry.server.serving.jsonbody import loads
 
 __all__ = [
     "InferInput",
@@ -145,10 +145,7 @@ def parse_infer_request(body: bytes, header_length: int | None) -> InferRequest:
             )
         header = memoryview(body)[:header_length]
         binary_start = header_length
-    try:
-        doc = orjson.loads(header)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"infer request is not valid JSON: {exc}") from exc
+    doc = loads(header, "infer request")
     if not isinstance(doc, dict):
         raise InvalidRequest("infer request must be a JSON object")
 
@@ -366,11 +363,13 @@ def _convert_numeric(array: _Array, data: list[Any], name: str, datatype: str) -
         raise _wrong_values(name, datatype, "numbers", kind)
     with np.errstate(over="ignore"):
         converted = array.astype(target, copy=False)
-    # JSON cannot carry infinities, so any here come from values too large for the type.
+    # infinities here are values too large for the type, or ``Infinity`` (jsonbody.loads);
+    # FP64 ones are refused by validation, naming the column and row
     if target.itemsize < 8 and np.isinf(converted).any():
         info_f = np.finfo(target)
         raise InvalidValue(
-            f"input {name!r} has values beyond the {datatype} range (±{float(info_f.max)})",
+            f"input {name!r} has infinite values or values beyond the {datatype} range "
+            f"(±{float(info_f.max)})",
             input=name,
             expected=float(info_f.max),
         )

@@ -240,6 +240,13 @@ class PredictionNotFound(NotFound):
     code = "prediction_not_found"
 
 
+class AmbiguousRequestId(Conflict):
+    """A client's own request id (X-Request-ID) that several logged requests sent: only the
+    server's request id names one."""
+
+    code = "ambiguous_request_id"
+
+
 class PredictionLogDisabled(Conflict):
     """Feedback or logs asked of a server that does not log predictions."""
 

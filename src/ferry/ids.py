@@ -1,14 +1,23 @@
 """Request ids: UUIDv7 (RFC 9562), time first, made without a system call per id.
 
-Every answered request gets one (unless the client sent ``X-Request-ID``); the prediction log
-keys its index on their leading bits, which grow with time.
+Every answered request gets one, whatever the client sent: it is the prediction log's key,
+and its leading bits, which grow with time, key the log's index. A client's own
+``X-Request-ID`` is kept beside it (``client_request_id``), never instead of it: a client
+chose it, so it may be reused, by the same caller or by another one, and it was 60 KB long
+when nothing bounded it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+
+# What a client's request id may be: what proxies and tracers send (Envoy's and Istio's
+# UUIDs, W3C trace ids, Heroku's 20-200 characters), short enough to index and show.
+MAX_CLIENT_ID = 128
+_CLIENT_ID = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_CLIENT_ID}}}")
 
 
 class _Noise:
@@ -54,4 +63,14 @@ def time_ordered_id() -> str:
     return f"{value:032x}"
 
 
-__all__ = ["time_ordered_id"]
+def client_request_id(value: str | None) -> str | None:
+    """A client's ``X-Request-ID`` if it is one Ferry keeps (1-128 of ``A-Z a-z 0-9 . _ : @
+    + = -``), else None: an id that is too long or holds other characters is ignored, and
+    the request is answered as if it had sent none. Refusing it with a 400 would fail
+    predictions over a tracing header that a proxy, not the caller, may have added."""
+    if value is None or _CLIENT_ID.fullmatch(value) is None:
+        return None
+    return value
+
+
+__all__ = ["MAX_CLIENT_ID", "client_request_id", "time_ordered_id"]

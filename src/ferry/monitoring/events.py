@@ -34,6 +34,7 @@ class PredictionEvent:
     error_code: str | None = None
     inputs: Batch | None = None  # the validated rows, when the request got that far
     outputs: Mapping[str, np.ndarray] | None = None  # what the model answered, on success
+    client_request_id: str | None = None  # the caller's X-Request-ID, when well-formed
 
 
 class PredictionObserver(Protocol):

@@ -119,7 +119,10 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidRequest(
             f"{text!r} is not a duration like 30d, 12h, 90m or 3600s", field="expires"
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > 36_525 * 86_400:  # 99999999999d overflowed timedelta: a 500
+        raise InvalidRequest(f"{text!r} is longer than 36525 days (a century)", field="expires")
+    return timedelta(seconds=seconds)
 
 
 def key_id_of(token: str) -> str | None:

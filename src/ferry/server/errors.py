@@ -137,12 +137,18 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
-def unexpected_error_response(path: str, exc: Exception) -> Response:
-    """Last resort for bugs: a 500 in the route's shape, with the request id to find the log."""
+def unexpected_error_response(path: str, exc: Exception, app: object = None) -> Response:
+    """Last resort for bugs: a 500 in the route's shape, with the request id to find the log;
+    counted in ``ferry_errors{code="internal"}`` of ``app``'s metrics (these were missing
+    from /metrics: only errors raised on purpose were counted, by the prediction routes)."""
     request_id = request_id_var.get()
     if isinstance(exc, ClientDisconnect):  # the client left: nobody reads this answer
         return client_gone_response(path)
     log.error("unhandled error on %s", path, exc_info=exc)
+    serving = getattr(getattr(app, "state", None), "serving", None)
+    metrics = getattr(serving, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels("internal").inc()
     body = error_body(
         path,
         500,
@@ -167,4 +173,4 @@ async def client_gone_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    return unexpected_error_response(request.url.path, exc)
+    return unexpected_error_response(request.url.path, exc, request.app)

@@ -157,6 +157,9 @@ def test_bad_drift_requests(start_control: StartControl, iris_bundle: Path, tmp_
     both = post(api, json={"rows": [{"sepal_length": 1}], "window_seconds": 60})
     assert both.status_code == 400
     assert both.json()["error"]["details"]["field"] == "window_seconds"
+    forever = post(api, json={"window_seconds": 1e300})  # overflowed timedelta: was a 500
+    assert 400 <= forever.status_code < 500, forever.text
+    assert "window_seconds" in forever.text
     neither = post(api, json={})
     assert neither.status_code == 400
     assert "rows, dataframe_split or window_seconds" in neither.json()["error"]["message"]

@@ -200,3 +200,79 @@ def test_unusual_rows_fall_back_and_name_the_problem(
     if column is not None:
         assert info.value.details["column"] == column
         assert info.value.details["row"] == 1
+
+
+# --- infinities and out-of-range numbers: the caller's error, named, in every layout ---------
+FINITE = Signature(
+    inputs=[
+        ColumnSpec(name="a", dtype="float64"),
+        ColumnSpec(name="b", dtype="float32"),
+        ColumnSpec(name="n", dtype="float64", nullable=True),
+    ]
+)
+HUGE = "9" * 5000  # beyond float64 as text, and beyond Python's 4,300-digit int() limit
+
+
+def assert_infinite(call: Any, column: str, row: int) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        call()
+    assert caught.value.details["column"] == column
+    assert caught.value.details["row"] == row
+    assert f"column {column!r} row {row}" in caught.value.message
+    assert len(caught.value.message) < 200
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "Infinity", "-Infinity", "1e999", HUGE])
+def test_text_infinities_are_refused_naming_column_and_row(text: str) -> None:
+    good = {"a": "1", "b": "2", "n": ""}
+    rows = [good, {**good, "a": text}]
+    assert_infinite(lambda: batch_from_records(rows, FINITE, source="text"), "a", 1)
+    columns = {"a": ["1", "2"], "b": ["2", text], "n": ["", ""]}
+    assert_infinite(lambda: batch_from_columns(columns, FINITE, source="text"), "b", 1)
+
+
+def test_json_infinities_are_refused_on_the_fast_and_the_slow_path() -> None:
+    inf = math.inf
+    assert_infinite(lambda: batch_from_records([[1.0, 2.0, 3.0], [1.0, inf, 3.0]], FINITE), "b", 1)
+    assert_infinite(lambda: batch_from_records([{"a": -inf, "b": 1, "n": None}], FINITE), "a", 0)
+    assert_infinite(lambda: batch_from_columns({"a": [1], "b": [1], "n": [inf]}, FINITE), "n", 0)
+
+
+def test_numbers_beyond_float32_or_float64_are_refused() -> None:
+    assert_infinite(lambda: batch_from_records([[1.0, 1e300, 0.0]], FINITE), "b", 0)
+    huge_int = 10**400  # JSON has no limit on digits; Python parses it exactly
+    assert_infinite(lambda: batch_from_records([[huge_int, 1.0, 0.0]], FINITE), "a", 0)
+
+
+def test_binary_tensor_infinities_are_refused() -> None:
+    arrays = {
+        "a": np.array([1.0, 2.0]),
+        "b": np.array([1.0, -np.inf], dtype=np.float32),
+        "n": np.array([np.nan, 1.0]),
+    }
+    assert_infinite(lambda: batch_from_arrays(arrays, FINITE), "b", 1)
+
+
+def test_nan_stays_allowed_where_nullable_and_finite_values_pass() -> None:
+    batch = batch_from_records([[1.5, 3.4e38, None], [-1e308, -3.4e38, 2.0]], FINITE)
+    assert batch.columns["a"].tolist() == [1.5, -1e308]
+    assert np.isnan(batch.columns["n"][0])
+    arrays = {"a": np.array([1.0]), "b": np.array([1.0]), "n": np.array([np.nan])}
+    assert np.isnan(batch_from_arrays(arrays, FINITE).columns["n"][0])
+    with pytest.raises(InvalidValue, match="row 0 is null"):
+        batch_from_arrays({**arrays, "a": np.array([np.nan])}, FINITE)
+
+
+@pytest.mark.parametrize("text", ["inf", "1e999", HUGE, "1" * 4000])
+def test_integer_columns_refuse_infinities_and_huge_numbers(text: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        batch_from_records([{**as_csv(ROWS)[0], "count": text}], SIGNATURE, source="text")
+    assert caught.value.details["column"] == "count"
+    assert len(caught.value.message) < 200  # the value is shown cut, not whole
+
+
+def test_a_long_bad_cell_is_shown_cut() -> None:
+    with pytest.raises(InvalidValue) as caught:
+        batch_from_records([{"a": "x" * 200_000, "b": "1", "n": ""}], FINITE, source="text")
+    assert len(caught.value.message) < 200
+    assert "200000 characters" in str(caught.value.details["got"])

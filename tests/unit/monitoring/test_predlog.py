@@ -542,3 +542,47 @@ def test_ids_json_writes_escaped_are_found_too(store: PredictionStore) -> None:
         assert get(store, request_id).request_id == request_id
     assert set(store.find_many(odd[:2] + ["plain-2"])) == set(odd[:2])
     log.close()
+
+
+def test_clients_ids_are_kept_beside_ours_and_reuse_never_finds_the_wrong_request(
+    store: PredictionStore,
+) -> None:
+    """The server's id is the key of every request; the caller's X-Request-ID is a field
+    found by name. Two callers sending the same id each find their own request (by principal),
+    an anonymous lookup of a reused id is refused naming both server ids (it answered the
+    later one), and a client id that copies another request's server id finds that request,
+    not the copier's."""
+    from dataclasses import replace
+
+    from ferry.errors import AmbiguousRequestId
+
+    now = time.time()
+    ones = (np.ones((1, 2)), np.ones(1))
+    a_id, b_id, c_id, d_id = (id_at(now + i / 1000) for i in range(4))
+    a = replace(event(a_id, *ones, at=now), client_request_id="order-1", principal="key-a")
+    b = replace(event(b_id, *ones, at=now), client_request_id="order-1", principal="key-b")
+    c = replace(event(c_id, *ones, at=now), client_request_id="solo-1", principal="key-a")
+    d = replace(event(d_id, *ones, at=now), client_request_id=a_id, principal="key-b")
+    log = PredictionLog(lambda: store, flush_seconds=3600)
+    for observed in (a, b, c, d):
+        log.observe(observed)
+    assert log.flush()
+    log.close()
+
+    assert store.get(a_id).client_request_id == "order-1"
+    assert store.get(a_id).to_json()["client_request_id"] == "order-1"
+    assert store.get(a_id, "key-b").request_id == a_id  # a server id is unique: no scoping
+    assert store.get("order-1", "key-a").request_id == a_id
+    assert store.get("order-1", "key-b").request_id == b_id
+    assert store.get("solo-1").request_id == c_id  # one request sent it: found by anyone
+    with pytest.raises(AmbiguousRequestId) as caught:
+        store.get("order-1")
+    assert caught.value.details["request_ids"] == sorted([a_id, b_id])
+    with pytest.raises(AmbiguousRequestId):
+        store.get("order-1", "key-c")  # neither is the asker's
+    found = store.find_many([a_id, "solo-1", "order-1"], "key-b")
+    assert {k: v.request_id for k, v in found.items()} == {
+        a_id: a_id,  # not d, whose client id copied a's server id
+        "solo-1": c_id,
+        "order-1": b_id,
+    }

@@ -623,3 +623,53 @@ def test_numpy_dtype_of_unknown(datatype: str) -> None:
         numpy_dtype_of(datatype)
     assert isinstance(caught.value, FerryError)
     assert repr(datatype) in caught.value.message
+
+
+# --- absurd shapes and ranks: 400s naming the input, never numpy's errors --------------------
+def _json_input(shape: object, data: object) -> bytes:
+    return orjson.dumps(
+        {"inputs": [{"name": "x", "shape": shape, "datatype": "FP64", "data": data}]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "data", "error"),
+    [
+        ([0, 2**62], [], InvalidShape),  # 0 elements, but numpy cannot size it
+        ([0, 2**31, 2**31], [], InvalidShape),
+        ([1] * 65, [1.0], InvalidShape),  # numpy 2 stops at 64 dimensions
+        ([1] * 33, [1.0], InvalidShape),
+        ([2, -2], [1.0] * 4, InvalidShape),
+        ([2, 1.5], [1.0] * 3, InvalidRequest),
+        ([2, "2"], [1.0] * 4, InvalidRequest),
+        ([2, True], [1.0] * 2, InvalidRequest),
+        ([2, 2], [1.0] * 3, InvalidShape),  # the data does not fill the shape
+    ],
+)
+def test_absurd_shapes_name_the_input(shape: object, data: object, error: type) -> None:
+    with pytest.raises(error) as caught:
+        parse_infer_request(_json_input(shape, data), None)
+    assert "'x'" in caught.value.message
+    assert caught.value.details["input"] == "x"
+
+
+def test_binary_shapes_larger_than_the_body_are_refused() -> None:
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [0, 2**62],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 0},
+                }
+            ]
+        }
+    )
+    with pytest.raises(InvalidShape, match="'x' has shape"):
+        parse_infer_request(header, len(header))
+
+
+def test_a_32_dimension_tensor_still_parses() -> None:
+    parsed = parse_infer_request(_json_input([1] * 32, [2.5]), None)
+    assert parsed.inputs[0].data.shape == (1,) * 32

@@ -5,8 +5,8 @@ CHUNK_REQUESTS requests, CHUNK_BYTES of inputs and outputs, or SPAN_MICROS betwe
 Its time-ordered request keys never span more than SPAN_KEYS, so the chunks that may hold a
 key are those whose lowest key lies within SPAN_KEYS below it: one index range. Ferry's ids
 are UUIDv7 (unix milliseconds in the key's top 48 bits), so a second's requests span a second
-of keys. A client's own id is hashed to a random key, which no range holds:
-``prediction_ids`` maps such keys to their chunks.
+of keys. A client's own id (kept beside Ferry's) is hashed to a random key, which no range
+holds: ``prediction_ids`` maps such keys to their chunks.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class Chunk:
             self.high = entry.key if self.high is None else max(self.high, entry.key)
         else:
             self.client_keys.append(entry.key)
+        if entry.client_key is not None:
+            self.client_keys.append(entry.client_key)
         self.first_us = min(self.first_us, entry.at_us)
         self.last_us = max(self.last_us, entry.at_us)
         self.entries.append(entry)
@@ -154,6 +156,7 @@ def _whole(part: list[Entry]) -> Chunk | None:
             return None  # keys made far apart: split where they jump
         client_keys = [key for key, ok in zip(keys, near, strict=True) if not ok]
         bounds = (min(timed), max(timed)) if timed else (None, None)
+    client_keys.extend(entry.client_key for entry in part if entry.client_key is not None)
     low, high = bounds
     return Chunk(part[0].model, part[0].version, first, last, low, high, part, size, client_keys)
 

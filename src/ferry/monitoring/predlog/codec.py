@@ -50,7 +50,8 @@ def request_key(request_id: str) -> int:
 
     For Ferry's own ids (UUIDv7) it is their first 64 bits, time first, so the requests a
     writer gathers in a second have keys within a second of each other and share a chunk
-    (``chunks.py``). Any other id (a client's X-Request-ID) is hashed."""
+    (``chunks.py``). Any other id (a client's X-Request-ID, kept beside Ferry's own, or the
+    key of a request logged when a client's id replaced Ferry's) is hashed."""
     key = _time_key(request_id)
     return _hashed_key(request_id) if key is None else key
 
@@ -82,9 +83,14 @@ def _hashed_key(request_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-# a request's details in a chunk's ``meta``, in this order (``at_us``: unix microseconds)
-META = ("request_id", "protocol", "status", "error_code", "rows", "latency", "principal", "at_us")
+# a request's details in a chunk's ``meta``, in this order (``at_us``: unix microseconds;
+# ``client_id``: the caller's X-Request-ID, absent from metas written before it was kept)
+META = (
+    "request_id", "protocol", "status", "error_code", "rows", "latency", "principal", "at_us",
+    "client_id",
+)  # fmt: skip
 REQUEST_ID, STATUS, AT_US = META.index("request_id"), META.index("status"), META.index("at_us")
+CLIENT_ID = META.index("client_id")
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -103,6 +109,8 @@ class Entry(NamedTuple):
     latency: float
     principal: str | None
     at_us: int
+    client_id: str | None  # the caller's own id: searchable, never the key
+    client_key: int | None  # request_key(client_id): ``prediction_ids`` finds its chunk
     data: bytes  # [inputs, outputs] as JSON; only the outputs when ``matrix`` holds the inputs
     matrix: bytes | None  # inputs that are rows of numbers: their float64s, row after row
     columns: tuple[str, ...] | None  # the names of ``matrix``'s columns
@@ -118,6 +126,7 @@ def event_entry(event: PredictionEvent) -> Entry:
     turns all of them into JSON in one call (``chunks.py``), a third of the cost of one
     orjson call a request."""
     request_id = event.request_id[:128]
+    client_id = event.client_request_id
     at_us = round(event.timestamp * 1_000_000)
     outputs = encode_columns(event.outputs) if event.outputs is not None else b"null"
     batch = event.inputs
@@ -135,7 +144,7 @@ def event_entry(event: PredictionEvent) -> Entry:
         (
             event.model, event.version, request_key(request_id), request_id, event.protocol,
             event.status, event.error_code, event.rows, event.seconds, event.principal, at_us,
-            data, raw, names,
+            client_id, None if client_id is None else _hashed_key(client_id), data, raw, names,
         ),
     )  # fmt: skip
 
@@ -208,7 +217,7 @@ def _matrix_rows(data: Any, matrix: int, start: int, n: int) -> dict[str, Any]:
 
 def record_of(model: str, version: str, meta: list[Any], data: list[Any]) -> LoggedPrediction:
     """A stored request (its ``meta`` and ``[inputs, outputs]``) as a record."""
-    request_id, protocol, status, error_code, rows, latency, principal, at_us = meta
+    request_id, protocol, status, error_code, rows, latency, principal, at_us = meta[:CLIENT_ID]
     inputs, outputs = data
     return LoggedPrediction(
         request_id=request_id,
@@ -223,4 +232,10 @@ def record_of(model: str, version: str, meta: list[Any], data: list[Any]) -> Log
         at=from_micros(at_us),
         inputs=columns_of(inputs),
         outputs=columns_of(outputs),
+        client_request_id=client_id_of(meta),
     )
+
+
+def client_id_of(meta: list[Any]) -> str | None:
+    """A stored request's client id (None for metas written before client ids were kept)."""
+    return meta[CLIENT_ID] if len(meta) > CLIENT_ID else None

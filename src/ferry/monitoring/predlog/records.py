@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferry.errors import InvalidRequest
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+from ferry.monitoring import durations
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +26,12 @@ class LoggedPrediction:
     at: datetime  # when the request arrived (UTC)
     inputs: dict[str, list[Any]] | None
     outputs: dict[str, list[Any]] | None
+    client_request_id: str | None = None  # the caller's X-Request-ID, kept beside ours
 
     def to_json(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
             "model": self.model,
             "version": self.version,
             "protocol": self.protocol,
@@ -68,19 +67,12 @@ class Labeled:
 
 def parse_duration(text: str, field: str = "window") -> timedelta:
     """``90s``, ``30m``, ``1h``, ``7d``, ``2w`` -> a timedelta (InvalidRequest naming ``field``)."""
-    match = _DURATION.match(text or "")
-    if match is None or float(match.group(1)) <= 0:
-        raise InvalidRequest(
-            f"{field} {text!r} is not a duration; use a number and a unit, e.g. 90s, 30m, 1h, 7d",
-            field=field,
-            value=text,
-        )
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return durations.parse_duration(text or "", field=field)
 
 
 def parse_time(text: str, field: str = "since") -> datetime:
     """A duration back from now (``1h``) or an ISO 8601 time (naive means UTC)."""
-    if _DURATION.match(text or ""):
+    if durations.is_duration(text or ""):
         return datetime.now(UTC) - parse_duration(text, field)
     try:
         when = datetime.fromisoformat(text)
@@ -88,6 +80,6 @@ def parse_time(text: str, field: str = "since") -> datetime:
         raise InvalidRequest(
             f"{field} {text!r} is neither a duration (1h, 30m) nor an ISO 8601 time",
             field=field,
-            value=text,
+            value=text[:40],
         ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

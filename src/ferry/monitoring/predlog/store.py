@@ -32,13 +32,19 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ferry.errors import DatabaseUnavailable, PredictionNotFound, StorageError
+from ferry.errors import (
+    AmbiguousRequestId,
+    DatabaseUnavailable,
+    PredictionNotFound,
+    StorageError,
+)
 from ferry.monitoring.predlog.chunks import SPAN_KEYS, chunked
 from ferry.monitoring.predlog.codec import (
     AT_US,
     REQUEST_ID,
     STATUS,
     Entry,
+    client_id_of,
     columns_of,
     lookup_keys,
     micros,
@@ -182,24 +188,33 @@ class PredictionStore:
             )
 
     # --- finding requests by id ---------------------------------------------------------------
-    def get(self, request_id: str) -> LoggedPrediction:
-        """The logged request with this id (the latest, if a client reused an id)."""
-        found = self.find(request_id)
+    def get(self, request_id: str, principal: str | None = None) -> LoggedPrediction:
+        """The logged request with this id (Ferry's, or a client's own: ``find_many``)."""
+        found = self.find(request_id, principal)
         if found is None:
             raise PredictionNotFound(
                 f"no logged prediction has request id {request_id!r}", request_id=request_id
             )
         return found
 
-    def find(self, request_id: str) -> LoggedPrediction | None:
-        return self.find_many([request_id]).get(request_id)
+    def find(self, request_id: str, principal: str | None = None) -> LoggedPrediction | None:
+        return self.find_many([request_id], principal).get(request_id)
 
-    def find_many(self, request_ids: Sequence[str]) -> dict[str, LoggedPrediction]:
-        """The logged requests among ``request_ids``, by id (the latest of a reused id)."""
+    def find_many(
+        self, request_ids: Sequence[str], principal: str | None = None
+    ) -> dict[str, LoggedPrediction]:
+        """The logged requests among ``request_ids``, by id.
+
+        An id is Ferry's own (unique: it wins) or a client's X-Request-ID, which any caller
+        may reuse: of the requests that sent it, those of ``principal`` (the caller asking)
+        when it has some, and if that still leaves several, AmbiguousRequestId names their
+        Ferry ids rather than answering one of them (the latest was answered, and feedback
+        for the earlier one refused)."""
         wanted = set(request_ids)
         keys = sorted({key for request_id in wanted for key in lookup_keys(request_id)})
         found: dict[str, LoggedPrediction] = {}
         placed: dict[str, tuple[int, int]] = {}  # where each was found: the latest wins
+        by_client: dict[str, list[LoggedPrediction]] = {}
         needles = _needles(wanted)
         with self._errors(), self.engine.connect() as conn:
             ids = _chunks_holding(conn, keys)
@@ -211,18 +226,28 @@ class PredictionStore:
                     if needles is not None and not any(n in row.meta for n in needles):
                         continue  # scanning the text spares parsing a chunk without them
                     metas = orjson.loads(row.meta)
-                    hits = [i for i, meta in enumerate(metas) if meta[REQUEST_ID] in wanted]
+                    hits = [
+                        i
+                        for i, meta in enumerate(metas)
+                        if meta[REQUEST_ID] in wanted or client_id_of(meta) in wanted
+                    ]
                     if not hits:
                         continue
                     text = conn.execute(sa.select(chunks.c.data).where(chunks.c.id == row.id))
                     data = orjson.loads(text.scalar_one())
                     for i in hits:
+                        stored = stored_request(data, i)
+                        record = record_of(row.model, row.version, metas[i], stored)
                         request_id, where = metas[i][REQUEST_ID], (row.id, i)
-                        if placed.get(request_id, (-1, -1)) < where:
-                            placed[request_id] = where
-                            found[request_id] = record_of(
-                                row.model, row.version, metas[i], stored_request(data, i)
-                            )
+                        if request_id in wanted and placed.get(request_id, (-1, -1)) < where:
+                            placed[request_id] = where  # requests logged under a client's id
+                            found[request_id] = record
+                        client_id = record.client_request_id
+                        if client_id in wanted and client_id != request_id:
+                            by_client.setdefault(client_id, []).append(record)
+        for client_id, records in by_client.items():
+            if client_id not in found:
+                found[client_id] = _one_of(client_id, records, principal)
         return found
 
     # --- reading windows ----------------------------------------------------------------------
@@ -419,6 +444,25 @@ class PredictionStore:
             conn.execute(chunks.delete().where(old))
             conn.execute(prediction_feedback.delete().where(prediction_feedback.c.at < before))
         return int(removed)
+
+
+def _one_of(
+    client_id: str, records: list[LoggedPrediction], principal: str | None
+) -> LoggedPrediction:
+    """The one request that sent ``client_id``: the asking caller's own when it has any."""
+    if len(records) > 1 and principal is not None:
+        own = [record for record in records if record.principal == principal]
+        records = own or records
+    if len(records) == 1:
+        return records[0]
+    ids = sorted(record.request_id for record in records)
+    raise AmbiguousRequestId(
+        f"client request id {client_id!r} was sent by {len(ids)} logged requests; use the "
+        f"request_id the server answered with: {ids[:10]}",
+        request_id=client_id,
+        field="request_id",
+        request_ids=ids[:100],
+    )
 
 
 def _needles(request_ids: set[str]) -> list[str] | None:

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 
 from ferry.errors import ConfigError, InvalidRequest, NotReady, PayloadTooLarge
 from ferry.monitoring.drift import DriftThresholds, compute_drift
+from ferry.monitoring.durations import MAX_DURATION
 from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.references import reference_profile
@@ -48,7 +49,8 @@ class DriftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rows: list[dict[str, Any]] | None = None
     dataframe_split: SplitFrame | None = None
-    window_seconds: float | None = Field(default=None, gt=0)
+    # at most a century (durations.MAX_DURATION): 1e300 overflowed timedelta, a 500
+    window_seconds: float | None = Field(default=None, gt=0, le=MAX_DURATION.total_seconds())
     store: bool = Field(default=True, description="Keep the report in the history.")
     alert: bool = Field(default=True, description="Post to the webhook when drift is found.")
 

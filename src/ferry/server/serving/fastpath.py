@@ -81,5 +81,5 @@ class FastPathMiddleware:
         except FerryError as exc:
             response = error_response(scope["path"], exc)
         except Exception as exc:  # a bug, not the caller's fault: logged, answered as 500
-            response = unexpected_error_response(scope["path"], exc)
+            response = unexpected_error_response(scope["path"], exc, scope.get("app"))
         await response(scope, receive, send)

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import InvalidRequest, PredictionNotFound
+from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
 from ferry.monitoring.performance import TASKS, evaluate
 from ferry.monitoring.predlog import Feedback, LoggedPrediction, parse_duration, parse_time
 from ferry.server.monitoring import Monitoring, monitoring_of
@@ -124,24 +125,29 @@ def _is_value(cell: Any) -> bool:
 
 
 def _find(
-    monitoring: Monitoring, store: PredictionStore, ids: list[str]
+    monitoring: Monitoring, store: PredictionStore, ids: list[str], principal: str | None
 ) -> dict[str, LoggedPrediction]:
-    found = store.find_many(ids)
+    found = store.find_many(ids, principal)
     if len(found) == len(ids) or monitoring.log is None:
         return found
     monitoring.log.flush()
     deadline = time.monotonic() + FIND_WAIT_SECONDS
     while True:
         missing = [i for i in ids if i not in found]
-        found.update(store.find_many(missing))
+        found.update(store.find_many(missing, principal))
         if len(found) == len(ids) or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
 
 
-def record_feedback(monitoring: Monitoring, name: str, items: list[FeedbackItem]) -> dict[str, Any]:
+def record_feedback(
+    monitoring: Monitoring, name: str, items: list[FeedbackItem], principal: str | None = None
+) -> dict[str, Any]:
+    """Store the truths; an item may name a request by the server's id or by the caller's own
+    X-Request-ID (``principal``'s request when several sent it), and is stored under the
+    server's id, which no other caller can reuse."""
     store = monitoring.logged_store()
-    found = _find(monitoring, store, [item.request_id for item in items])
+    found = _find(monitoring, store, [item.request_id for item in items], principal)
     missing = [item for item in items if item.request_id not in found]
     if missing:
         first = missing[0]
@@ -154,9 +160,16 @@ def record_feedback(monitoring: Monitoring, name: str, items: list[FeedbackItem]
         )
     now = datetime.now(UTC)
     feedback: list[Feedback] = []
+    named: set[str] = set()
     for item in items:
         record = found[item.request_id]
         where = _at(item.field, "request_id")
+        if record.request_id in named:
+            raise InvalidRequest(
+                f"request id {item.request_id!r} names a request given earlier in the body",
+                field=where,
+            )
+        named.add(record.request_id)
         if record.model != name:
             raise PredictionNotFound(
                 f"request id {item.request_id!r} was answered by model {record.model!r}, "
@@ -178,7 +191,7 @@ def record_feedback(monitoring: Monitoring, name: str, items: list[FeedbackItem]
                 field=_at(item.field, "truth"),
                 expected=record.rows,
             )
-        feedback.append(Feedback(item.request_id, record.model, record.version, truth, now))
+        feedback.append(Feedback(record.request_id, record.model, record.version, truth, now))
     store.add_feedback(feedback)
     rows = 0
     for entry in feedback:
@@ -198,7 +211,8 @@ async def post_feedback(request: Request) -> Response:
     monitoring.logged_store()  # a 409 before reading the body when logging is off
     items = parse_feedback(parse_json(await read_body(request, MAX_BODY_BYTES)))
     name = _model_name(request)
-    answer = await anyio.to_thread.run_sync(record_feedback, monitoring, name, items)
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    answer = await anyio.to_thread.run_sync(record_feedback, monitoring, name, items, principal)
     return json_response(answer)
 
 
@@ -257,7 +271,8 @@ async def get_prediction(request: Request) -> Response:
     monitoring = monitoring_of(request)
     store = monitoring.logged_store()
     request_id: str = request.path_params["request_id"]
-    record = await anyio.to_thread.run_sync(store.get, request_id)
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    record = await anyio.to_thread.run_sync(store.get, request_id, principal)
     return json_response(record.to_json())
 
 

@@ -17,13 +17,14 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
-from ferry.ids import time_ordered_id
+from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
 from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
+from ferry.server.serving.jsonbody import loads
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ _NUMPY_JSON_KINDS = frozenset("biuf")
 
 
 def new_request_id(request: Request) -> str:
-    request_id = request.headers.get("x-request-id") or time_ordered_id()
+    """The server's own id for this request (a UUIDv7, whatever the client sent): the
+    prediction log's key and the ``request_id`` answered. The client's ``X-Request-ID`` is
+    kept beside it by the Timer."""
+    request_id = time_ordered_id()
     request_id_var.set(request_id)
     return request_id
 
@@ -76,20 +80,20 @@ def media_type(request: Request) -> str:
 def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise MalformedBody("the request body is empty; send a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"request body is not valid JSON: {exc}") from exc
+    return loads(body, "request body")
 
 
 def batch_from_csv(body: bytes, signature: Signature) -> Batch:
-    """A CSV with a header row -> a batch; cells are parsed by each column's dtype."""
+    """A CSV with a header row -> a batch; cells are parsed by each column's dtype.
+
+    Lines may end in ``\n``, ``\r\n`` or a lone ``\r`` (``newline=""`` hands the reader
+    every style; the default split only on ``\n`` and a CR-only body was a 500). A cell
+    longer than the csv module's field limit is a 413 naming it."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"CSV body is not UTF-8: {exc}") from exc
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [row for row in rows if row]
+    rows = [row for row in _csv_rows(text) if row]
     if not rows:
         raise MalformedBody("the CSV body is empty; send a header row and data rows")
     header, data = rows[0], rows[1:]
@@ -103,6 +107,22 @@ def batch_from_csv(body: bytes, signature: Signature) -> Batch:
             )
     columns = {name: [row[i] for row in data] for i, name in enumerate(header)}
     return batch_from_columns(columns, signature, source="text")
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        line = reader.line_num
+        if "field limit" in str(exc):
+            raise PayloadTooLarge(
+                f"CSV line {line} has a cell over the limit of {limit} characters",
+                line=line,
+                limit=limit,
+            ) from None
+        raise MalformedBody(f"CSV line {line} is not valid CSV: {exc}", line=line) from None
 
 
 async def predict(
@@ -151,7 +171,7 @@ class Timer:
     """Times one request and records it in the metrics, whatever its outcome, and tells the
     context's observers (prediction log, metering) about it when there are any."""
 
-    __slots__ = ("context", "path", "protocol", "request", "request_id", "start")
+    __slots__ = ("client_id", "context", "path", "protocol", "request", "request_id", "start")
 
     def __init__(
         self, context: ServingContext, request: Request, protocol: str, request_id: str
@@ -160,8 +180,16 @@ class Timer:
         self.request = request
         self.protocol = protocol
         self.request_id = request_id
+        # the caller's own id, if it sent a well-formed one: logged beside ours, echoed back
+        self.client_id = client_request_id(request.headers.get("x-request-id"))
         self.path: str = request.scope["path"]
         self.start = time.perf_counter()
+
+    def headers(self) -> dict[str, str]:
+        """The response's id headers: ours, and the caller's echoed back when it sent one."""
+        if self.client_id is None:
+            return {"x-request-id": self.request_id}
+        return {"x-request-id": self.request_id, "x-client-request-id": self.client_id}
 
     def done(
         self,
@@ -180,6 +208,7 @@ class Timer:
             return
         event = PredictionEvent(
             request_id=self.request_id,
+            client_request_id=self.client_id,
             model=name,
             version=version,
             protocol=self.protocol,

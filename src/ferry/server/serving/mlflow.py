@@ -101,9 +101,7 @@ async def _invoke(request: Request, context: ServingContext, name: str | None) -
         timer.failed(model, exc, batch)
         raise
     timer.done(model, 200, batch, result)
-    return json_response(
-        {"predictions": jsonable(result["predictions"])}, headers={"x-request-id": request_id}
-    )
+    return json_response({"predictions": jsonable(result["predictions"])}, headers=timer.headers())
 
 
 async def _resolve(context: ServingContext, name: str | None) -> LoadedModel:

@@ -96,7 +96,7 @@ async def answer(
     content: dict[str, Any] = {key: jsonable(value) for key, value in result.items()}
     content.update(model=model.name, version=model.version, request_id=request_id)
     timer.done(model, 200, batch, result)
-    return json_response(content, headers={"x-request-id": request_id})
+    return json_response(content, headers=timer.headers())
 
 
 def _post_endpoint(fixed_name: str | None = None) -> Endpoint:

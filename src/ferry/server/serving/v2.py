@@ -87,13 +87,11 @@ async def infer(request: Request) -> Response:
         outputs=[(name, result[name], binary[name]) for name in outputs],
     )
     timer.done(model, 200, batch, result)
+    headers = timer.headers()
     if header_length is None:
-        return Response(content, media_type="application/json")
-    return Response(
-        content,
-        media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(header_length)},
-    )
+        return Response(content, media_type="application/json", headers=headers)
+    headers["Inference-Header-Content-Length"] = str(header_length)
+    return Response(content, media_type="application/octet-stream", headers=headers)
 
 
 def _default_outputs(model: LoadedModel) -> list[str]:

@@ -24,9 +24,9 @@ from ferry.errors import (
     InvalidRequest,
     InvalidShape,
     InvalidValue,
-    MalformedBody,
     PredictionFailed,
 )
+from ferry.server.serving.jsonbody import loads
 
 __all__ = [
     "InferInput",
@@ -66,6 +66,8 @@ _KIND_NAMES = {
     "O": "mixed or null values",
 }
 _LENGTH = struct.Struct("<I")
+# numpy 1.x's NPY_MAXDIMS (numpy 2 allows 64); a 65-dimension shape was a 500 from numpy
+MAX_RANK = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +145,7 @@ def parse_infer_request(body: bytes, header_length: int | None) -> InferRequest:
             )
         header = memoryview(body)[:header_length]
         binary_start = header_length
-    try:
-        doc = orjson.loads(header)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"infer request is not valid JSON: {exc}") from exc
+    doc = loads(header, "infer request")
     if not isinstance(doc, dict):
         raise InvalidRequest("infer request must be a JSON object")
 
@@ -214,6 +213,16 @@ def _parse_input(raw: object, index: int, body: bytes, offset: int) -> tuple[Inf
             got=datatype,
         )
     shape = _parse_shape(raw.get("shape"), name)
+    # Every element takes at least a byte of the body (JSON or binary), so a shape with more
+    # than the body's length (zero dimensions counted as one, which numpy also sizes) cannot
+    # describe it: [0, 2**62] passed the element count (0) and overflowed numpy's reshape.
+    if math.prod(max(dim, 1) for dim in shape) > max(len(body), 1):
+        raise InvalidShape(
+            f"input {name!r} has shape {list(shape)}: more elements than a body of "
+            f"{len(body)} bytes can carry",
+            input=name,
+            got=list(shape),
+        )
     count = math.prod(shape)
     size = _parameters(raw.get("parameters"), f"input {name!r}", input=name).get("binary_data_size")
     data = raw.get("data")
@@ -253,8 +262,17 @@ def _parse_shape(raw: object, name: str) -> tuple[int, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(dim, int) and not isinstance(dim, bool) for dim in raw
     ):
-        raise InvalidRequest(f"input {name!r} needs a 'shape': a list of integers", input=name)
+        raise InvalidRequest(
+            f"input {name!r} needs a 'shape': a list of whole numbers", input=name, got=_brief(raw)
+        )
     shape = tuple(raw)
+    if len(shape) > MAX_RANK:
+        raise InvalidShape(
+            f"input {name!r} has {len(shape)} dimensions; at most {MAX_RANK} are supported",
+            input=name,
+            expected=MAX_RANK,
+            got=len(shape),
+        )
     if any(dim < 0 for dim in shape):
         raise InvalidShape(
             f"input {name!r} has negative dimensions in shape {list(shape)}",
@@ -262,6 +280,11 @@ def _parse_shape(raw: object, name: str) -> tuple[int, ...]:
             got=list(shape),
         )
     return shape
+
+
+def _brief(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _from_json(data: object, name: str, datatype: str, count: int) -> _Array:
@@ -340,11 +363,13 @@ def _convert_numeric(array: _Array, data: list[Any], name: str, datatype: str) -
         raise _wrong_values(name, datatype, "numbers", kind)
     with np.errstate(over="ignore"):
         converted = array.astype(target, copy=False)
-    # JSON cannot carry infinities, so any here come from values too large for the type.
+    # infinities here are values too large for the type, or ``Infinity`` (jsonbody.loads);
+    # FP64 ones are refused by validation, naming the column and row
     if target.itemsize < 8 and np.isinf(converted).any():
         info_f = np.finfo(target)
         raise InvalidValue(
-            f"input {name!r} has values beyond the {datatype} range (±{float(info_f.max)})",
+            f"input {name!r} has infinite values or values beyond the {datatype} range "
+            f"(±{float(info_f.max)})",
             input=name,
             expected=float(info_f.max),
         )

@@ -176,7 +176,8 @@ def _rows_of(chunk: Any) -> list[dict[str, Any]]:
     rows = []
     metas, datas = json.loads(chunk["meta"]), _requests(json.loads(chunk["data"]))
     for meta, (inputs, outputs) in zip(metas, datas, strict=True):
-        request_id, protocol, status, error_code, n_rows, latency, principal, at_us = meta
+        # a ninth item, the client's own request id, has no column in the old table
+        request_id, protocol, status, error_code, n_rows, latency, principal, at_us = meta[:8]
         rows.append(
             {
                 "request_id": request_id,

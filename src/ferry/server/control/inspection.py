@@ -1,20 +1,24 @@
-"""Run the inspector in a child process: the API process never unpickles an uploaded model."""
+"""Run the inspector in a sandboxed child process: the API process never unpickles an uploaded
+model, and the process that does holds no secret, has no network and is bounded in memory, CPU
+time and file size (``ferry.security.sandbox``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
-import sys
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pydantic import JsonValue, ValidationError
 
+from ferry.config.settings import get_settings
 from ferry.errors import FerryError, FlavorError, error_class
+from ferry.security.sandbox import Sandbox, exit_signal
 from ferry.server.control.inspector import InspectError, InspectReport, InspectSpec
 from ferry.server.errors import status_of
 
@@ -23,15 +27,24 @@ log = logging.getLogger(__name__)
 MODULE = "ferry.server.control.inspector"
 MAX_REPORT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 4096
+# the signals the sandbox's rlimits send
+LIMIT_SIGNALS: dict[int, str] = {
+    signal.SIGXCPU: "CPU time limit (FERRY_INSPECT_TIMEOUT_SECONDS)",
+    signal.SIGXFSZ: "file size limit (FERRY_SANDBOX_MAX_FILE_MB)",
+}
 
 
 class Inspector:
     """Starts inspector processes, at most ``slots`` at once per event loop, each with a
     deadline; turns their report into an ``InspectReport`` or the FerryError it names."""
 
-    def __init__(self, *, timeout: float, slots: int) -> None:
+    def __init__(self, *, timeout: float, slots: int, sandbox: Sandbox | None = None) -> None:
         self.timeout = timeout
         self.slots = slots
+        # CPU time bounded by the deadline too: a child that stops its clock is still stopped
+        self.sandbox = sandbox or Sandbox.from_settings(
+            get_settings(), cpu_seconds=math.ceil(timeout) + 1
+        )
         self._semaphores: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore
         ] = weakref.WeakKeyDictionary()
@@ -58,15 +71,17 @@ class Inspector:
             yield
 
     async def _execute(self, spec_file: Path, work: Path) -> tuple[bytes, bytes, int]:
+        launch = self.sandbox.python(MODULE, str(spec_file), writable=[work], cwd=work)
+        # started from the event loop's thread, which lives as long as the process: the child's
+        # parent-death signal follows the thread that forked it
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            MODULE,
-            str(spec_file),
+            *launch.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=work,
+            env=launch.env,
+            close_fds=True,  # never the listening socket or a database connection
             start_new_session=True,  # its own process group: a timeout kills all it started
         )
         assert process.stdout is not None
@@ -118,6 +133,11 @@ def _parse_report(stdout: bytes, stderr: bytes, code: int) -> InspectReport:
     except ValidationError:
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
         log.warning("inspector exited with %s without a report", code, extra={"stderr": tail})
+        limit = LIMIT_SIGNALS.get(exit_signal(code) or 0)
+        if limit is not None:
+            raise FlavorError(
+                f"the model exceeded the inspector's {limit}", exit_code=code
+            ) from None
         raise FlavorError(
             f"the model crashed the process that loaded it (exit code {code})"
             + (f": {tail[-1]}" if tail else ""),

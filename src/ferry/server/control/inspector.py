@@ -129,6 +129,18 @@ def failure(exc: FerryError) -> InspectReport:
     )
 
 
+def out_of_memory() -> FlavorError:
+    import resource
+
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    shown = "no" if limit == resource.RLIM_INFINITY else f"{limit // 2**20} MB of"
+    return FlavorError(
+        f"loading the model ran out of memory: the inspector has {shown} address space "
+        "(FERRY_SANDBOX_MEMORY_MB)",
+        memory_limit_mb=None if limit == resource.RLIM_INFINITY else limit // 2**20,
+    )
+
+
 def _jsonable(value: object) -> JsonValue:
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -152,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             report = inspect(spec)
         except FerryError as exc:
             report = failure(exc)
+        except MemoryError:  # the sandbox's address-space limit, not the host's memory
+            report = failure(out_of_memory())
         except Exception as exc:  # process boundary: the uploaded model broke while loading
             print(f"inspector: {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
             report = failure(

@@ -1,0 +1,269 @@
+"""The one launcher for processes that run uploaded code: the inspector and code models.
+
+Uploaded code (a ``predictor.py``, an MLflow ``loader_module``, a trusted pickle) must never
+run where a server secret is within reach. ``Sandbox.command`` wraps a Python command line so
+the child:
+
+- sees a scrubbed environment: an allowlist (``PATH``, ``LANG``, a private ``HOME`` and
+  ``TMPDIR``, the ``PYTHONPATH`` that imports Ferry and its libraries, one-thread BLAS), so no
+  ``FERRY_*`` secret, no ``AWS_*`` credential and no database URL;
+- sees only an allowlisted file tree (bubblewrap, ``--unshare-all``): ``/usr``, a few ``/etc``
+  files, the Python prefixes and ``sys.path`` read-only, a private ``/tmp``, and the folders the
+  caller names (the bundle); ``FERRY_HOME`` (``auth.secret``, the SQLite database, the artifact
+  store) and any other secret path are covered even when they sit inside a bound folder;
+- has its own network namespace (no interface but a down loopback: nothing connects out or
+  listens for others) unless ``FERRY_SANDBOX_NETWORK=true``; its own PID and IPC namespaces, so
+  it cannot see or signal the server's processes or read their ``/proc/<pid>/environ``;
+- inherits no descriptor but its own pipes (``close_fds``; the launcher passes none), so never
+  the listening socket;
+- runs under rlimits set by ``prlimit`` before anything starts: address space (the 31-byte
+  ``bytearray(3000000000)`` pickle fails with MemoryError, not by taking the host's memory),
+  CPU time, file size, open files, processes (RLIMIT_NPROC binds a non-root server; the
+  kernel exempts uid 0 even inside a user namespace, where the PID namespace and the CPU limit
+  still bound a fork bomb), no core dumps;
+- dies with its parent (``--die-with-parent``, a parent-death signal): a SIGKILLed server
+  leaves no inspector or model process behind. The signal fires when the *thread* that started
+  it exits, so callers start sandboxes from a thread that lives as long as they need the child.
+
+Why bubblewrap: it is one small Debian package (``bubblewrap``), needs no daemon and no root
+(user namespaces), starts in about 2 ms, and gives mounts, network and PIDs in one call; a
+container runtime would need a daemon or a image per model, and seccomp or a separate uid
+alone hide neither files nor environment. Missing ``bwrap`` fails closed
+(``SandboxUnavailable``): code does not run unconfined unless ``FERRY_SANDBOX=off`` says so,
+which keeps the scrubbed environment and the rlimits and drops the namespaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ferry.config.settings import Settings
+from ferry.errors import SandboxUnavailable
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+# the /etc files a Python process and its libraries read; /etc/ssl/private and the rest of /etc
+# (TLS keys, credentials of other tools) stay out
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",  # Debian's libblas/liblapack symlinks go through here
+    "localtime",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "ssl/certs",
+    "mime.types",
+)
+TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr on Debian
+PASSED_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
+SANDBOX_TMP = "/tmp"  # noqa: S108 (a private tmpfs inside the sandbox)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    memory_bytes: int
+    cpu_seconds: int
+    file_bytes: int
+    open_files: int = 256
+    processes: int = 256  # threads count here too (OpenBLAS, onnxruntime pools)
+
+    def prlimit_args(self) -> list[str]:
+        return [
+            f"--as={self.memory_bytes}",
+            # soft:hard, so the child first gets SIGXCPU (named in its error), then SIGKILL
+            f"--cpu={self.cpu_seconds}:{self.cpu_seconds + 5}",
+            f"--fsize={self.file_bytes}",
+            f"--nofile={self.open_files}",
+            f"--nproc={self.processes}",
+            "--core=0",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What to start: ``argv`` with exactly ``env`` (nothing else from the parent)."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    mode: Literal["bwrap", "off"]
+    limits: Limits
+    network: bool = False
+    hidden: tuple[Path, ...] = ()  # never visible inside, even under a bound folder
+    python_paths: tuple[str, ...] = field(default_factory=lambda: _python_paths())
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, cpu_seconds: int | None = None) -> Sandbox:
+        """The sandbox ``FERRY_SANDBOX*`` describe; ``cpu_seconds`` overrides the CPU limit
+        (the inspector's deadline)."""
+        return cls(
+            mode=settings.sandbox,
+            network=settings.sandbox_network,
+            limits=Limits(
+                memory_bytes=settings.sandbox_memory_mb * MB,
+                cpu_seconds=cpu_seconds or settings.sandbox_cpu_seconds,
+                file_bytes=settings.sandbox_max_file_mb * MB,
+            ),
+            hidden=tuple(secret_paths(settings)),
+        )
+
+    def python(
+        self,
+        module: str,
+        *args: str,
+        writable: Sequence[Path] = (),
+        readable: Sequence[Path] = (),
+        cwd: Path | None = None,
+    ) -> Launch:
+        """``python -m module args`` confined; ``writable``/``readable`` folders are the only
+        ones of the server's visible inside (same paths); ``cwd`` must be one of them."""
+        inner = [sys.executable, "-s", "-m", module, *args]
+        env = self.environment()
+        prlimit = _tool("prlimit", "util-linux")
+        if self.mode == "off":
+            log.warning("running %s without a sandbox (FERRY_SANDBOX=off)", module)
+            setpriv = _tool("setpriv", "util-linux")
+            return Launch(
+                [
+                    prlimit,
+                    *self.limits.prlimit_args(),
+                    "--",
+                    setpriv,
+                    "--pdeathsig",
+                    "KILL",
+                    *inner,
+                ],
+                env,
+            )
+        bwrap = _tool("bwrap", "bubblewrap")
+        argv = [prlimit, *self.limits.prlimit_args(), "--", bwrap, *self._bwrap_args()]
+        argv += self._mounts(writable, readable)
+        argv += ["--clearenv"]
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        argv += ["--chdir", str(cwd or "/")]
+        return Launch([*argv, "--", *inner], env)
+
+    def environment(self) -> dict[str, str]:
+        """The child's whole environment: nothing of the server's but locale and time zone."""
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": SANDBOX_TMP,
+            "TMPDIR": SANDBOX_TMP,
+            "PYTHONPATH": os.pathsep.join(self.python_paths),
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # one BLAS/OpenMP thread: each extra one reserves address space (the memory limit
+            # is on address space) and counts against the process limit
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "LANG": "C.UTF-8",
+        }
+        env.update({k: os.environ[k] for k in PASSED_VARIABLES if k in os.environ})
+        return env
+
+    def _bwrap_args(self) -> list[str]:
+        args = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        if self.network:
+            args.append("--share-net")
+        return args
+
+    def _mounts(self, writable: Sequence[Path], readable: Sequence[Path]) -> list[str]:
+        args = ["--tmpfs", SANDBOX_TMP, "--proc", "/proc", "--dev", "/dev"]
+        args += ["--ro-bind", "/usr", "/usr"]
+        for name in TOP_LEVEL:
+            top = Path("/") / name
+            if top.is_symlink():
+                args += ["--symlink", os.readlink(top), str(top)]
+            elif top.is_dir():
+                args += ["--ro-bind", str(top), str(top)]
+        for name in ETC_FILES:
+            if (Path("/etc") / name).exists():
+                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        bound = _outermost(_python_roots(self.python_paths))
+        for root in bound:
+            args += ["--ro-bind", str(root), str(root)]
+        for secret in self.hidden:  # cover what a bound folder would otherwise show
+            if any(_inside(secret, root) for root in (*bound, Path("/usr"))):
+                args += (
+                    ["--tmpfs", str(secret)]
+                    if secret.is_dir()
+                    else ["--ro-bind", "/dev/null", str(secret)]
+                )
+        for folder in readable:
+            args += ["--ro-bind", str(folder), str(folder)]
+        for folder in writable:
+            args += ["--bind", str(folder), str(folder)]
+        return args
+
+
+def exit_signal(code: int) -> int | None:
+    """The signal that ended a sandboxed process: Popen's negative code, or bubblewrap's
+    128 + N (its PID 1 reports its child's death that way)."""
+    if code < 0:
+        return -code
+    return code - 128 if 128 < code < 128 + 65 else None
+
+
+def secret_paths(settings: Settings) -> list[Path]:
+    """Files and folders holding the server's secrets: the home (auth.secret, the SQLite
+    database, the local artifact store), a local JWKS, and cloud credential files."""
+    paths = [settings.home.expanduser().resolve()]
+    if settings.jwt_jwks and not settings.jwt_jwks.startswith(("http://", "https://")):
+        paths.append(Path(settings.jwt_jwks).expanduser().resolve())
+    home = Path.home()
+    paths += [home / ".aws", home / ".config" / "gcloud", home / ".ssh", home / ".netrc"]
+    return [p for p in paths if p.exists()]
+
+
+def _tool(name: str, package: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise SandboxUnavailable(
+            f"uploaded code runs only in a sandbox, and {name} is not installed on this "
+            f"server: install the Debian package {package} (or set FERRY_SANDBOX=off to run "
+            "it without one, knowing it can then read what the server can)",
+            tool=name,
+        )
+    return found
+
+
+def _python_paths() -> tuple[str, ...]:
+    """The parent's import path, so the child imports the same Ferry and libraries."""
+    return tuple(p for p in sys.path if p and Path(p).exists())
+
+
+def _python_roots(paths: Iterable[str]) -> list[Path]:
+    executable = Path(sys.executable)
+    roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), executable.parent}
+    roots.add(executable.resolve().parent.parent)  # a venv's python links into its base
+    roots.update(Path(p) for p in paths)
+    return [r.resolve() for r in roots if r.exists() and not _inside(r.resolve(), Path("/usr"))]
+
+
+def _outermost(paths: Iterable[Path]) -> list[Path]:
+    ordered = sorted(set(paths), key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for path in ordered:
+        if not any(_inside(path, k) for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

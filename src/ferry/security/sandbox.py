@@ -212,6 +212,15 @@ class Sandbox:
         return args
 
 
+def close_inherited() -> None:
+    """In a sandboxed child, first thing: close every descriptor but stdin/stdout/stderr, in
+    case a launcher leaked one (uvloop's spawn ignores close_fds; bubblewrap passes all on)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    os.closerange(3, soft if soft != resource.RLIM_INFINITY else 65536)
+
+
 def exit_signal(code: int) -> int | None:
     """The signal that ended a sandboxed process: Popen's negative code, or bubblewrap's
     128 + N (its PID 1 reports its child's death that way)."""

@@ -9,7 +9,9 @@ import contextlib
 import logging
 import math
 import os
+import selectors
 import signal
+import subprocess
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -72,28 +74,23 @@ class Inspector:
 
     async def _execute(self, spec_file: Path, work: Path) -> tuple[bytes, bytes, int]:
         launch = self.sandbox.python(MODULE, str(spec_file), writable=[work], cwd=work)
-        # started from the event loop's thread, which lives as long as the process: the child's
+        # subprocess.Popen, not the loop's subprocess_exec: uvloop's (libuv's) spawn ignores
+        # close_fds and handed the inspector the workers' inheritable listening socket. Started
+        # from the event loop's thread, which lives as long as the process: the child's
         # parent-death signal follows the thread that forked it
-        process = await asyncio.create_subprocess_exec(
-            *launch.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process = subprocess.Popen(  # noqa: S603 (argv built by the sandbox, no shell)
+            launch.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             cwd=work,
             env=launch.env,
             close_fds=True,  # never the listening socket or a database connection
             start_new_session=True,  # its own process group: a timeout kills all it started
         )
-        assert process.stdout is not None
-        assert process.stderr is not None
         try:
             stdout, stderr, code = await asyncio.wait_for(
-                asyncio.gather(
-                    _read_head(process.stdout, MAX_REPORT_BYTES),
-                    _read_tail(process.stderr, STDERR_TAIL_BYTES),
-                    process.wait(),
-                ),
-                self.timeout,
+                asyncio.to_thread(_collect, process), self.timeout
             )
         except TimeoutError as exc:
             raise FlavorError(
@@ -101,25 +98,31 @@ class Inspector:
                 timeout_seconds=self.timeout,
             ) from exc
         finally:
-            if process.returncode is None:
-                _kill_group(process.pid)
-                await process.wait()
+            if process.poll() is None:
+                _kill_group(process.pid)  # its pipes close: the collecting thread ends
+                await asyncio.to_thread(process.wait)
         return stdout, stderr, code
 
 
-async def _read_head(stream: asyncio.StreamReader, limit: int) -> bytes:
-    head = bytearray()
-    while chunk := await stream.read(65536):
-        if len(head) < limit:
-            head += chunk[: limit - len(head)]
-    return bytes(head)
-
-
-async def _read_tail(stream: asyncio.StreamReader, limit: int) -> bytes:
-    tail = b""
-    while chunk := await stream.read(65536):
-        tail = (tail + chunk)[-limit:]
-    return tail
+def _collect(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes, int]:
+    """In a thread: the head of stdout (the report) and the tail of stderr, until both close;
+    then the exit code. Bounded in memory however much the model writes."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    head, tail = bytearray(), b""
+    with selectors.DefaultSelector() as selector, process.stdout, process.stderr:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                elif key.fileobj is process.stdout:
+                    head += chunk[: max(0, MAX_REPORT_BYTES - len(head))]
+                else:
+                    tail = (tail + chunk)[-STDERR_TAIL_BYTES:]
+    return bytes(head), tail, process.wait()
 
 
 def _kill_group(pid: int) -> None:

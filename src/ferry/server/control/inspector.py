@@ -153,6 +153,10 @@ def _jsonable(value: object) -> JsonValue:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:  # the process entry: drop whatever descriptor a launcher leaked
+        from ferry.security.sandbox import close_inherited
+
+        close_inherited()
     report_fd = os.dup(1)
     os.dup2(2, 1)  # whatever the model's code prints lands on stderr, not in the report
     with warnings.catch_warnings(record=True) as caught:

@@ -81,6 +81,9 @@ def main() -> int:
     if len(sys.argv) != 2:
         print("usage: python -m ferry.server.serving.modelhost BUNDLE", file=sys.stderr)  # noqa: T201
         return 2
+    from ferry.security.sandbox import close_inherited
+
+    close_inherited()  # whatever descriptor a launcher leaked, before the model's code runs
     outbox = os.dup(1)
     os.dup2(2, 1)  # the model's prints land on stderr, not in the replies
     return serve(Path(sys.argv[1]), 0, outbox)

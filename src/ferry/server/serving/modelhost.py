@@ -8,6 +8,7 @@ prints goes to stderr. It exits when its stdin closes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -49,6 +50,8 @@ def serve(bundle: Path, inbox: int, outbox: int) -> int:
             bundle / manifest.artifact, manifest.flavor_options
         )
         classes = predictor.classes
+        with contextlib.suppress(ImportError):  # custom models get DataFrames: import it now,
+            import pandas  # noqa: F401  (under the load's deadline, not the first request's)
         hello: dict[str, object] = {
             "ok": True,
             "has_proba": bool(predictor.has_proba),

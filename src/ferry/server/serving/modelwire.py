@@ -1,16 +1,17 @@
 """The pipe protocol between a worker and a code model's sandboxed process.
 
 A frame is a 4-byte big-endian header length, a JSON header, then the blobs the header lists
-(``"blobs": [size, ...]``), each raw bytes. Arrays travel as ``.npy`` bytes written and read
-with ``allow_pickle=False`` (numbers, booleans, fixed-width strings, datetimes), or as a JSON
-list for object arrays (strings of any length, mixed labels). Nothing either side receives is
-unpickled: the model process is hostile, and what it sends is parsed as JSON and ``.npy`` only,
-with sizes bounded before anything is read.
+(``"blobs": [size, ...]``), each raw bytes. Arrays travel as their raw bytes with dtype string
+and shape in the header (numbers, booleans, fixed-width strings, datetimes; a dtype of any
+other kind is refused, the size must match), or as a JSON list for object arrays (strings of
+any length, mixed labels). Nothing either side receives is unpickled: the model process is
+hostile, and what it sends is parsed as JSON and plain buffers only, with sizes bounded before
+anything is read. (``np.load`` of ``.npy`` bytes did the same at 165 us per array, against 5.)
 """
 
 from __future__ import annotations
 
-import io
+import math
 import os
 import select
 import time
@@ -25,7 +26,7 @@ from ferry.model.signature import Batch
 
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_FRAME_BYTES = 1024**3  # a reply holding more than 1 GiB of predictions is refused
-_NPY_KINDS = frozenset("biufcUSMm")
+_RAW_KINDS = frozenset("biufcUSMm")
 
 
 class WireError(Exception):
@@ -40,10 +41,9 @@ class Frame:
 
 def encode_array(array: np.ndarray) -> tuple[dict[str, Any], bytes]:
     """(description, bytes) of one array."""
-    if array.dtype.kind in _NPY_KINDS:
-        out = io.BytesIO()
-        np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
-        return {"enc": "npy"}, out.getvalue()
+    if array.dtype.kind in _RAW_KINDS and not array.dtype.hasobject:
+        meta = {"enc": "raw", "dtype": array.dtype.str, "shape": list(array.shape)}
+        return meta, np.ascontiguousarray(array).tobytes()
     values = array.tolist()
     return {"enc": "json", "shape": list(array.shape)}, orjson.dumps(
         values, option=orjson.OPT_SERIALIZE_NUMPY
@@ -55,15 +55,18 @@ def decode_array(meta: Any, blob: bytes) -> np.ndarray:
     if not isinstance(meta, dict):
         raise WireError("an array description is not an object")
     try:
-        if meta.get("enc") == "npy":
-            array = np.load(io.BytesIO(blob), allow_pickle=False)
-            if not isinstance(array, np.ndarray):
-                raise WireError("an npy blob holds no array")
-            return array
+        shape = meta.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise WireError("an array has no shape")
+        if meta.get("enc") == "raw":
+            dtype = np.dtype(str(meta.get("dtype")))
+            if dtype.kind not in _RAW_KINDS or dtype.hasobject or dtype.fields is not None:
+                raise WireError(f"an array of dtype {dtype} is not accepted")
+            if len(blob) != math.prod(shape) * dtype.itemsize:
+                raise WireError("an array's bytes do not match its shape")
+            # a writable copy: a model may change its input in place, as it could in-process
+            return np.frombuffer(bytearray(blob), dtype=dtype).reshape(shape)
         if meta.get("enc") == "json":
-            shape = meta.get("shape")
-            if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
-                raise WireError("a JSON array has no shape")
             values = orjson.loads(blob)
             if len(shape) == 1:
                 array = np.empty(shape[0], dtype=object)
@@ -107,11 +110,11 @@ def arrays_frame(arrays: Sequence[np.ndarray], **header: Any) -> Frame:
 
 def write_frame(fd: int, frame: Frame) -> None:
     header = orjson.dumps({**frame.header, "blobs": [len(b) for b in frame.blobs]})
-    parts = [len(header).to_bytes(4, "big"), header, *frame.blobs]
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view) :]
+    # one write: a frame in several writes wakes the reader once per part (a context switch
+    # each on a busy machine); the copy costs less than that for frames under a few MB
+    view = memoryview(b"".join([len(header).to_bytes(4, "big"), header, *frame.blobs]))
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def read_frame(fd: int, deadline: float | None = None) -> Frame:

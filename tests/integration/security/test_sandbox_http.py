@@ -223,3 +223,54 @@ def _listening_inodes(port: int) -> set[str]:
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
                 inodes.add(fields[9])
     return inodes
+
+
+FLAKY = """
+import os
+import numpy as np
+
+
+class Flaky:
+    def predict(self, frame):
+        if float(frame.iloc[0, 0]) > 100:
+            os._exit(3)
+        return np.zeros(len(frame), dtype=int)
+"""
+
+
+def test_serving_bomb_and_crash_answer_5xx_and_the_server_stays(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ferry.registry import Registry
+
+    monkeypatch.setenv("FERRY_TEST_DISARMED", "1")  # saved here; armed in the sandbox
+    bomb = tmp_path / "bomb-bundle"
+    save(f"{write_predictor(tmp_path / 'bomb', BOMB)}:Bomb", bomb, example=iris_example(tmp_path))
+    monkeypatch.delenv("FERRY_TEST_DISARMED")
+    flaky = tmp_path / "flaky-bundle"
+    source = write_predictor(tmp_path / "flaky", FLAKY)
+    save(f"{source}:Flaky", flaky, example=iris_example(tmp_path))
+    # registered behind the inspector's back: the workers' model processes are the last line
+    with Registry.open(f"sqlite:///{home / 'ferry.db'}", str(home / "artifacts")) as registry:
+        registry.register(bomb, "bomb")
+        registry.register(flaky, "flaky")
+    env = {**secret_env(home), "FERRY_SANDBOX_MEMORY_MB": "1024"}
+    with platform_server(home, "--workers", "1", log=tmp_path / "server.log", env=env) as url:
+        refused = predict(url, "bomb")
+        assert refused.status_code == 500, refused.text
+        assert refused.json()["error"]["code"] == "model_load_failed"
+        assert "MemoryError: the model process has 1024 MB" in refused.json()["error"]["message"]
+        assert predict(url, "flaky").status_code == 200
+        rows = frame_rows(2).to_dict("records")
+        rows[0]["sepal length (cm)"] = 500.0
+        crashed = httpx.post(f"{url}/v1/models/flaky/predict", json={"instances": rows}, timeout=60)
+        assert crashed.status_code == 500, crashed.text
+        error = crashed.json()["error"]
+        assert error["code"] == "model_crashed"
+        assert error["message"] == (
+            "model 'flaky' version 1 stopped while predicting; it starts again on the next request"
+        )
+        again = predict(url, "flaky")  # a new model process
+        assert again.status_code == 200, again.text
+        assert again.json()["predictions"] == [0, 0]
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200

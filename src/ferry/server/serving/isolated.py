@@ -119,6 +119,8 @@ class IsolatedPredictor:
         self._launcher: _Launcher | None = None
         self._has_proba = False
         self._classes: list[Any] | None = None
+        self._forked = False  # a forked worker starts its own process, not a restart
+        self._inherited: list[subprocess.Popen[bytes]] = []  # the parent's, after a fork
         with self._lock:
             self._start()  # a model that cannot load fails its version's load, here
         reset_after_fork(self, "_after_fork")
@@ -152,8 +154,10 @@ class IsolatedPredictor:
         with self._lock:
             process = self._process if self._alive() else None
             if process is None:
-                self.restarts += 1
-                log.warning("model %s: starting its process again", self.label)
+                if not self._forked:
+                    self.restarts += 1
+                    log.warning("model %s: starting its process again", self.label)
+                self._forked = False
                 process = self._start()
             assert process.stdin is not None
             assert process.stdout is not None
@@ -212,7 +216,7 @@ class IsolatedPredictor:
             )
         )
         self._process = process
-        weakref.finalize(self, _kill, process)
+        weakref.finalize(self, _kill, process, os.getpid())
         assert process.stdout is not None
         assert process.stderr is not None
         threading.Thread(target=_log_stderr, args=(process.stderr, self.label), daemon=True).start()
@@ -243,18 +247,18 @@ class IsolatedPredictor:
         process, self._process = self._process, None
         if process is None:
             return None
-        _kill(process)
+        _kill(process, os.getpid())
         return process.returncode
 
     def _after_fork(self) -> None:
-        """In a forked worker: the parent's process and thread are not ours; start our own."""
-        process, self._process, self._launcher = self._process, None, None
+        """In a forked worker: the parent's process and thread are not ours; start our own.
+        Its pipes are kept, never closed here: the parent's stderr thread may hold a file
+        object's lock at the fork, and closing it in the child would wait forever."""
+        if self._process is not None:
+            self._inherited.append(self._process)
+        self._process, self._launcher = None, None
         self._lock = threading.Lock()
-        if process is not None:
-            for stream in (process.stdin, process.stdout, process.stderr):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(stream.fileno())
+        self._forked = True
 
 
 class _Launcher:
@@ -296,7 +300,11 @@ def _STOP() -> None:  # noqa: N802 (a sentinel job)
     return None
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
+def _kill(process: subprocess.Popen[bytes], owner: int) -> None:
+    """Stop the process, from the process that started it (a forked worker never kills its
+    parent's model process)."""
+    if os.getpid() != owner:
+        return
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -128,3 +128,15 @@ def test_crash_timeout_and_error_then_it_recovers(tmp_path: Path) -> None:
         predictor.predict(rows(-1.0))  # type: ignore[arg-type]
     assert predictor.predict(good).tolist() == [0, 0, 0]
     assert predictor.restarts == 2
+
+
+def test_dropped_model_stops_its_process(tmp_path: Path) -> None:
+    import gc
+
+    predictor = isolated(bundle_of(tmp_path, IRIS, "Iris"))
+    process = predictor._process
+    assert process is not None
+    assert process.poll() is None
+    del predictor
+    gc.collect()
+    assert process.poll() is not None  # evicted from the catalog: its process is gone

@@ -231,10 +231,15 @@ def exit_signal(code: int) -> int | None:
 
 def secret_paths(settings: Settings) -> list[Path]:
     """Files and folders holding the server's secrets: the home (auth.secret, the SQLite
-    database, the local artifact store), a local JWKS, and cloud credential files."""
+    database, the local artifact store), a SQLite database or artifact folder elsewhere, a
+    local JWKS, and cloud credential files."""
     paths = [settings.home.expanduser().resolve()]
     if settings.jwt_jwks and not settings.jwt_jwks.startswith(("http://", "https://")):
         paths.append(Path(settings.jwt_jwks).expanduser().resolve())
+    if settings.database_url and settings.database_url.startswith("sqlite:///"):
+        paths.append(Path(settings.database_url.removeprefix("sqlite:///")).resolve())
+    if settings.artifacts and "://" not in settings.artifacts.removeprefix("file://"):
+        paths.append(Path(settings.artifacts.removeprefix("file://")).expanduser().resolve())
     home = Path.home()
     paths += [home / ".aws", home / ".config" / "gcloud", home / ".ssh", home / ".netrc"]
     return [p for p in paths if p.exists()]

@@ -189,3 +189,18 @@ def test_missing_bwrap_fails_closed(
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     done = run_code(off.python("x"), "import os; print('FERRY_JWT_SECRET' in os.environ)")
     assert done.stdout.strip() == "False"  # off: no namespaces, still a scrubbed environment
+
+
+def test_secret_paths_name_every_local_store(tmp_path: Path) -> None:
+    from ferry.security.sandbox import secret_paths
+
+    for name in ("home", "db", "blobs", "jwks.json"):
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("{}")
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=f"sqlite:///{tmp_path / 'db'}",
+        artifacts=f"file://{tmp_path / 'blobs'}",
+        jwt_jwks=str(tmp_path / "jwks.json"),
+    )
+    found = set(secret_paths(settings))
+    assert {tmp_path / n for n in ("home", "db", "blobs", "jwks.json")} <= found

@@ -11,6 +11,10 @@ Each call writes the batch to the process's stdin and reads the answer from its 
 (``modelwire``: npy and JSON only, sizes bounded, a deadline per call). A process that dies,
 misses its deadline or answers garbage is killed and the request answers ``ModelCrashed`` (a 500
 naming the model, nothing of the process); the next call starts a new one.
+
+What it costs (``bench/code_models.py``, 2 cores, custom iris class): a predict call takes
+about 0.2 ms more (p50 95 -> 294 us at 1 row), so one worker answers 1-row HTTP requests at
+945/s instead of 1166/s (p50 827 -> 1003 us); the process starts in 0.5 s.
 """
 
 from __future__ import annotations

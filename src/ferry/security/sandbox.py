@@ -18,9 +18,7 @@ the child:
   the listening socket;
 - runs under rlimits set by ``prlimit`` before anything starts: address space (the 31-byte
   ``bytearray(3000000000)`` pickle fails with MemoryError, not by taking the host's memory),
-  CPU time, file size, open files, processes (RLIMIT_NPROC binds a non-root server; the
-  kernel exempts uid 0 even inside a user namespace, where the PID namespace and the CPU limit
-  still bound a fork bomb), no core dumps;
+  CPU time, file size, open files, processes (threads included), no core dumps;
 - dies with its parent (``--die-with-parent``, a parent-death signal): a SIGKILLed server
   leaves no inspector or model process behind. The signal fires when the *thread* that started
   it exits, so callers start sandboxes from a thread that lives as long as they need the child.
@@ -29,10 +27,14 @@ Why bubblewrap: it is one small Debian package (``bubblewrap``), needs no daemon
 (user namespaces), adds about 10 ms to a start (13 ms for ``bwrap true`` against 2 ms for
 ``true`` here), and gives mounts, network and PIDs in one call; a container runtime would need
 a daemon or an image per model, and seccomp or a separate uid alone hide neither files nor the
-environment. Not done: a separate uid when the server runs as root (it would make
-RLIMIT_NPROC bind there too); run the server as an unprivileged user. Missing ``bwrap`` fails closed
-(``SandboxUnavailable``): code does not run unconfined unless ``FERRY_SANDBOX=off`` says so,
-which keeps the scrubbed environment and the rlimits and drops the namespaces.
+environment. A separate uid complements it: a server running as root starts bubblewrap without
+a user namespace and ``setpriv`` drops the code to ``nobody`` (65534), so a root-only file is
+unreadable even where a bound folder shows it, and RLIMIT_NPROC binds (the kernel exempts root
+from it, even inside a user namespace); a folder the code may write is handed to that user.
+
+Missing ``bwrap`` fails closed (``SandboxUnavailable``): code does not run unconfined unless
+``FERRY_SANDBOX=off`` says so, which keeps the scrubbed environment and the rlimits and drops
+the namespaces.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ ETC_FILES = (
 TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr on Debian
 PASSED_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 SANDBOX_TMP = "/tmp"  # noqa: S108 (a private tmpfs inside the sandbox)
+NOBODY = 65534
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,9 @@ class Limits:
     cpu_seconds: int
     file_bytes: int
     open_files: int = 256
-    processes: int = 256  # threads count here too (OpenBLAS, onnxruntime pools)
+    # threads count too (OpenBLAS, onnxruntime pools), and RLIMIT_NPROC counts every process
+    # of the user: nobody's across all sandboxes for a root server, the server user's otherwise
+    processes: int = 1024
 
     def prlimit_args(self) -> list[str]:
         return [
@@ -106,6 +111,7 @@ class Sandbox:
     limits: Limits
     network: bool = False
     hidden: tuple[Path, ...] = ()  # never visible inside, even under a bound folder
+    uid: int | None = None  # a root server runs sandboxed code as this user (nobody)
     python_paths: tuple[str, ...] = field(default_factory=lambda: _python_paths())
 
     @classmethod
@@ -121,6 +127,7 @@ class Sandbox:
                 file_bytes=settings.sandbox_max_file_mb * MB,
             ),
             hidden=tuple(secret_paths(settings)),
+            uid=NOBODY if os.geteuid() == 0 else None,
         )
 
     def python(
@@ -158,6 +165,10 @@ class Sandbox:
         for key, value in env.items():
             argv += ["--setenv", key, value]
         argv += ["--chdir", str(cwd or "/")]
+        if self.uid is not None:
+            setpriv = _tool("setpriv", "util-linux")
+            user = [f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
+            inner = [setpriv, *user, "--", *inner]
         return Launch([*argv, "--", *inner], env)
 
     def environment(self) -> dict[str, str]:
@@ -180,38 +191,83 @@ class Sandbox:
         return env
 
     def _bwrap_args(self) -> list[str]:
-        args = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-        if self.network:
-            args.append("--share-net")
-        return args
+        if self.uid is None:  # a user namespace: no root needed
+            args = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+            return [*args, "--share-net"] if self.network else args
+        # a root server: namespaces without a user one, then setpriv drops to ``uid`` (the
+        # only capabilities kept are the two it needs for that)
+        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        args += [] if self.network else ["--unshare-net"]
+        args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        return [*args, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
 
     def _mounts(self, writable: Sequence[Path], readable: Sequence[Path]) -> list[str]:
-        args = ["--tmpfs", SANDBOX_TMP, "--proc", "/proc", "--dev", "/dev"]
-        args += ["--ro-bind", "/usr", "/usr"]
+        layout = _Layout()
+        layout.add("--perms", "1777", "--tmpfs", SANDBOX_TMP)
+        shm = "/dev/shm"  # noqa: S108 (the sandbox's own, for joblib's semaphores)
+        layout.add("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", shm)
+        layout.bind("--ro-bind", Path("/usr"))
         for name in TOP_LEVEL:
             top = Path("/") / name
             if top.is_symlink():
-                args += ["--symlink", os.readlink(top), str(top)]
+                layout.add("--symlink", os.readlink(top), str(top))
             elif top.is_dir():
-                args += ["--ro-bind", str(top), str(top)]
+                layout.bind("--ro-bind", top)
         for name in ETC_FILES:
             if (Path("/etc") / name).exists():
-                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+                layout.bind("--ro-bind", Path("/etc") / name)
         bound = _outermost(_python_roots(self.python_paths))
         for root in bound:
-            args += ["--ro-bind", str(root), str(root)]
+            layout.bind("--ro-bind", root)
         for secret in self.hidden:  # cover what a bound folder would otherwise show
             if any(_inside(secret, root) for root in (*bound, Path("/usr"))):
-                args += (
-                    ["--tmpfs", str(secret)]
-                    if secret.is_dir()
-                    else ["--ro-bind", "/dev/null", str(secret)]
-                )
+                layout.cover(secret)
         for folder in readable:
-            args += ["--ro-bind", str(folder), str(folder)]
+            layout.bind("--ro-bind", folder)
         for folder in writable:
-            args += ["--bind", str(folder), str(folder)]
-        return args
+            if self.uid is not None:  # the sandbox's user writes there; group root lets
+                os.chown(folder, self.uid, 0)  # bubblewrap (root, no capabilities) chdir into it
+                folder.chmod(0o770)
+            layout.bind("--bind", folder)
+        return layout.args
+
+
+class _Layout:
+    """bubblewrap mount arguments, with every folder it has to create made 0755: bubblewrap
+    makes them 0700 as root, and the sandbox's own user could not walk through them."""
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        self._made: set[Path] = {Path("/")}
+        self._bound: list[Path] = []  # host folders shown as they are (their subfolders exist)
+
+    def add(self, *args: str) -> None:
+        self.args += args
+
+    def bind(self, option: str, path: Path) -> None:
+        self._parents(path)
+        self.args += [option, str(path), str(path)]
+        self._bound.append(path)
+
+    def cover(self, path: Path) -> None:
+        if path.is_dir():
+            self.args += ["--tmpfs", str(path)]
+            self._bound = [b for b in self._bound if not _inside(b, path)]
+            self._made = {m for m in self._made if not _inside(m, path) or m == path}
+            self._made.add(path)
+        else:
+            self.args += ["--ro-bind", "/dev/null", str(path)]
+
+    def _parents(self, path: Path) -> None:
+        for parent in reversed(path.parents):
+            if parent in self._made or self._shown(parent):
+                continue
+            self.args += ["--perms", "0755", "--dir", str(parent)]
+            self._made.add(parent)
+
+    def _shown(self, path: Path) -> bool:
+        """True when ``path`` exists inside: under a bound host folder and not covered."""
+        return any(_inside(path, b) for b in self._bound) and path.exists()
 
 
 def close_inherited() -> None:

@@ -204,3 +204,24 @@ def test_secret_paths_name_every_local_store(tmp_path: Path) -> None:
     )
     found = set(secret_paths(settings))
     assert {tmp_path / n for n in ("home", "db", "blobs", "jwks.json")} <= found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a non-root server keeps its uid (user namespace)")
+def test_root_server_runs_code_as_nobody(home: Path, tmp_path: Path) -> None:
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    (shown / "private.key").write_text("key")
+    (shown / "private.key").chmod(0o600)  # a root-only file inside a folder the child sees
+    sandbox = Sandbox.from_settings(Settings())
+    code = (
+        "import os\n"
+        "print(os.getuid(), os.getgid(), os.getgroups())\n"
+        "try:\n"
+        f"    open({str(shown / 'private.key')!r}).read(); print('read')\n"
+        "except PermissionError:\n"
+        "    print('refused')\n"
+        "open('/tmp/scratch', 'w').write('x'); print('tmp ok')\n"
+    )
+    done = run_code(sandbox.python("x", readable=[shown]), code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["65534 65534 []", "refused", "tmp ok"]

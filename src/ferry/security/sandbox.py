@@ -1,7 +1,7 @@
 """The one launcher for processes that run uploaded code: the inspector and code models.
 
 Uploaded code (a ``predictor.py``, an MLflow ``loader_module``, a trusted pickle) must never
-run where a server secret is within reach. ``Sandbox.command`` wraps a Python command line so
+run where a server secret is within reach. ``Sandbox.python`` wraps a Python command line so
 the child:
 
 - sees a scrubbed environment: an allowlist (``PATH``, ``LANG``, a private ``HOME`` and
@@ -11,9 +11,9 @@ the child:
   files, the Python prefixes and ``sys.path`` read-only, a private ``/tmp``, and the folders the
   caller names (the bundle); ``FERRY_HOME`` (``auth.secret``, the SQLite database, the artifact
   store) and any other secret path are covered even when they sit inside a bound folder;
-- has its own network namespace (no interface but a down loopback: nothing connects out or
-  listens for others) unless ``FERRY_SANDBOX_NETWORK=true``; its own PID and IPC namespaces, so
-  it cannot see or signal the server's processes or read their ``/proc/<pid>/environ``;
+- has its own network namespace (only a loopback of its own: nothing connects out, and what it
+  listens on nobody reaches) unless ``FERRY_SANDBOX_NETWORK=true``; its own PID and IPC
+  namespaces, so it cannot see or signal the server's processes or read their environment;
 - inherits no descriptor but its own pipes (``close_fds``; the launcher passes none), so never
   the listening socket;
 - runs under rlimits set by ``prlimit`` before anything starts: address space (the 31-byte

@@ -225,3 +225,24 @@ def test_root_server_runs_code_as_nobody(home: Path, tmp_path: Path) -> None:
     done = run_code(sandbox.python("x", readable=[shown]), code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["65534 65534 []", "refused", "tmp ok"]
+
+
+def test_process_limit_stops_a_thread_bomb(home: Path) -> None:
+    import dataclasses
+
+    base = Sandbox.from_settings(Settings())
+    sandbox = dataclasses.replace(base, limits=dataclasses.replace(base.limits, processes=64))
+    code = (
+        "import threading, time\n"
+        "started = 0\n"
+        "try:\n"
+        "    for _ in range(400):\n"
+        "        threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
+        "        started += 1\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "print(started)\n"
+    )
+    done = run_code(sandbox.python("x"), code)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 64

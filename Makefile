@@ -63,10 +63,12 @@ bench: bench-venv
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache examples/*/bundle
 
-# programs the tests drive: chromium (the drift report's screenshot), promtool (alert rules)
-TEST_PACKAGES := chromium prometheus
+# programs the tests drive: chromium (the drift report's screenshot), promtool (alert rules);
+# bubblewrap is also a server requirement: the sandbox of uploaded code (see README)
+TEST_PACKAGES := chromium prometheus bubblewrap
 test-tools:
-	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
+	@command -v chromium >/dev/null && command -v promtool >/dev/null && \
+	  command -v bwrap >/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y --no-install-recommends $(TEST_PACKAGES) || \
 	  { apt-get update && apt-get install -y --no-install-recommends $(TEST_PACKAGES); }; }

@@ -191,6 +191,20 @@ class ModelLoadFailed(FerryError):
     code = "model_load_failed"
 
 
+class SandboxUnavailable(ConfigError):
+    """Uploaded code cannot be confined on this machine (bubblewrap or prlimit missing), so it
+    does not run: a 503 until the tool is installed or FERRY_SANDBOX=off is set on purpose."""
+
+    code = "sandbox_unavailable"
+
+
+class ModelCrashed(FerryError):
+    """A code model's sandboxed process died, hit a limit or missed its deadline while
+    answering: a 500 without internals; the process starts again on the next request."""
+
+    code = "model_crashed"
+
+
 # --- packaging: image builds ------------------------------------------------------------------
 class BuildFailed(FerryError):
     """An image build, smoke test, export or push failed; the message carries the log's tail."""

@@ -86,7 +86,7 @@ def serve(
         share_metrics_between_workers()
     from ferry.cli.exposure import auth_mode
     from ferry.config.settings import get_settings
-    from ferry.model.loaded import load
+    from ferry.server.serving.isolated import load_local
 
     configure_logging(log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
@@ -100,7 +100,7 @@ def serve(
     check_database_features(auth=auth_on, log_predictions=log_predictions)
     check_pickles(path, trust=trust)
     started = time.perf_counter()
-    model = load(Path(path))
+    model = load_local(Path(path))  # a code bundle answers from a sandboxed process
     load_seconds = time.perf_counter() - started
     if name:
         model.manifest = model.manifest.model_copy(update={"name": name})

@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=10.0, gt=0.0)
     min_body_rate: float = Field(default=500.0, ge=0.0)
     max_connections: int = Field(default=0, ge=0)
+    # the sandbox of uploaded code (the inspector, code models' processes; ferry.security.sandbox):
+    # "bwrap" (bubblewrap: no secrets, no network, no inherited files) or "off" (rlimits and a
+    # scrubbed environment only: for machines without user namespaces, chosen on purpose)
+    sandbox: Literal["bwrap", "off"] = "bwrap"
+    sandbox_network: bool = False  # let sandboxed code open network connections
+    sandbox_memory_mb: int = Field(default=2048, ge=64)  # address space per sandboxed process
+    sandbox_cpu_seconds: int = Field(default=86_400, ge=1)  # CPU time of a code model process
+    sandbox_max_file_mb: int = Field(default=4096, ge=1)  # largest file sandboxed code writes
+    model_timeout_seconds: float = Field(default=60.0, gt=0.0)  # one call to a code model
     log_level: str = "INFO"
     log_format: str = "console"
     access_log_sample: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -25,6 +25,7 @@ from ferry.errors import (
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
+    SandboxUnavailable,
     StorageUnavailable,
     TooManyConnections,
     Unauthorized,
@@ -49,6 +50,8 @@ _STATUS: dict[type[FerryError], int] = {
     UnsafeModel: 422,  # a pickle the scanner refuses
     # no docker daemon, podman or buildah on the server: images cannot be built there
     BuilderUnavailable: 503,
+    # no bubblewrap on the server: uploaded code is not run unconfined
+    SandboxUnavailable: 503,
     Unauthorized: 401,
     Forbidden: 403,
     RateLimited: 429,

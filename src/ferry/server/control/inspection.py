@@ -1,20 +1,26 @@
-"""Run the inspector in a child process: the API process never unpickles an uploaded model."""
+"""Run the inspector in a sandboxed child process: the API process never unpickles an uploaded
+model, and the process that does holds no secret, has no network and is bounded in memory, CPU
+time and file size (``ferry.security.sandbox``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import selectors
 import signal
-import sys
+import subprocess
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pydantic import JsonValue, ValidationError
 
+from ferry.config.settings import get_settings
 from ferry.errors import FerryError, FlavorError, error_class
+from ferry.security.sandbox import Sandbox, exit_signal
 from ferry.server.control.inspector import InspectError, InspectReport, InspectSpec
 from ferry.server.errors import status_of
 
@@ -23,15 +29,24 @@ log = logging.getLogger(__name__)
 MODULE = "ferry.server.control.inspector"
 MAX_REPORT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 4096
+# the signals the sandbox's rlimits send
+LIMIT_SIGNALS: dict[int, str] = {
+    signal.SIGXCPU: "CPU time limit (FERRY_INSPECT_TIMEOUT_SECONDS)",
+    signal.SIGXFSZ: "file size limit (FERRY_SANDBOX_MAX_FILE_MB)",
+}
 
 
 class Inspector:
     """Starts inspector processes, at most ``slots`` at once per event loop, each with a
     deadline; turns their report into an ``InspectReport`` or the FerryError it names."""
 
-    def __init__(self, *, timeout: float, slots: int) -> None:
+    def __init__(self, *, timeout: float, slots: int, sandbox: Sandbox | None = None) -> None:
         self.timeout = timeout
         self.slots = slots
+        # CPU time bounded by the deadline too: a child that stops its clock is still stopped
+        self.sandbox = sandbox or Sandbox.from_settings(
+            get_settings(), cpu_seconds=math.ceil(timeout) + 1
+        )
         self._semaphores: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore
         ] = weakref.WeakKeyDictionary()
@@ -58,27 +73,24 @@ class Inspector:
             yield
 
     async def _execute(self, spec_file: Path, work: Path) -> tuple[bytes, bytes, int]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            MODULE,
-            str(spec_file),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        launch = self.sandbox.python(MODULE, str(spec_file), writable=[work], cwd=work)
+        # subprocess.Popen, not the loop's subprocess_exec: uvloop's (libuv's) spawn ignores
+        # close_fds and handed the inspector the workers' inheritable listening socket. Started
+        # from the event loop's thread, which lives as long as the process: the child's
+        # parent-death signal follows the thread that forked it
+        process = subprocess.Popen(  # noqa: S603 (argv built by the sandbox, no shell)
+            launch.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             cwd=work,
+            env=launch.env,
+            close_fds=True,  # never the listening socket or a database connection
             start_new_session=True,  # its own process group: a timeout kills all it started
         )
-        assert process.stdout is not None
-        assert process.stderr is not None
         try:
             stdout, stderr, code = await asyncio.wait_for(
-                asyncio.gather(
-                    _read_head(process.stdout, MAX_REPORT_BYTES),
-                    _read_tail(process.stderr, STDERR_TAIL_BYTES),
-                    process.wait(),
-                ),
-                self.timeout,
+                asyncio.to_thread(_collect, process), self.timeout
             )
         except TimeoutError as exc:
             raise FlavorError(
@@ -86,25 +98,31 @@ class Inspector:
                 timeout_seconds=self.timeout,
             ) from exc
         finally:
-            if process.returncode is None:
-                _kill_group(process.pid)
-                await process.wait()
+            if process.poll() is None:
+                _kill_group(process.pid)  # its pipes close: the collecting thread ends
+                await asyncio.to_thread(process.wait)
         return stdout, stderr, code
 
 
-async def _read_head(stream: asyncio.StreamReader, limit: int) -> bytes:
-    head = bytearray()
-    while chunk := await stream.read(65536):
-        if len(head) < limit:
-            head += chunk[: limit - len(head)]
-    return bytes(head)
-
-
-async def _read_tail(stream: asyncio.StreamReader, limit: int) -> bytes:
-    tail = b""
-    while chunk := await stream.read(65536):
-        tail = (tail + chunk)[-limit:]
-    return tail
+def _collect(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes, int]:
+    """In a thread: the head of stdout (the report) and the tail of stderr, until both close;
+    then the exit code. Bounded in memory however much the model writes."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    head, tail = bytearray(), b""
+    with selectors.DefaultSelector() as selector, process.stdout, process.stderr:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                elif key.fileobj is process.stdout:
+                    head += chunk[: max(0, MAX_REPORT_BYTES - len(head))]
+                else:
+                    tail = (tail + chunk)[-STDERR_TAIL_BYTES:]
+    return bytes(head), tail, process.wait()
 
 
 def _kill_group(pid: int) -> None:
@@ -118,6 +136,11 @@ def _parse_report(stdout: bytes, stderr: bytes, code: int) -> InspectReport:
     except ValidationError:
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
         log.warning("inspector exited with %s without a report", code, extra={"stderr": tail})
+        limit = LIMIT_SIGNALS.get(exit_signal(code) or 0)
+        if limit is not None:
+            raise FlavorError(
+                f"the model exceeded the inspector's {limit}", exit_code=code
+            ) from None
         raise FlavorError(
             f"the model crashed the process that loaded it (exit code {code})"
             + (f": {tail[-1]}" if tail else ""),

@@ -129,6 +129,18 @@ def failure(exc: FerryError) -> InspectReport:
     )
 
 
+def out_of_memory() -> FlavorError:
+    import resource
+
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    shown = "no" if limit == resource.RLIM_INFINITY else f"{limit // 2**20} MB of"
+    return FlavorError(
+        f"loading the model ran out of memory: the inspector has {shown} address space "
+        "(FERRY_SANDBOX_MEMORY_MB)",
+        memory_limit_mb=None if limit == resource.RLIM_INFINITY else limit // 2**20,
+    )
+
+
 def _jsonable(value: object) -> JsonValue:
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -141,6 +153,10 @@ def _jsonable(value: object) -> JsonValue:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:  # the process entry: drop whatever descriptor a launcher leaked
+        from ferry.security.sandbox import close_inherited
+
+        close_inherited()
     report_fd = os.dup(1)
     os.dup2(2, 1)  # whatever the model's code prints lands on stderr, not in the report
     with warnings.catch_warnings(record=True) as caught:
@@ -152,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             report = inspect(spec)
         except FerryError as exc:
             report = failure(exc)
+        except MemoryError:  # the sandbox's address-space limit, not the host's memory
+            report = failure(out_of_memory())
         except Exception as exc:  # process boundary: the uploaded model broke while loading
             print(f"inspector: {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
             report = failure(

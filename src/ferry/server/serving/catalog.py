@@ -41,7 +41,8 @@ from ferry.errors import (
     NotReady,
     StorageError,
 )
-from ferry.model.loaded import LoadedModel, load_bundle
+from ferry.model.loaded import LoadedModel
+from ferry.server.serving.isolated import load_version
 from ferry.server.serving.repository import ExampleCheck, check_example
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class RegistryModels:
         started = time.perf_counter()
         folder = self.registry.checkout(name, version, self.cache_dir)
         try:
-            model = load_bundle(folder)
+            model = load_version(folder)  # a code model: in a sandboxed process of its own
         except (BundleError, FlavorError) as exc:  # stored fine, but will not load here
             raise ModelLoadFailed(
                 f"model {name!r} version {version} could not be loaded: {exc.message}",

@@ -174,7 +174,7 @@ def test_save_skops_needs_trust_for_unknown_types(tmp_path: Path, iris_data: Dat
     refused = runner.invoke(app, args)
     assert isinstance(refused.exception, FlavorError)
     assert not dest.exists()
-    trusted = runner.invoke(app, [*args, *(f"--trust={t}" for t in untrusted)])
+    trusted = runner.invoke(app, [*args, *(f"--trust-type={t}" for t in untrusted)])
     assert trusted.exit_code == 0, trusted.output
     loaded = ferry.model.load(dest)
     assert loaded.predict(X.head(10)).tolist() == model.predict(X.head(10)).tolist()

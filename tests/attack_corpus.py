@@ -60,7 +60,9 @@ KINDS = (
 
 
 def ran(marker: Path) -> bool:
-    return marker.exists() or any(marker.parent.glob(f"{marker.name}*"))
+    """Whether a payload left its trace (the watcher's own socket is not one)."""
+    own = socket_path(marker)
+    return marker.exists() or any(p != own for p in marker.parent.glob(f"{marker.name}*"))
 
 
 def build(kind: str, dest: Path, marker: Path) -> Path:

@@ -135,7 +135,7 @@ def test_register_a_custom_predictor_with_its_code(
         example=flv_iris_rows,
     )
     assert version.flavor == "custom"
-    loaded = ferry.model.load(client.pull("flowers", tmp_path / "flowers"))
+    loaded = ferry.model.load(client.pull("flowers", tmp_path / "flowers"), trust=True)
     assert loaded.predict(flv_iris_rows).tolist() == flv_logreg.predict(flv_iris_rows).tolist()
 
 

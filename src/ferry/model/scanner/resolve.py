@@ -7,8 +7,8 @@ libraries re-export what they import (``lightgbm.basic.NamedTemporaryFile`` is
 ``multiprocessing.connection.Listener``). Such a name is imported, as the unpickler would, and
 judged by the object's own ``__module__`` and ``__qualname__``; it must really be a class of
 that library. Only modules of the model libraries (and ``numpy.dtypes``) are ever imported
-here, and only after the path itself passed the allowlist; exact entries are reviewed objects
-and are imported only to check how they are called.
+here, and only after the path itself passed the allowlist; exact entries are reviewed objects,
+harmless however they are called, and are not imported.
 
 What a pickle does with a class is judged too (``judge_use``): ``BUILD`` runs the class's
 ``__setstate__``, a call runs ``__init__``, ``NEWOBJ`` runs ``__new__``. For the prefix
@@ -168,7 +168,6 @@ def _identity(obj: object) -> Global | None:
     return Global(module, qualname)
 
 
-# the packages whose modules resolving may import: the allowlist's own
-_IMPORTABLE = frozenset(
-    {module.split(".", 1)[0] for module, _ in ALLOWED} | set(MODEL_LIBRARIES) | {"numpy"}
-)
+# the packages whose modules resolving may import: those the allowlist admits names of by
+# prefix (exact entries are never resolved)
+_IMPORTABLE = frozenset({*MODEL_LIBRARIES, "numpy"})

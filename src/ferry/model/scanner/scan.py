@@ -10,7 +10,10 @@ trusted.
 
 Which files are scanned (``model_pickles``): the file the scikit-learn flavor loads with
 ``joblib.load``, and in a bundle or MLflow folder every file with a pickle suffix or a pickle
-header. Custom Python models (``file.py:Class``) are code, not pickles, and are not scanned.
+header. A name is judged by what it resolves to, and what unpickling runs (``__setstate__``,
+sizes) by ``resolve``. ``scan_model`` also classes the model (``ferry.model.kinds``): custom
+Python models (``file.py:Class``) and MLflow ``python_function`` folders are code, and
+``enforce`` refuses them like an unsafe pickle unless trusted.
 """
 
 from __future__ import annotations

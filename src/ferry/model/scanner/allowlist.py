@@ -3,11 +3,12 @@ pandas objects need to be rebuilt, and nothing that reaches the OS, imports by n
 code or fetches attributes.
 
 Built from real pickles and joblib files of fitted models (protocols 0-5, compressed and not:
-tests/unit/security/test_allowlist.py). Everything a pickle imports may be *called* with any
-arguments by a crafted file, so each entry must be harmless when called: classes whose
+tests/unit/model/test_pickle_scanner.py). Everything a pickle imports may be *called* with any
+arguments by a crafted file, so each exact entry must be harmless when called: classes whose
 constructors only store values, numpy math, and the reconstruction helpers pickles of these
 libraries use. Model libraries are matched by module prefix, but only for class names (and the
-Cython unpickle helpers), and never in their testing, dataset-download or distributed modules.
+Cython unpickle helpers), and never in their testing, dataset-download or distributed modules;
+``resolve`` then checks what such a name really is and what unpickling it runs.
 """
 
 from __future__ import annotations

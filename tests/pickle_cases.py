@@ -157,3 +157,66 @@ def stack_global_from_memo(marker: Path) -> bytes:
             b"\x85R.",  # TUPLE1 REDUCE STOP
         ]
     )
+
+
+class Call:
+    """Unpickling this calls ``func(*args)``; ``func`` and the arguments may be ``Call``s too,
+    so chains (``getattr(__import__('os'), 'system')(cmd)``) pickle as nested REDUCEs."""
+
+    def __init__(self, func: Any, *args: Any) -> None:
+        self.func, self.args = func, args
+
+    def __call__(self) -> None:  # pickle wants a callable as the reduce function
+        raise AssertionError("never called: only unpickled")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (self.func, self.args)
+
+
+def classic_payloads(folder: Path, marker: Path) -> dict[str, Path]:
+    """The 28 classic payloads: ``malicious_files`` (``posix.system`` in every protocol, after
+    joblib buffers, compressed, concatenated, in object arrays, through the memo) and eleven
+    more ways to reach a shell: eval and exec, getattr and attrgetter chains, partial,
+    copyreg's reconstructor, Popen, runpy, a nested pickle, and a benign pickle followed by
+    an evil one. Each runs ``touch marker`` when loaded by the reader its suffix names
+    (``.joblib``: joblib.load, ``.pkl``: joblib.load too, which is what Ferry uses)."""
+    import builtins
+    import copyreg
+    import operator
+    import runpy
+    import subprocess
+
+    files = malicious_files(folder, marker)
+    command = f"touch {marker}"
+    system = Call(builtins.getattr, Call(builtins.__import__, "os"), "system")
+    extra: dict[str, tuple[object, int]] = {
+        "eval.p0.pkl": (Call(builtins.eval, f"__import__('os').system({command!r})"), 0),
+        "eval.p4.pkl": (Call(builtins.eval, f"__import__('os').system({command!r})"), 4),
+        "exec.p2.pkl": (Call(builtins.exec, f"import os; os.system({command!r})"), 2),
+        "getattr_import_chain.pkl": (Call(system, command), 4),
+        "attrgetter_chain.pkl": (
+            Call(Call(operator.attrgetter("system"), Call(builtins.__import__, "os")), command),
+            3,
+        ),
+        "partial.pkl": (Call(functools.partial(os.system, command)), 4),
+        "copyreg_reconstructor_popen.pkl": (
+            Call(
+                copyreg._reconstructor, subprocess.Popen, subprocess.Popen, ["touch", str(marker)]
+            ),  # type: ignore[attr-defined]
+            2,
+        ),
+        "popen.p3.pkl": (Call(subprocess.Popen, ["touch", str(marker)]), 3),
+        "runpy_run_code.pkl": (
+            Call(runpy._run_code, f"import os; os.system({command!r})", {}),  # type: ignore[attr-defined]
+            4,
+        ),
+        "nested_pickle_loads.pkl": (Call(pickle.loads, pickle.dumps(RunsShell(marker))), 2),
+    }
+    for name, (payload, protocol) in extra.items():
+        files[name] = folder / name
+        files[name].write_bytes(pickle.dumps(payload, protocol=protocol))
+    files["benign_then_evil.pkl"] = folder / "benign_then_evil.pkl"
+    files["benign_then_evil.pkl"].write_bytes(
+        pickle.dumps({"coef": [1.0, 2.0]}, protocol=2) + pickle.dumps(RunsShell(marker), protocol=0)
+    )
+    return files

@@ -23,8 +23,8 @@ def test_served_flavor_matches_the_model(
     case = CASES[case_name](request)
     ferry.model.save(case.source, tmp_path / "bundle", example=case.example, name="m")
     outputs = ["predictions"] if case.probabilities is None else ["predictions", "probabilities"]
-    # an MLflow pyfunc is cloudpickled code: the pickle scanner refuses it without --trust
-    trust = ["--trust"] if case_name == "mlflow_pyfunc" else []
+    # an MLflow pyfunc (cloudpickled code) and a custom class are code: refused without --trust
+    trust = ["--trust"] if case_name in ("mlflow_pyfunc", "custom_predictor") else []
     with served(tmp_path / "bundle", *trust, log=tmp_path / "serve.log") as url:
         ready = httpx.get(f"{url}/readyz").json()
         assert ready["models"] == {"m:1": "passed"}

@@ -11,14 +11,23 @@ if TYPE_CHECKING:
     from ferry.model.manifest import Manifest
 
 _EXAMPLE_ROWS = 5
+LOCAL_TRUST_HELP = (
+    "Load the model even if the scanner refuses it: a pickle importing names outside the "
+    "allowlist, or a code model (file.py:Class, an MLflow python_function folder)."
+)
+TrustOption = Annotated[bool, typer.Option("--trust", help=LOCAL_TRUST_HELP)]
 
 
 def inspect(
     path: Annotated[
         str, typer.Argument(help="Bundle folder, model file, MLflow folder or file.py:Class.")
     ],
+    trust: TrustOption = False,
 ) -> None:
-    """Show a model's flavor, versions, requirements, signature and input example."""
+    """Show a model's flavor, versions, requirements, signature and input example.
+
+    A bundle is described from its manifest; anything else is loaded, after its pickles are
+    scanned (code models and refused pickles need --trust)."""
     from ferry.model.bundle import verify_files
     from ferry.model.manifest import MANIFEST_FILE, read_manifest
 
@@ -31,7 +40,7 @@ def inspect(
     else:
         from ferry.model import load
 
-        show_manifest(load(root).manifest, None)
+        show_manifest(load(root, trust=trust).manifest, None)
 
 
 def show_manifest(manifest: Manifest, root: Path | None) -> None:
@@ -116,10 +125,14 @@ def save(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="requirements.txt to record in the bundle."),
     ] = None,
-    trust: Annotated[
+    trust_type: Annotated[
         list[str] | None,
-        typer.Option(help="Type a .skops file may load, e.g. mypkg.MyTransformer (repeatable)."),
+        typer.Option(
+            "--trust-type",
+            help="Type a .skops file may load, e.g. mypkg.MyTransformer (repeatable).",
+        ),
     ] = None,
+    trust: TrustOption = False,
     description: Annotated[str, typer.Option(help="Free text stored in the manifest.")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace DEST if it exists.")] = False,
 ) -> None:
@@ -127,10 +140,13 @@ def save(
     import ferry.model
     from ferry.cli.output import show_lines
     from ferry.errors import BundleError
+    from ferry.model.scanner.scan import LOCAL_HINT, enforce, scan_model
 
     source: str | Path = model if ".py:" in model else Path(model)
     if isinstance(source, Path) and not source.exists():
         raise BundleError(f"no model file or folder at {model}", path=model)
+    # saving loads the model (to answer its example): scanned first, like every local load
+    enforce(scan_model(Path(model), flavor, trust=trust), hint=LOCAL_HINT)
     manifest = ferry.model.save(
         source,
         dest,
@@ -138,7 +154,7 @@ def save(
         name=name,
         flavor=flavor,
         requirements=read_requirements(requirements) if requirements else None,
-        options={"trusted": ",".join(trust)} if trust else None,
+        options={"trusted": ",".join(trust_type)} if trust_type else None,
         description=description,
         overwrite=overwrite,
     )

@@ -45,8 +45,17 @@ def predict(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 30.0,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="A local model: load it even if the scanner refuses it (a pickle importing "
+            "names outside the allowlist, or a code model such as file.py:Class).",
+        ),
+    ] = False,
 ) -> None:
-    """Predict the rows in DATA with a running server (TARGET is a URL) or a local model."""
+    """Predict the rows in DATA with a running server (TARGET is a URL) or a local model
+    (scanned first, like ferry serve: code models and refused pickles need --trust)."""
     if target.startswith(("http://", "https://")):
         from ferry.client import Client
 
@@ -58,7 +67,7 @@ def predict(
                 client.predict(model_name, batch_columns(batch, signature), outputs=output)
             )
     else:
-        answer, signature, batch = predict_locally(Path(target), data, name, output)
+        answer, signature, batch = predict_locally(Path(target), data, name, output, trust=trust)
     if as_json:
         from ferry.cli.output import show_json
 
@@ -68,13 +77,13 @@ def predict(
 
 
 def predict_locally(
-    path: Path, data: Path, name: str | None, output: list[str] | None
+    path: Path, data: Path, name: str | None, output: list[str] | None, *, trust: bool = False
 ) -> tuple[dict[str, Any], Signature, Batch]:
-    """Load the model in this process and answer as the native route would."""
+    """Load the model in this process (scanned first) and answer as the native route would."""
     from ferry.model import load
     from ferry.model.example import outputs_to_json
 
-    model = load(path)
+    model = load(path, trust=trust)
     batch = read_batch(data, model.signature)
     outputs = model.resolve_outputs(output)
     answer: dict[str, Any] = outputs_to_json(model.predict_outputs(batch, outputs))

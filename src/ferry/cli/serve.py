@@ -48,7 +48,8 @@ def serve(
         bool,
         typer.Option(
             "--trust",
-            help="Load a pickle even if the scanner refuses it (imports outside the allowlist).",
+            help="Load the model even if the scanner refuses it: a pickle importing names "
+            "outside the allowlist, or a code model (file.py:Class, an MLflow python_function).",
         ),
     ] = False,
     ssl_certfile: CertOption = None,
@@ -73,8 +74,9 @@ def serve(
 ) -> None:
     """Serve PATH over Ferry's JSON protocol, MLflow's /invocations and Open Inference V2.
 
-    Pickles are scanned before they are loaded; one that imports names outside the allowlist
-    is refused unless --trust is given.
+    Pickles are scanned before they are loaded; one that imports names outside the allowlist,
+    and a code model (file.py:Class, an MLflow python_function folder), are refused unless
+    --trust is given.
     """
     from ferry.cli.output import show_serving
     from ferry.config.logging import configure_logging
@@ -100,7 +102,7 @@ def serve(
     check_database_features(auth=auth_on, log_predictions=log_predictions)
     check_pickles(path, trust=trust)
     started = time.perf_counter()
-    model = load_local(Path(path))  # a code bundle answers from a sandboxed process
+    model = load_local(Path(path))  # check_pickles has decided; a code bundle is sandboxed
     load_seconds = time.perf_counter() - started
     if name:
         model.manifest = model.manifest.model_copy(update={"name": name})
@@ -149,18 +151,20 @@ def public_url(host: str, port: int, tls: dict[str, str]) -> str:
 
 
 def check_pickles(path: str, *, trust: bool) -> None:
-    """Scan the pickles a local model would unpickle; refuse unsafe ones unless trusted."""
+    """Scan the pickles a local model would unpickle and class it as data or code; refuse
+    unsafe pickles and code models (a custom class, an MLflow python_function folder) unless
+    --trust says the user knows where the files came from."""
     from ferry.model.scanner.scan import enforce, scan_model
 
-    if ".py:" in path:
-        return  # custom Python code: the user runs their own code
     report = scan_model(Path(path), trust=trust)
     enforce(report, hint="pass --trust to load it anyway if you know where it came from")
     if not report.ok:
         from ferry.cli.output import show_lines
 
-        unsafe = ", ".join(report.unsafe_globals) or "; ".join(report.errors.values())
-        show_lines([f"warning: loading a pickle the scanner refuses (--trust): {unsafe}"])
+        what = ", ".join(report.unsafe_globals) or "; ".join(report.errors.values())
+        if report.pickles_ok:
+            what = "; ".join(report.kind.reasons)
+        show_lines([f"warning: loading a model the scanner refuses (--trust): {what}"])
 
 
 def serve_app(model: Any, *, auth: bool) -> Any:

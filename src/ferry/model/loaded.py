@@ -118,9 +118,18 @@ class LoadedModel:
         return self.predictor.predict_proba(self.to_batch(data))
 
 
-def load(path: str | Path, *, verify: bool = True) -> LoadedModel:
-    """Load a bundle folder, or open a raw model file/folder as an unsaved bundle."""
+def load(path: str | Path, *, verify: bool = True, trust: bool = False) -> LoadedModel:
+    """Load a bundle folder, or open a raw model file/folder (or ``file.py:Class``) as an
+    unsaved bundle.
+
+    Its pickles are scanned first and a code model (a custom class, an MLflow
+    ``python_function`` folder) is refused: ``UnsafeModel`` unless ``trust=True`` says the
+    caller knows where the files came from (``ferry serve --trust``).
+    """
+    from ferry.model.scanner.scan import LOCAL_HINT, enforce, scan_model
+
     path = Path(path)
+    enforce(scan_model(path, trust=trust), hint=LOCAL_HINT)
     if (path / MANIFEST_FILE).is_file():
         return load_bundle(path, verify=verify)
     return open_model(path)

@@ -19,7 +19,6 @@ import numpy as np
 
 SPEC_FILE = "model.json"
 BUNDLE_DIR = "bundle"
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 _DTYPES = {
     "bool": "bool",
     "int32": "int32",
@@ -48,7 +47,9 @@ class Model:
             # other flavors: the wheel depends on ferry-ml with that flavor's extra
             from ferry.model import load
 
-            self._ferry = load(self.bundle)
+            # an installed wheel is Python the user chose to run; the registry scanned and,
+            # for code models, trusted this version when it was registered
+            self._ferry = load(self.bundle, trust=True)
             return
         self.estimator = _load(self.bundle / spec["artifact"], spec["options"])
         names = getattr(self.estimator, "feature_names_in_", None)
@@ -104,16 +105,78 @@ def _load(artifact: Path, options: Mapping[str, str]) -> Any:
     if options.get("format") == "skops" or artifact.suffix == ".skops":
         import skops.io as sio
 
-        # the same rule as Ferry's own loader: scikit-learn's stack, plus what was trusted at save
+        # the same rule as Ferry's own loader: skops' own types, classes proven to be data,
+        # and what was trusted at save
         trusted = [t for t in options.get("trusted", "").split(",") if t]
         found = sio.get_untrusted_types(file=artifact)
-        unknown = [t for t in found if t not in trusted and not t.startswith(_TRUSTED_PREFIXES)]
+        unknown = skops_untrusted(found, trusted)
         if unknown:
             raise ValueError(f"{artifact.name} holds types that are not trusted: {unknown}")
         return sio.load(artifact, trusted=found)
     import joblib
 
     return joblib.load(artifact)
+
+
+# --- which skops types load -------------------------------------------------------------------
+# skops loads the types it trusts itself (scikit-learn's estimators, numpy and scipy data);
+# ``get_untrusted_types`` lists the rest, and a schema may name any callable there: a node
+# ``builtins.exec`` with a string argument runs it. None of those is trusted by prefix: only
+# what the user names, and classes proven to be data (``_skops_data_type``).
+# wheel_runtime.py holds an identical copy of this block (the wheel cannot import ferry);
+# tests/unit/model/test_skops_types.py checks that the two stay the same.
+_SKOPS_LIBRARIES = ("sklearn", "numpy", "scipy")
+_SKOPS_EXACT = frozenset({"collections.OrderedDict", "collections.defaultdict"})
+# Python methods a skops load may run on such a class (ObjectNode: __new__ then __setstate__;
+# a reduce node: __init__ then __setstate__), each read: they only set attributes
+_SKOPS_REVIEWED = frozenset(
+    {
+        "sklearn.base.BaseEstimator.__setstate__",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__init__",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__",
+        "sklearn.isotonic.IsotonicRegression.__setstate__",
+        "sklearn.utils._bunch.Bunch.__init__",
+        "sklearn.utils._bunch.Bunch.__setstate__",
+    }
+)
+
+
+def skops_untrusted(found: list[str], trusted: list[str]) -> list[str]:
+    """The types of ``found`` (skops' untrusted list) that may not load."""
+    allowed = set(trusted) | _SKOPS_EXACT
+    return [name for name in found if name not in allowed and not _skops_data_type(name)]
+
+
+def _skops_data_type(dotted: str) -> bool:
+    """A class of scikit-learn, numpy or scipy, named by its own module and name (no
+    re-export), whose Python constructors and ``__setstate__`` only store values. Only those
+    libraries' modules are imported to tell; a function (exec, eval, open) is never one."""
+    import importlib
+    import inspect
+
+    module_name, _, name = dotted.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] not in _SKOPS_LIBRARIES or "tests" in parts or not name.isidentifier():
+        return False
+    if not all(part.isidentifier() for part in parts):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        return False
+    if not isinstance(obj, type) or f"{obj.__module__}.{obj.__qualname__}" != dotted:
+        return False
+    estimator = any(
+        (base.__module__, base.__qualname__) == ("sklearn.base", "BaseEstimator")
+        for base in obj.__mro__
+    )
+    for method in ("__new__", "__init__", "__setstate__"):
+        function = getattr(obj, method, None)
+        if not inspect.isfunction(function) or (estimator and method == "__init__"):
+            continue  # C code, or an estimator's __init__ (by scikit-learn's rule, it stores)
+        if f"{function.__module__}.{function.__qualname__}" not in _SKOPS_REVIEWED:
+            return False
+    return True
 
 
 def _columns(rows: Any, inputs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

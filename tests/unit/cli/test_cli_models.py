@@ -174,7 +174,31 @@ def test_save_skops_needs_trust_for_unknown_types(tmp_path: Path, iris_data: Dat
     refused = runner.invoke(app, args)
     assert isinstance(refused.exception, FlavorError)
     assert not dest.exists()
-    trusted = runner.invoke(app, [*args, *(f"--trust={t}" for t in untrusted)])
+    trusted = runner.invoke(app, [*args, *(f"--trust-type={t}" for t in untrusted)])
     assert trusted.exit_code == 0, trusted.output
     loaded = ferry.model.load(dest)
     assert loaded.predict(X.head(10)).tolist() == model.predict(X.head(10)).tolist()
+
+
+def test_a_code_model_needs_trust_to_save_and_predict(
+    flv_custom: Path, flv_iris_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A custom class is code: ``save`` and ``predict PATH`` refuse it without --trust (the
+    same opt-out as ``ferry serve``); ``inspect`` of its bundle reads only the manifest."""
+    from ferry.errors import UnsafeModel
+
+    example = tmp_path / "rows.csv"
+    flv_iris_rows.head(5).to_csv(example, index=False)
+    dest = tmp_path / "bundle"
+    args = ["save", f"{flv_custom}:IrisPredictor", str(dest), "--example", str(example)]
+    refused = runner.invoke(app, args)
+    assert isinstance(refused.exception, UnsafeModel)
+    assert "--trust" in refused.exception.message
+    assert not dest.exists()
+    assert runner.invoke(app, [*args, "--trust"]).exit_code == 0
+    assert runner.invoke(app, ["inspect", str(dest)]).exit_code == 0
+    predict = ["predict", str(dest), "--data", str(example), "--json"]
+    assert isinstance(runner.invoke(app, predict).exception, UnsafeModel)
+    trusted = runner.invoke(app, [*predict, "--trust"])
+    assert trusted.exit_code == 0, trusted.output
+    assert '"predictions"' in trusted.stdout

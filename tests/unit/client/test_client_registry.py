@@ -137,7 +137,7 @@ def test_register_a_custom_predictor_with_its_code(
     )
     assert version.flavor == "custom"
     assert version.tags["ferry.trusted_by"] == "local"
-    loaded = ferry.model.load(client.pull("flowers", tmp_path / "flowers"))
+    loaded = ferry.model.load(client.pull("flowers", tmp_path / "flowers"), trust=True)
     assert loaded.predict(flv_iris_rows).tolist() == flv_logreg.predict(flv_iris_rows).tolist()
 
 

@@ -14,11 +14,13 @@ import pytest
 import yaml
 
 import ferry.model
-from ferry.errors import FlavorError, MissingColumn, MissingDependency
+from ferry.errors import FlavorError, MissingColumn, MissingDependency, UnsafeModel
 from ferry.model.flavors import detect_flavor, flavor_for_object, get_flavor
 from ferry.model.loaded import LibraryVersionWarning
 from ferry.model.signature import Batch, ColumnSpec
 from tests.flavor_cases import CASES, Case, assert_same, value_of
+
+CODE_CASES = {"mlflow_pyfunc", "custom_predictor"}  # custom classes, MLflow python_function
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
@@ -30,7 +32,10 @@ def test_save_load_predict_matches_the_model(
     assert manifest.flavor == case.flavor
     assert all(version for version in manifest.libraries.values())
 
-    loaded = ferry.model.load(tmp_path / "bundle")
+    if case_name in CODE_CASES:  # loading runs the model's own Python: an explicit decision
+        with pytest.raises(UnsafeModel, match="code, not data"):
+            ferry.model.load(tmp_path / "bundle")
+    loaded = ferry.model.load(tmp_path / "bundle", trust=case_name in CODE_CASES)
     assert loaded.signature.names == [str(c) for c in case.example.columns]
     assert_same(loaded.predict(case.example), case.predictions, case.tolerance)
     assert loaded.expected is not None
@@ -133,7 +138,7 @@ def test_raw_model_file_serves_without_a_bundle(
     raw_name: str, request: pytest.FixtureRequest
 ) -> None:
     path, data, case = RAW[raw_name](request)
-    loaded = ferry.model.load(path)
+    loaded = ferry.model.load(path, trust=raw_name in CODE_CASES)
     assert loaded.root is None
     assert loaded.manifest.flavor == case.flavor
     assert_same(loaded.predict(data), case.predictions, case.tolerance)
@@ -249,7 +254,8 @@ def test_custom_bundle_carries_its_artifacts(
     files = {entry.path for entry in manifest.files}
     assert {"model/predictor.py", "model/assets/model.joblib"} <= files
     shutil.rmtree(source)
-    loaded = ferry.model.load(tmp_path / "bundle")  # the bundle's own copy of file and assets
+    # the bundle's own copy of file and assets
+    loaded = ferry.model.load(tmp_path / "bundle", trust=True)
     assert loaded.predictor.classes == [0, 1, 2]
     assert not list(tmp_path.rglob("__pycache__"))
 
@@ -259,7 +265,7 @@ def test_custom_load_may_return_the_predicting_object(
 ) -> None:
     manifest = ferry.model.save(f"{flv_custom}:Factory", tmp_path / "b", example=flv_iris_rows)
     assert manifest.flavor_options["class_name"] == "Factory"
-    loaded = ferry.model.load(tmp_path / "b")
+    loaded = ferry.model.load(tmp_path / "b", trust=True)
     assert_same(loaded.predict(flv_iris_rows), flv_logreg.predict(flv_iris_rows), 0)
     assert_same(loaded.predict_proba(flv_iris_rows), flv_logreg.predict_proba(flv_iris_rows), 0)
     assert loaded.predictor.classes == [0, 1, 2]
@@ -276,7 +282,7 @@ def test_custom_gets_a_dict_of_arrays_for_tensor_inputs(flv_custom: Path) -> Non
 def test_custom_needs_an_example(flv_custom: Path, tmp_path: Path) -> None:
     source = f"{flv_custom}:IrisPredictor"
     with pytest.raises(FlavorError, match="does not say what inputs"):
-        ferry.model.load(source)
+        ferry.model.load(source, trust=True)
     with pytest.raises(MissingColumn):
         ferry.model.save(source, tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()

@@ -13,8 +13,6 @@ from ferry.model.flavors import SavedArtifact, copy_model_file, library_version
 from ferry.model.signature import Batch, ColumnSpec
 
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".sav"}
-# skops refuses to load types it does not know; these prefixes cover scikit-learn's own stack
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
 
 
 class SklearnPredictor:
@@ -197,19 +195,76 @@ def _load_skops(path: Path, trusted: list[str]) -> Any:
         raise MissingDependency(
             "loading a .skops file needs skops: pip install 'ferry-ml[skops]'"
         ) from exc
-    unknown = [
-        name
-        for name in sio.get_untrusted_types(file=path)
-        if name not in trusted and not name.startswith(_TRUSTED_PREFIXES)
-    ]
+    found = sio.get_untrusted_types(file=path)
+    unknown = skops_untrusted(found, trusted)
     if unknown:
         raise FlavorError(
-            f"{path.name} contains types that are not trusted: {unknown}; "
-            "trust them explicitly (ferry save --trust TYPE) if you know where the file came from",
+            f"{path.name} contains types that are not trusted: {unknown}; trust them "
+            "explicitly (ferry save --trust-type TYPE) if you know where the file came from",
             untrusted=unknown,
         )
-    allowed = sio.get_untrusted_types(file=path)
-    return sio.load(path, trusted=allowed)
+    return sio.load(path, trusted=found)
+
+
+# --- which skops types load -------------------------------------------------------------------
+# skops loads the types it trusts itself (scikit-learn's estimators, numpy and scipy data);
+# ``get_untrusted_types`` lists the rest, and a schema may name any callable there: a node
+# ``builtins.exec`` with a string argument runs it. None of those is trusted by prefix: only
+# what the user names, and classes proven to be data (``_skops_data_type``).
+# wheel_runtime.py holds an identical copy of this block (the wheel cannot import ferry);
+# tests/unit/model/test_skops_types.py checks that the two stay the same.
+_SKOPS_LIBRARIES = ("sklearn", "numpy", "scipy")
+_SKOPS_EXACT = frozenset({"collections.OrderedDict", "collections.defaultdict"})
+# Python methods a skops load may run on such a class (ObjectNode: __new__ then __setstate__;
+# a reduce node: __init__ then __setstate__), each read: they only set attributes
+_SKOPS_REVIEWED = frozenset(
+    {
+        "sklearn.base.BaseEstimator.__setstate__",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__init__",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__",
+        "sklearn.isotonic.IsotonicRegression.__setstate__",
+        "sklearn.utils._bunch.Bunch.__init__",
+        "sklearn.utils._bunch.Bunch.__setstate__",
+    }
+)
+
+
+def skops_untrusted(found: list[str], trusted: list[str]) -> list[str]:
+    """The types of ``found`` (skops' untrusted list) that may not load."""
+    allowed = set(trusted) | _SKOPS_EXACT
+    return [name for name in found if name not in allowed and not _skops_data_type(name)]
+
+
+def _skops_data_type(dotted: str) -> bool:
+    """A class of scikit-learn, numpy or scipy, named by its own module and name (no
+    re-export), whose Python constructors and ``__setstate__`` only store values. Only those
+    libraries' modules are imported to tell; a function (exec, eval, open) is never one."""
+    import importlib
+    import inspect
+
+    module_name, _, name = dotted.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] not in _SKOPS_LIBRARIES or "tests" in parts or not name.isidentifier():
+        return False
+    if not all(part.isidentifier() for part in parts):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        return False
+    if not isinstance(obj, type) or f"{obj.__module__}.{obj.__qualname__}" != dotted:
+        return False
+    estimator = any(
+        (base.__module__, base.__qualname__) == ("sklearn.base", "BaseEstimator")
+        for base in obj.__mro__
+    )
+    for method in ("__new__", "__init__", "__setstate__"):
+        function = getattr(obj, method, None)
+        if not inspect.isfunction(function) or (estimator and method == "__init__"):
+            continue  # C code, or an estimator's __init__ (by scikit-learn's rule, it stores)
+        if f"{function.__module__}.{function.__qualname__}" not in _SKOPS_REVIEWED:
+            return False
+    return True
 
 
 FLAVOR = SklearnFlavor()

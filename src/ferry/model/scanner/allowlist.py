@@ -3,14 +3,17 @@ pandas objects need to be rebuilt, and nothing that reaches the OS, imports by n
 code or fetches attributes.
 
 Built from real pickles and joblib files of fitted models (protocols 0-5, compressed and not:
-tests/unit/security/test_allowlist.py). Everything a pickle imports may be *called* with any
-arguments by a crafted file, so each entry must be harmless when called: classes whose
+tests/unit/model/test_pickle_scanner.py). Everything a pickle imports may be *called* with any
+arguments by a crafted file, so each exact entry must be harmless when called: classes whose
 constructors only store values, numpy math, and the reconstruction helpers pickles of these
 libraries use. Model libraries are matched by module prefix, but only for class names (and the
-Cython unpickle helpers), and never in their testing, dataset-download or distributed modules.
+Cython unpickle helpers), and never in their testing, dataset-download or distributed modules;
+``resolve`` then checks what such a name really is and what unpickling it runs.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from ferry.model.scanner.stream import Global
 
@@ -156,6 +159,40 @@ DENIED_MODULES = (
 _FUNCTION_MODULES = ("sklearn.metrics",)
 
 
+# Python methods of model-library classes that a pickle may run, each read: they only set
+# attributes or rebuild a native handle from bytes in the state. Any other Python
+# ``__setstate__``, ``__init__`` or ``__new__`` of a class admitted by prefix is refused
+# (``sklearn.callback.ScoringMonitor.__setstate__`` connects to a socket it is given).
+REVIEWED_METHODS = frozenset(
+    {
+        "sklearn.base.BaseEstimator.__setstate__",  # a version check, then __dict__.update
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__",
+        "sklearn.isotonic.IsotonicRegression.__setstate__",  # rebuilds interp1d from arrays
+        "sklearn.utils._bunch.Bunch.__setstate__",  # a no-op
+        "xgboost.core.Booster.__setstate__",  # XGBoosterUnserializeFromBuffer of its bytes
+        "lightgbm.basic.Booster.__setstate__",  # LGBM_BoosterLoadModelFromString
+        "lightgbm.engine.CVBooster.__setstate__",  # vars(self).update
+    }
+)
+# Calls whose integer arguments are values, not sizes: timestamps in nanoseconds, timedelta
+# days, numbers themselves. Every other call's integers are bounded (resolve.size_limit).
+SIZE_EXEMPT = frozenset(
+    {
+        ("builtins", "int"),
+        ("builtins", "float"),
+        ("builtins", "complex"),
+        ("builtins", "slice"),  # a slice holds its bounds, it allocates nothing
+        ("datetime", "timedelta"),
+        ("datetime", "timezone"),
+        ("decimal", "Decimal"),
+        ("pandas", "Timestamp"),
+        ("pandas", "Timedelta"),
+        ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"),
+        ("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle"),
+    }
+)
+
+
 def is_allowed(name: Global) -> bool:
     """True when a model pickle may import ``name``."""
     if name.key in ALLOWED:
@@ -173,11 +210,18 @@ def _model_library_name(module: str, name: str) -> bool:
         return False
     if _within(module, DENIED_MODULES) or ".tests" in f".{module}." or "tests" in module.split("."):
         return False
-    if not name.startswith("__") and name.lstrip("_")[:1].isupper():
-        return True  # a class: estimators, trees, losses, boosters (_BinMapper, too)
-    if name == "newObj" or name.startswith("__pyx_unpickle_"):
-        return True  # Cython's unpickle helpers: cls.__new__(cls) with a checksum test
+    if is_prefix_name(name, "class") or is_prefix_name(name, "unpickler"):
+        return True
     return _within(module, _FUNCTION_MODULES) and not name.startswith("_")
+
+
+def is_prefix_name(name: str, kind: Literal["class", "unpickler"]) -> bool:
+    """A model library's name admitted by its shape: a class (estimators, trees, losses,
+    boosters, ``_BinMapper`` too), or a Cython unpickle helper (``cls.__new__(cls)`` with a
+    checksum test). ``resolve`` then checks that the object really is one of the library's."""
+    if kind == "class":
+        return not name.startswith("__") and name.lstrip("_")[:1].isupper()
+    return name == "newObj" or name.startswith("__pyx_unpickle_")
 
 
 def _within(module: str, prefixes: tuple[str, ...]) -> bool:

@@ -29,7 +29,12 @@ from ferry.model.scanner.stream import (
     Made,
     PickleRejected,
     Stream,
+    Use,
+    UseRef,
 )
+
+_MAX_SIZE_DEPTH = 8  # how deep into nested arguments sizes are looked for
+_SIZE_CEILING = 1 << 64
 
 
 class Machine:
@@ -41,10 +46,17 @@ class Machine:
     """
 
     def __init__(
-        self, stream: Stream, found: list[GlobalRef], *, joblib: bool, depth: int = 0
+        self,
+        stream: Stream,
+        found: list[GlobalRef],
+        *,
+        joblib: bool,
+        depth: int = 0,
+        uses: list[UseRef] | None = None,
     ) -> None:
         self.stream = stream
         self.found = found
+        self.uses: list[UseRef] = [] if uses is None else uses
         self.joblib = joblib
         self.depth = depth
         self.stack: list[object] = []
@@ -146,18 +158,30 @@ class Machine:
             if isinstance(cls, Global) and isinstance(base, Global):
                 if cls.key == WRAPPER and (base.key != OBJECT or state is not None):
                     raise self.fail("a NumpyArrayWrapper built in an unusual way")
+                # object.__new__(cls), or base.__new__(cls, state) then base.__init__
+                self.use(cls, "new", (state,))
+                if base.key != OBJECT:
+                    self.use(base, "call", (state,))
                 return Made(cls, via_new=base.key == OBJECT and state is None)
+        self.use(func, "new" if via_new else "call", arguments)
         if func.key == WRAPPER and not (via_new and not arguments):
             # joblib pickles it as __new__ plus a BUILD of its __dict__; anything else (an
             # __init__ with arguments) is not written by joblib and is not followed here
             raise self.fail("a NumpyArrayWrapper built in an unusual way")
         return Made(func, arguments, via_new=via_new)
 
+    def use(self, name: Global, use: Use, arguments: tuple[object, ...]) -> None:
+        self.uses.append(UseRef(name, use, _largest(arguments, 0), self.offset))
+
     def build(self) -> None:
         state = self.pop()
         target = self.stack[-1]
+        if isinstance(target, Global):
+            # the unpickler would set attributes on the imported class or function itself
+            raise self.fail("BUILD on an imported name, which would change it for everyone")
         if not isinstance(target, Made):
             return
+        self.use(target.factory, "build", ())
         if target.factory.key == DTYPE:
             # numpy's __setstate__ changes a dtype in place: one already used to size an
             # array, or set twice, could make the same bytes mean two layouts
@@ -193,7 +217,13 @@ class Machine:
             if self.depth >= MAX_NESTING:
                 raise self.fail("joblib arrays nested too deeply")
             # joblib reads an object array with a fresh (plain) Unpickler on the raw file
-            nested = Machine(_Shared(self.stream), self.found, joblib=False, depth=self.depth + 1)
+            nested = Machine(
+                _Shared(self.stream),
+                self.found,
+                joblib=False,
+                depth=self.depth + 1,
+                uses=self.uses,
+            )
             nested.run()
         else:
             if layout.aligned:
@@ -203,6 +233,32 @@ class Machine:
                     self.stream.raw_read(length)  # joblib ignores a short read here
             self.stream.raw_skip(layout.nbytes, "a joblib array's data")
         return Made(Global("numpy", "ndarray"))
+
+
+def _largest(value: object, depth: int, *, arguments: bool = True) -> int:
+    """The biggest integer among a call's ``arguments``, or product of the integers of a tuple
+    inside them (a shape), looking into what earlier calls were given too
+    (``list(range(n))``); ``depth`` bounds the walk (lists may hold themselves)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return abs(value)
+    if depth >= _MAX_SIZE_DEPTH:
+        return 0
+    items: tuple[object, ...] | list[object]
+    if isinstance(value, Made):
+        return _largest(value.args, depth + 1, arguments=True)
+    if isinstance(value, tuple | list):
+        items = value
+    else:
+        return 0
+    product, largest = 1, 0
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            product = min(product * max(abs(item), 1), _SIZE_CEILING)  # no huge products
+        largest = max(largest, _largest(item, depth + 1, arguments=False))
+    shape = not arguments and isinstance(value, tuple) and product > 1
+    return max(largest, product if shape else 0)
 
 
 class _Shared(Stream):

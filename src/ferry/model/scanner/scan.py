@@ -10,7 +10,10 @@ trusted.
 
 Which files are scanned (``model_pickles``): the file the scikit-learn flavor loads with
 ``joblib.load``, and in a bundle or MLflow folder every file with a pickle suffix or a pickle
-header. Custom Python models (``file.py:Class``) are code, not pickles, and are not scanned.
+header. A name is judged by what it resolves to, and what unpickling runs (``__setstate__``,
+sizes) by ``resolve``. ``scan_model`` also classes the model (``ferry.model.kinds``): custom
+Python models (``file.py:Class``) and MLflow ``python_function`` folders are code, and
+``enforce`` refuses them like an unsafe pickle unless trusted.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from ferry.errors import UnsafeModel
-from ferry.model.scanner.allowlist import is_allowed
+from ferry.model.kinds import DATA, ModelKind, classify
 from ferry.model.scanner.machine import Machine
-from ferry.model.scanner.stream import GlobalRef, PickleRejected, Stream
+from ferry.model.scanner.resolve import Resolver, size_limit
+from ferry.model.scanner.stream import GlobalRef, PickleRejected, Stream, UseRef
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".pck", ".p"})
 MAX_DECOMPRESSED_BYTES = 16 * 1024**3
@@ -54,6 +58,7 @@ class FileScan:
     loader: Loader
     globals: tuple[str, ...] = ()
     unsafe: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # "name: why", for the unsafe names refused by more than name
     error: str | None = None
     compression: str | None = None
     pickles: int = 0
@@ -66,12 +71,20 @@ class FileScan:
 
 @dataclass(frozen=True, slots=True)
 class ScanReport:
+    """Every pickle of a model scanned, and whether the model is code (``kind``): ``ok`` only
+    when no pickle is refused and loading runs no code of the model's own."""
+
     files: tuple[FileScan, ...] = ()
     trusted: bool = False
+    kind: ModelKind = DATA
+
+    @property
+    def pickles_ok(self) -> bool:
+        return all(f.ok for f in self.files)
 
     @property
     def ok(self) -> bool:
-        return all(f.ok for f in self.files)
+        return self.pickles_ok and not self.kind.is_code
 
     @property
     def unsafe_globals(self) -> list[str]:
@@ -86,8 +99,11 @@ class ScanReport:
         verdict = "passed" if self.ok else ("trusted" if self.trusted else "rejected")
         return {
             "verdict": verdict,
+            "kind": "code" if self.kind.is_code else "data",
+            "code": list(self.kind.reasons),
             "files": [f.path for f in self.files],
             "unsafe_globals": self.unsafe_globals,
+            "reasons": sorted({r for f in self.files for r in f.reasons}),
             "errors": self.errors,
         }
 
@@ -96,7 +112,9 @@ class ScanReport:
 class _Counter:
     pickles: int = 0
     arrays: int = 0
+    bytes: int = 0
     found: list[GlobalRef] = field(default_factory=list)
+    uses: list[UseRef] = field(default_factory=list)
 
 
 def scan_file(
@@ -105,10 +123,12 @@ def scan_file(
     loader: Loader = "joblib",
     label: str | None = None,
     max_bytes: int = MAX_DECOMPRESSED_BYTES,
+    resolver: Resolver | None = None,
 ) -> FileScan:
     """Scan one pickle file as ``loader`` would read it (``joblib.load`` or ``pickle.load``)."""
     name = label or path.name
     counter = _Counter()
+    judge = resolver or Resolver()
     compression: str | None = None
     try:
         with path.open("rb") as handle:
@@ -116,23 +136,44 @@ def scan_file(
             stream = _opened(handle, compression, max_bytes)
             _scan_stream(stream, counter, joblib=loader == "joblib")
     except PickleRejected as exc:
-        return _result(name, loader, counter, compression, str(exc))
+        return _result(name, loader, counter, compression, str(exc), judge)
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         # a broken compressed stream or an unreadable file: nothing proves it harmless
-        return _result(name, loader, counter, compression, f"{type(exc).__name__}: {exc}")
-    return _result(name, loader, counter, compression, None)
+        error = f"{type(exc).__name__}: {exc}"
+        return _result(name, loader, counter, compression, error, judge)
+    return _result(name, loader, counter, compression, None, judge)
 
 
 def _result(
-    name: str, loader: Loader, counter: _Counter, compression: str | None, error: str | None
+    name: str,
+    loader: Loader,
+    counter: _Counter,
+    compression: str | None,
+    error: str | None,
+    judge: Resolver,
 ) -> FileScan:
     names = sorted({str(ref.global_) for ref in counter.found})
-    unsafe = sorted({str(r.global_) for r in counter.found if not is_allowed(r.global_)})
+    why: dict[str, str] = {}
+    for ref in counter.found:
+        reason = judge.judge_name(ref.global_)
+        if reason is not None:
+            why.setdefault(str(ref.global_), reason)
+    limit = size_limit(counter.bytes)
+    for use in counter.uses:
+        if str(use.global_) in why:
+            continue
+        reason = judge.judge_use(use.global_, use.use) or judge.judge_size(
+            use.global_, use.largest, limit
+        )
+        if reason is not None:
+            why[str(use.global_)] = f"{reason} (at byte {use.offset})"
+    unsafe = sorted(why)
     return FileScan(
         path=name,
         loader=loader,
         globals=tuple(names),
         unsafe=tuple(unsafe),
+        reasons=tuple(f"{n}: {why[n]}" for n in unsafe if why[n] != "not on the allowlist"),
         error=error,
         compression=compression,
         pickles=counter.pickles,
@@ -145,10 +186,11 @@ def _scan_stream(raw: io.BufferedReader, counter: _Counter, *, joblib: bool) -> 
     first, but bytes after it are either another pickle (scanned) or not a model's (refused)."""
     stream = Stream(raw)
     while True:
-        machine = Machine(stream, counter.found, joblib=joblib)
+        machine = Machine(stream, counter.found, joblib=joblib, uses=counter.uses)
         machine.run()
         counter.pickles += 1
         counter.arrays += machine.arrays
+        counter.bytes = stream.position
         if stream.frame is not None and stream.frame.read(1):
             raise PickleRejected("bytes left in the last frame after STOP", stream.position)
         stream.frame = None
@@ -309,39 +351,53 @@ def _has_pickle_header(file: Path) -> bool:
 
 
 def scan_model(path: Path, flavor: str | None = None, *, trust: bool = False) -> ScanReport:
-    """Scan every pickle that loading the model at ``path`` would unpickle."""
+    """Scan every pickle that loading the model at ``path`` would unpickle, and class the
+    model as data or code (``ferry.model.kinds``); ``path`` may be a ``file.py:Class``."""
+    kind = classify(path, flavor)
     base = path if path.is_dir() else path.parent
     files = []
+    resolver = Resolver()
     for file, loader in model_pickles(path, flavor):
         label = str(file.relative_to(base)) if file.is_relative_to(base) else file.name
         if not file.is_file():
             continue  # the flavor reports the missing file when it loads
-        files.append(scan_file(file, loader=loader, label=label))
-    return ScanReport(files=tuple(files), trusted=trust)
+        files.append(scan_file(file, loader=loader, label=label, resolver=resolver))
+    return ScanReport(files=tuple(files), trusted=trust, kind=kind)
 
 
 UPLOAD_HINT = (
     "if you know where this file came from, an admin can register it with --trust "
     "(form field trust=true)"
 )
+LOCAL_HINT = "pass --trust (ferry.model.load(path, trust=True)) if you know where it came from"
 
 
 def enforce(report: ScanReport, hint: str = UPLOAD_HINT) -> None:
-    """``UnsafeModel`` naming the offending imports (or parse errors) unless the report is
-    clean or trusted."""
+    """``UnsafeModel`` naming the offending imports (or parse errors), or saying what in the
+    model is code, unless the report is clean or trusted."""
     if report.ok or report.trusted:
         return
     unsafe, errors = report.unsafe_globals, report.errors
     if unsafe:
         more = f" and {len(unsafe) - 10} more" if len(unsafe) > 10 else ""
-        shown = ", ".join(unsafe[:10]) + more
+        reasons = {r.partition(": ")[0]: r for f in report.files for r in f.reasons}
+        shown = ", ".join(reasons.get(name, name) for name in unsafe[:10]) + more
         message = f"the model's pickle imports names that are not allowed: {shown}"
-    else:
+    elif errors:
         path, error = next(iter(errors.items()))
         message = f"{path} is not a pickle the scanner can read, so it is refused: {error}"
+    else:
+        message = ""
+    if report.kind.is_code:
+        code = (
+            f"the model is code, not data: {'; '.join(report.kind.reasons)}; loading it runs "
+            "that Python code with your rights"
+        )
+        message = f"{message}; {code}" if message else code
     raise UnsafeModel(
         f"{message}; {hint}",
         globals=unsafe,
         errors=errors,
+        code=list(report.kind.reasons),
         files=[f.path for f in report.files if not f.ok],
     )

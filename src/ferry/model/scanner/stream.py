@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 RECONSTRUCTOR = ("copyreg", "_reconstructor")
@@ -22,6 +22,7 @@ BIG = 1 << 16  # string/bytes payloads longer than this are skipped, not kept
 CHUNK = 1 << 20
 MAX_LINE = 1 << 20  # GLOBAL/INT text arguments are short; a longer line is refused
 MAX_NESTING = 4
+Use = Literal["call", "new", "build"]
 
 
 class PickleRejected(Exception):
@@ -53,6 +54,19 @@ class Global:
 class GlobalRef:
     global_: Global
     opcode: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class UseRef:
+    """What the stream does with an imported name: ``call`` it (REDUCE, INST, OBJ), ``new``
+    it (``cls.__new__``: NEWOBJ, ``copyreg._reconstructor``) or ``build`` an instance of it
+    (BUILD runs ``__setstate__``); ``largest`` is the biggest integer (or product of a tuple's
+    integers) among the arguments, a size if the call allocates."""
+
+    global_: Global
+    use: Use
+    largest: int
     offset: int
 
 

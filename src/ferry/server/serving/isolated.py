@@ -40,7 +40,6 @@ from ferry.errors import FlavorError, ModelCrashed
 from ferry.forks import reset_after_fork
 from ferry.model.bundle import verify_files
 from ferry.model.example import example_batch, read_split
-from ferry.model.kinds import classify
 from ferry.model.loaded import LoadedModel, load, load_bundle, warn_library_versions
 from ferry.model.manifest import MANIFEST_FILE, read_manifest
 from ferry.model.signature import Batch, ColumnSpec
@@ -66,16 +65,19 @@ class ModelRaised(Exception):  # noqa: N818 (the model's own exception, reported
 
 def load_local(path: Path) -> LoadedModel:
     """``ferry serve PATH``: a bundle like a registered version; a raw file in-process (the
-    caller's own file, scanned before)."""
+    caller's own file, scanned and trusted or refused by ``check_pickles`` before)."""
     if (path / MANIFEST_FILE).is_file():
         return load_version(path)
-    return load(path)
+    return load(path, trust=True)
 
 
 def load_version(folder: Path, settings: Settings | None = None) -> LoadedModel:
     """A registered version's bundle: in this process when it is data, behind a sandboxed
-    model process when loading it runs code."""
-    if not classify(folder).is_code:
+    model process when loading it runs code, or may: a pickle the scanner refused, loaded only
+    because a key with the trust scope vouched for it, is treated as code."""
+    from ferry.model.scanner.scan import scan_model
+
+    if scan_model(folder).ok:
         return load_bundle(folder)
     settings = settings or get_settings()
     return load_isolated(

@@ -43,15 +43,18 @@ CUSTOM_PREDICTOR = textwrap.dedent(
 )
 
 
-def pulled(control: Control, name: str, version: int, dest: Path) -> ferry.model.LoadedModel:
-    """The version downloaded, unpacked and loaded here (as a client would)."""
+def pulled(
+    control: Control, name: str, version: int, dest: Path, *, trust: bool = False
+) -> ferry.model.LoadedModel:
+    """The version downloaded, unpacked and loaded here (as a client would; a code model
+    only with ``trust``)."""
     from ferry.registry import unpack_archive
 
     answer = control.http.get(f"{API}/models/{name}/versions/{version}/download")
     assert answer.status_code == 200
     archive = dest.with_suffix(".tar.gz")
     archive.write_bytes(answer.content)
-    return ferry.model.load(unpack_archive(archive, dest))
+    return ferry.model.load(unpack_archive(archive, dest), trust=trust)
 
 
 def test_bundle_upload_with_metadata(control: Control, iris_bundle: Path) -> None:
@@ -192,7 +195,7 @@ def test_custom_predictor_from_code_parts(
     ]
     assert control.upload("copy", extra=[*as_bundle, trust]).status_code == 201  # type: ignore[list-item]
     X, _ = iris_data
-    loaded = pulled(control, "flowers", 1, tmp_path / "pulled")
+    loaded = pulled(control, "flowers", 1, tmp_path / "pulled", trust=True)
     assert loaded.predict(X).tolist() == iris_model.predict(X).tolist()
     assert loaded.predict_proba(X[:5]).tolist() == iris_model.predict_proba(X[:5]).tolist()
 

@@ -34,7 +34,7 @@ def test_model_exception_is_a_500_and_the_server_survives(tmp_path: Path) -> Non
         f"{tmp_path / 'fragile.py'}:Fragile", bundle, example=pd.DataFrame({"x": [1.0, 2.5]})
     )
     log = tmp_path / "serve.log"
-    with served(bundle, log=log) as url:
+    with served(bundle, "--trust", log=log) as url:  # our own test class: code
         bad = httpx.post(
             f"{url}/v1/models/fragile/predict",
             json={"instances": [{"x": -1.0}]},

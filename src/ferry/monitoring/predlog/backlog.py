@@ -35,7 +35,7 @@ from ferry.monitoring.predlog.codec import Entry
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"ferry-predlog-spool 1\n"
+MAGIC = b"ferry-predlog-spool 2\n"  # 2: entries carry the client's id and key
 SUFFIX = ".spool"
 _LENGTHS = struct.Struct("<IIi")  # a spooled entry: its head, data and matrix sizes (-1: none)
 # the memory an entry takes beyond its bytes (tuple, ints, strings: sys.getsizeof of a 1-row
@@ -57,7 +57,7 @@ def encode(entries: list[Entry]) -> bytes:
             (
                 entry.model, entry.version, entry.key, entry.request_id, entry.protocol,
                 entry.status, entry.error_code, entry.rows, entry.latency, entry.principal,
-                entry.at_us, entry.columns,
+                entry.at_us, entry.client_id, entry.client_key, entry.columns,
             )
         )  # fmt: skip
         matrix = entry.matrix

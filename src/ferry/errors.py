@@ -7,6 +7,9 @@ class FerryError(Exception):
     """Base of every error Ferry raises on purpose."""
 
     code = "internal"
+    # What an HTTP answer says instead of ``message`` when the message may carry internals (a
+    # database URL, a driver's text, a path on the server); None: the message is for callers.
+    public: str | None = None
 
     def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
@@ -137,7 +140,7 @@ class UnsafeModel(FerryError):
 class PredictionFailed(FerryError):
     """The model itself raised while predicting: the server's fault, not the caller's."""
 
-    code = "prediction_failed"
+    code = "prediction_failed"  # its message is the model's own words: what a caller can fix
 
 
 class ConnectionFailed(FerryError):
@@ -171,12 +174,14 @@ class StorageError(FerryError):
     """The metadata database or the artifact store failed: the server's fault, not the caller's."""
 
     code = "storage_error"
+    public = "the server's storage failed; the server's log has the cause under the request id"
 
 
 class StorageUnavailable(StorageError):
     """The metadata database or the artifact store did not answer within its deadline."""
 
     code = "storage_unavailable"
+    public = "the server's storage did not answer in time; retry later"
 
 
 class BlobNotFound(StorageError):

@@ -7,11 +7,21 @@ Both caches are bounded in bytes, not entries, and keyed by the SHA-256 of the c
 never the credentials themselves: 2,000 requests with a 1 MB ``X-API-Key`` once grew each
 worker by 1.0 GB through the old 10,000-entry cache of raw tokens. Credentials longer than
 ``MAX_CREDENTIAL_CHARS`` are refused before any work and never cached.
+
+While the database is unreachable, a key this process verified within the last
+``OUTAGE_GRACE_SECONDS`` is still let in with what it was then (its scopes, its expiry):
+without that, every keyed prediction answered 503 from half a second into an outage, while
+the same models answered 200 to anonymous callers of public routes. Only successes are kept
+for this (hashed, bounded in bytes); a key the database refuses is forgotten at once, and
+nothing can be revoked while the database is down. The one gap, said plainly: a key revoked
+elsewhere and not used here since may be let in here during an outage that starts within
+the grace window.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import threading
 import time
@@ -19,7 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ferry.config.settings import Settings
-from ferry.errors import Unauthorized
+from ferry.errors import DatabaseUnavailable, StorageUnavailable, Unauthorized
 from ferry.security.identity import Principal
 from ferry.security.keys import PREFIX, KeyStore
 from ferry.security.tokens import JwtConfig, JwtVerifier, looks_like_jwt
@@ -30,6 +40,10 @@ MAX_CREDENTIAL_CHARS = 8 * 1024
 # per cache (successes, failures), per process: about 10,000 failures of ~400 bytes each
 MAX_CACHE_BYTES = 4 * 1024 * 1024
 ENTRY_OVERHEAD = 200  # digest bytes object, tuple, float, OrderedDict slot (measured ~190)
+# how old a key's last successful check may be to let it in while the database is down
+OUTAGE_GRACE_SECONDS = 3600.0
+
+log = logging.getLogger(__name__)
 
 Outcome = Principal | Unauthorized
 
@@ -73,12 +87,12 @@ class ByteBoundedCache:
         if entry is None:
             return None
         if entry.until <= now:
-            self._drop(digest)
+            self.drop(digest)
             return None
         return entry.outcome
 
     def put(self, digest: bytes, outcome: Outcome, until: float) -> None:
-        self._drop(digest)
+        self.drop(digest)
         size = ENTRY_OVERHEAD + len(digest) + _outcome_bytes(outcome)
         if size > self.max_bytes:
             return
@@ -88,10 +102,17 @@ class ByteBoundedCache:
             _, old = self._entries.popitem(last=False)
             self.bytes -= old.size
 
-    def _drop(self, digest: bytes) -> None:
+    def drop(self, digest: bytes) -> None:
         entry = self._entries.pop(digest, None)
         if entry is not None:
             self.bytes -= entry.size
+
+
+def _unexpired(outcome: Outcome) -> Outcome:
+    expires = outcome.expires_at if isinstance(outcome, Principal) else None
+    if expires is not None and expires <= time.time():
+        return Unauthorized("credentials expired", reason="expired")
+    return outcome
 
 
 def digest_of(token: str) -> bytes:
@@ -113,6 +134,9 @@ class Authenticator:
         # separate budgets: a flood of bad credentials cannot evict the good ones
         self.successes = ByteBoundedCache(max_cache_bytes)
         self.failures = ByteBoundedCache(max_cache_bytes)
+        # keys' last successful checks, for a database outage only (see the module's doc)
+        self.last_good = ByteBoundedCache(max_cache_bytes)
+        self.outage_grace = OUTAGE_GRACE_SECONDS
         self._lock = threading.Lock()
 
     @classmethod
@@ -134,28 +158,36 @@ class Authenticator:
         now = time.monotonic()
         with self._lock:
             outcome = self.successes.get(digest, now) or self.failures.get(digest, now)
-        if outcome is None:
-            return None
-        expires = outcome.expires_at if isinstance(outcome, Principal) else None
-        if expires is not None and expires <= time.time():
-            return Unauthorized("credentials expired", reason="expired")
-        return outcome
+        return None if outcome is None else _unexpired(outcome)
 
     def verify(self, token: str) -> Outcome:
-        """Check ``token`` (may query the database or fetch a JWKS: call off the event loop)."""
+        """Check ``token`` (may query the database or fetch a JWKS: call off the event loop).
+        Raises ``StorageUnavailable`` if the database is down and the key is not remembered."""
         refused = oversized(token)
         if refused is not None:
             return refused  # never verified, never cached
+        digest = digest_of(token)
         outcome: Outcome
         try:
             outcome = self._verify(token)
         except Unauthorized as exc:
             outcome = exc
-        digest = digest_of(token)
-        until = time.monotonic() + self.ttl
+        except (StorageUnavailable, DatabaseUnavailable):
+            with self._lock:
+                remembered = self.last_good.get(digest, time.monotonic())
+            if not isinstance(remembered, Principal):  # only successes are kept there
+                raise
+            log.warning("the key store is unreachable: key %s let in as last seen", remembered.id)
+            return _unexpired(remembered)
+        now = time.monotonic()
         with self._lock:
-            cache = self.successes if isinstance(outcome, Principal) else self.failures
-            cache.put(digest, outcome, until)
+            if isinstance(outcome, Principal):
+                self.successes.put(digest, outcome, now + self.ttl)
+                if outcome.kind == "key":
+                    self.last_good.put(digest, outcome, now + self.outage_grace)
+            else:
+                self.failures.put(digest, outcome, now + self.ttl)
+                self.last_good.drop(digest)
         return outcome
 
     def _verify(self, token: str) -> Principal:

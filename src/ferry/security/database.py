@@ -4,8 +4,10 @@ opened lazily once per process, since an engine must not cross a ``fork()``."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ferry.config.paths import database_url
 from ferry.config.settings import Settings
@@ -34,6 +36,15 @@ class SecurityDatabase:
 
                 self._engine = create_engine(self.url)
             return self._engine
+
+    @contextmanager
+    def reads(self, what: str = "the security tables") -> Iterator[Connection]:
+        """A connection whose driver failures are Ferry's: ``StorageUnavailable`` (a 503) when
+        the database is down or past its deadline, ``StorageError`` otherwise."""
+        from ferry.registry.metadata.engine import Connections
+
+        with Connections(self.engine, what).read() as connection:
+            yield connection
 
     def _forked(self) -> None:
         # the parent's engine is dropped, not disposed: its pooled sockets are the parent's

@@ -251,7 +251,7 @@ class KeyStore:
         # slower, which told an attacker which ids exist): one query for the salt and hash
         # only, one HMAC and one constant-time compare, against a dummy when the id is
         # unknown; the full row is read only once the secret has matched.
-        with self.database.engine.connect() as conn:
+        with self.database.reads("the key store") as conn:  # down: StorageUnavailable
             check = sa.select(api_keys.c.salt, api_keys.c.secret_hash).where(
                 api_keys.c.id == key_id
             )

@@ -116,9 +116,14 @@ def error_body(
 def error_response(path: str, exc: FerryError) -> Response:
     status = status_of(exc, path)
     details = {**exc.details}
+    message = exc.message
     if status >= 500:
-        details["request_id"] = request_id_var.get()
-    body = error_body(path, status, exc.code, exc.message, details)
+        request_id = request_id_var.get()
+        details["request_id"] = request_id
+        if exc.public is not None:  # the message may hold internals: they go to the log only
+            log.warning("%s on %s (request id %s): %s", exc.code, path, request_id, exc.message)
+            message = f"{exc.public} (request id {request_id})"
+    body = error_body(path, status, exc.code, message, details)
     return Response(body, status_code=status, media_type="application/json")
 
 

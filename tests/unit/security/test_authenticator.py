@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.errors import Unauthorized
+from ferry.errors import StorageUnavailable, Unauthorized
 from ferry.security.authenticator import (
     MAX_CREDENTIAL_CHARS,
     Authenticator,
@@ -15,6 +15,7 @@ from ferry.security.authenticator import (
 from ferry.security.database import SecurityDatabase
 from ferry.security.identity import Principal
 from ferry.security.keys import KeyStore
+from tests.registry_fixtures import free_port
 
 SECRET = b"0123456789abcdef0123456789abcdef-test"
 
@@ -58,3 +59,33 @@ def test_the_cache_holds_digests_not_credentials() -> None:
     assert cache.get(digest_of(token), now=0.0) is not None
     assert cache.get(digest_of(token), now=2e12) is None  # expired entries go
     assert cache.bytes == 0
+
+
+def test_a_database_outage_lets_in_only_keys_verified_before_it(store: KeyStore) -> None:
+    """While the key store is unreachable, keys this process verified within the grace window
+    are let in as they were then; keys it never verified, keys the database refused, and keys
+    checked too long ago raise ``StorageUnavailable`` (a retryable 503)."""
+    auth = Authenticator(store, None, ttl=0.0)
+    good, spare, gone = (store.create(n, ["predict:*"]).token for n in ("app", "spare", "gone"))
+    assert isinstance(auth.verify(good), Principal)
+    assert isinstance(auth.verify(gone), Principal)
+    store.revoke("gone")
+    assert isinstance(auth.verify(gone), Unauthorized)  # refused: forgotten for outages too
+    assert len(auth.last_good) == 1
+    live, dead = store.database, SecurityDatabase(f"postgresql://x@127.0.0.1:{free_port()}/down")
+    try:
+        store.database = dead
+        let_in = auth.verify(good)
+        assert isinstance(let_in, Principal)
+        assert let_in.name == "app"
+        for token in (spare, gone):
+            with pytest.raises(StorageUnavailable):
+                auth.verify(token)
+        store.database, auth.outage_grace = live, 0.0
+        assert isinstance(auth.verify(good), Principal)
+        store.database = dead
+        with pytest.raises(StorageUnavailable):  # its last check is past the grace window
+            auth.verify(good)
+    finally:
+        dead.close()
+        store.database = live

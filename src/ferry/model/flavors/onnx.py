@@ -96,7 +96,7 @@ class OnnxPredictor:
             return self.session.run([output], feeds)[0]
         except _ort_errors() as exc:
             raise PredictionFailed(
-                f"onnxruntime failed running {self.path.name}: {exc}", path=str(self.path)
+                f"onnxruntime failed running {self.path.name}: {exc}", file=self.path.name
             ) from exc
 
     def _feeds(self, batch: Batch) -> dict[str, np.ndarray]:

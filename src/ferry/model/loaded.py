@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,12 +135,23 @@ def load(path: str | Path, *, verify: bool = True, trust: bool = False) -> Loade
     return open_model(path)
 
 
-def load_bundle(root: Path, *, verify: bool = True) -> LoadedModel:
+def load_bundle(
+    root: Path,
+    *,
+    verify: bool = True,
+    predictor_of: Callable[[Manifest], Predictor] | None = None,
+) -> LoadedModel:
+    """The bundle in ``root``: its manifest, example and expected output, and its model loaded
+    by its flavor, or by ``predictor_of`` (a model that lives elsewhere, such as a sandbox)."""
     manifest = read_manifest(root)
     if verify:
         verify_files(root, manifest.files)
     warn_library_versions(manifest)
-    predictor = get_flavor(manifest.flavor).load(root / manifest.artifact, manifest.flavor_options)
+    if predictor_of is None:
+        flavor = get_flavor(manifest.flavor)
+        predictor = flavor.load(root / manifest.artifact, manifest.flavor_options)
+    else:
+        predictor = predictor_of(manifest)
     example = expected = None
     if manifest.example:
         example = example_batch(read_split(root / manifest.example), manifest.signature)

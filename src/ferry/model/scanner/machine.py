@@ -78,9 +78,10 @@ class Machine:
                 if not self.stack:
                     raise PickleRejected("STOP with an empty stack", self.offset)
                 return
-            handler = DISPATCH.get(code[0])
-            if handler is None:
+            op = DISPATCH.get(code[0])
+            if op is None:
                 raise PickleRejected(f"unknown opcode {code!r}", self.offset)
+            self.opname, handler = op
             try:
                 handler(self)
             except (
@@ -98,9 +99,6 @@ class Machine:
     # --- helpers ----------------------------------------------------------------------------
     def fail(self, reason: str) -> PickleRejected:
         return PickleRejected(reason, self.offset)
-
-    def name(self, opname: str) -> None:
-        self.opname = opname
 
     def push(self, value: object) -> None:
         self.stack.append(value)

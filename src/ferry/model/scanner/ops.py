@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from ferry.model.scanner.machine import Machine
 
 Handler = Callable[["Machine"], None]
-DISPATCH: dict[int, Handler] = {}
+DISPATCH: dict[int, tuple[str, Handler]] = {}  # opcode -> its pickletools name, its handler
 
 
-def _op(code: bytes) -> Callable[[Handler], Handler]:
+def _op(code: bytes, opname: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        DISPATCH[code[0]] = handler
+        DISPATCH[code[0]] = (opname, handler)
         return handler
 
     return register
@@ -27,10 +27,9 @@ def _op(code: bytes) -> Callable[[Handler], Handler]:
 # --- opcodes, in pickletools' order -----------------------------------------------------------
 def _const(code: bytes, opname: str, value: object) -> None:
     def handler(m: Machine) -> None:
-        m.name(opname)
         m.push(value)
 
-    _op(code)(handler)
+    _op(code, opname)(handler)
 
 
 _const(b"N", "NONE", None)
@@ -39,34 +38,29 @@ _const(b"\x89", "NEWFALSE", False)
 _const(b")", "EMPTY_TUPLE", ())
 
 
-@_op(b"I")
+@_op(b"I", "INT")
 def _int(m: Machine) -> None:
-    m.name("INT")
     data = m.text_line()
     m.push(False if data == b"00" else True if data == b"01" else int(data, 0))
 
 
-@_op(b"J")
+@_op(b"J", "BININT")
 def _binint(m: Machine) -> None:
-    m.name("BININT")
     m.push(m.unpack("<i"))
 
 
-@_op(b"K")
+@_op(b"K", "BININT1")
 def _binint1(m: Machine) -> None:
-    m.name("BININT1")
     m.push(m.unpack("<B"))
 
 
-@_op(b"M")
+@_op(b"M", "BININT2")
 def _binint2(m: Machine) -> None:
-    m.name("BININT2")
     m.push(m.unpack("<H"))
 
 
-@_op(b"L")
+@_op(b"L", "LONG")
 def _long(m: Machine) -> None:
-    m.name("LONG")
     data = m.text_line()
     m.push(int(data[:-1] if data.endswith(b"L") else data, 0))
 
@@ -80,23 +74,20 @@ def _long_n(m: Machine, fmt: str) -> None:
     m.push(int.from_bytes(m.stream.read_exact(size, m.opname), "little", signed=True))
 
 
-@_op(b"\x8a")
+@_op(b"\x8a", "LONG1")
 def _long1(m: Machine) -> None:
-    m.name("LONG1")
     _long_n(m, "<B")
 
 
-@_op(b"\x8b")
+@_op(b"\x8b", "LONG4")
 def _long4(m: Machine) -> None:
-    m.name("LONG4")
     _long_n(m, "<i")
 
 
-@_op(b"S")
+@_op(b"S", "STRING")
 def _string(m: Machine) -> None:
     import codecs
 
-    m.name("STRING")
     data = m.text_line()
     if len(data) < 2 or data[0] != data[-1] or data[:1] not in (b'"', b"'"):
         raise m.fail("STRING argument is not quoted")
@@ -108,24 +99,21 @@ def _binstring(m: Machine, fmt: str) -> None:
     m.push(value.decode("ascii") if isinstance(value, bytes) else value)
 
 
-@_op(b"T")
+@_op(b"T", "BINSTRING")
 def _binstring4(m: Machine) -> None:
-    m.name("BINSTRING")
     _binstring(m, "<i")
 
 
-@_op(b"U")
+@_op(b"U", "SHORT_BINSTRING")
 def _short_binstring(m: Machine) -> None:
-    m.name("SHORT_BINSTRING")
     _binstring(m, "<B")
 
 
 def _bytes(code: bytes, opname: str, fmt: str, *, text: bool) -> None:
     def handler(m: Machine) -> None:
-        m.name(opname)
         m.push(m.payload(m.unpack(fmt), text=text))
 
-    _op(code)(handler)
+    _op(code, opname)(handler)
 
 
 _bytes(b"B", "BINBYTES", "<I", text=False)
@@ -137,71 +125,62 @@ _bytes(b"\x8c", "SHORT_BINUNICODE", "<B", text=True)
 _bytes(b"\x8d", "BINUNICODE8", "<Q", text=True)
 
 
-@_op(b"V")
+@_op(b"V", "UNICODE")
 def _unicode(m: Machine) -> None:
-    m.name("UNICODE")
     m.push(m.text_line().decode("raw-unicode-escape"))
 
 
-@_op(b"F")
+@_op(b"F", "FLOAT")
 def _float(m: Machine) -> None:
-    m.name("FLOAT")
     m.push(float(m.text_line()))
 
 
-@_op(b"G")
+@_op(b"G", "BINFLOAT")
 def _binfloat(m: Machine) -> None:
-    m.name("BINFLOAT")
     (value,) = struct.unpack(">d", m.stream.read_exact(8, "BINFLOAT"))
     m.push(value)
 
 
-@_op(b"]")
+@_op(b"]", "EMPTY_LIST")
 def _empty_list(m: Machine) -> None:
-    m.name("EMPTY_LIST")
     m.push([])
 
 
-@_op(b"a")
+@_op(b"a", "APPEND")
 def _append(m: Machine) -> None:
-    m.name("APPEND")
     value = m.pop()
     target = m.stack[-1]
     if isinstance(target, list):
         target.append(value)
 
 
-@_op(b"e")
+@_op(b"e", "APPENDS")
 def _appends(m: Machine) -> None:
-    m.name("APPENDS")
     items = m.pop_mark()
     target = m.stack[-1]
     if isinstance(target, list):
         target.extend(items)
 
 
-@_op(b"l")
+@_op(b"l", "LIST")
 def _list(m: Machine) -> None:
-    m.name("LIST")
     m.push(m.pop_mark())
 
 
-@_op(b"t")
+@_op(b"t", "TUPLE")
 def _tuple(m: Machine) -> None:
-    m.name("TUPLE")
     m.push(tuple(m.pop_mark()))
 
 
 def _tuple_n(code: bytes, opname: str, n: int) -> None:
     def handler(m: Machine) -> None:
-        m.name(opname)
         if len(m.stack) < n:
             raise m.fail(f"{opname} with fewer than {n} items on the stack")
         items = tuple(m.stack[-n:])
         del m.stack[-n:]
         m.push(items)
 
-    _op(code)(handler)
+    _op(code, opname)(handler)
 
 
 _tuple_n(b"\x85", "TUPLE1", 1)
@@ -209,22 +188,19 @@ _tuple_n(b"\x86", "TUPLE2", 2)
 _tuple_n(b"\x87", "TUPLE3", 3)
 
 
-@_op(b"}")
+@_op(b"}", "EMPTY_DICT")
 def _empty_dict(m: Machine) -> None:
-    m.name("EMPTY_DICT")
     m.push({})
 
 
-@_op(b"d")
+@_op(b"d", "DICT")
 def _dict(m: Machine) -> None:
-    m.name("DICT")
     items = m.pop_mark()
     m.push({items[i]: items[i + 1] for i in range(0, len(items), 2)})
 
 
-@_op(b"s")
+@_op(b"s", "SETITEM")
 def _setitem(m: Machine) -> None:
-    m.name("SETITEM")
     value = m.pop()
     key = m.pop()
     target = m.stack[-1]
@@ -232,9 +208,8 @@ def _setitem(m: Machine) -> None:
         target[key] = value
 
 
-@_op(b"u")
+@_op(b"u", "SETITEMS")
 def _setitems(m: Machine) -> None:
-    m.name("SETITEMS")
     items = m.pop_mark()
     target = m.stack[-1]
     if isinstance(target, dict):
@@ -242,52 +217,45 @@ def _setitems(m: Machine) -> None:
             target[items[i]] = items[i + 1]
 
 
-@_op(b"\x8f")
+@_op(b"\x8f", "EMPTY_SET")
 def _empty_set(m: Machine) -> None:
-    m.name("EMPTY_SET")
     m.push(set())
 
 
-@_op(b"\x90")
+@_op(b"\x90", "ADDITEMS")
 def _additems(m: Machine) -> None:
-    m.name("ADDITEMS")
     items = m.pop_mark()
     target = m.stack[-1]
     if isinstance(target, set):
         target.update(items)
 
 
-@_op(b"\x91")
+@_op(b"\x91", "FROZENSET")
 def _frozenset(m: Machine) -> None:
-    m.name("FROZENSET")
     m.push(frozenset(m.pop_mark()))
 
 
-@_op(b"0")
+@_op(b"0", "POP")
 def _pop(m: Machine) -> None:
-    m.name("POP")
     if m.stack:
         m.stack.pop()
     else:
         m.pop_mark()
 
 
-@_op(b"2")
+@_op(b"2", "DUP")
 def _dup(m: Machine) -> None:
-    m.name("DUP")
     m.push(m.stack[-1])
 
 
-@_op(b"(")
+@_op(b"(", "MARK")
 def _mark(m: Machine) -> None:
-    m.name("MARK")
     m.metastack.append(m.stack)
     m.stack = []
 
 
-@_op(b"1")
+@_op(b"1", "POP_MARK")
 def _pop_mark(m: Machine) -> None:
-    m.name("POP_MARK")
     m.pop_mark()
 
 
@@ -303,72 +271,35 @@ def _put(m: Machine, index: int) -> None:
     m.memo[index] = m.stack[-1]
 
 
-@_op(b"g")
-def _get_text(m: Machine) -> None:
-    m.name("GET")
-    _get(m, int(m.text_line()))
+def _memo(code: bytes, opname: str, action: Callable[[Machine, int], None], fmt: str) -> None:
+    def handler(m: Machine) -> None:
+        action(m, int(m.text_line()) if fmt == "text" else m.unpack(fmt))
+
+    _op(code, opname)(handler)
 
 
-@_op(b"h")
-def _binget(m: Machine) -> None:
-    m.name("BINGET")
-    _get(m, m.unpack("<B"))
+_memo(b"g", "GET", _get, "text")
+_memo(b"h", "BINGET", _get, "<B")
+_memo(b"j", "LONG_BINGET", _get, "<I")
+_memo(b"p", "PUT", _put, "text")
+_memo(b"q", "BINPUT", _put, "<B")
+_memo(b"r", "LONG_BINPUT", _put, "<I")
 
 
-@_op(b"j")
-def _long_binget(m: Machine) -> None:
-    m.name("LONG_BINGET")
-    _get(m, m.unpack("<I"))
-
-
-@_op(b"p")
-def _put_text(m: Machine) -> None:
-    m.name("PUT")
-    _put(m, int(m.text_line()))
-
-
-@_op(b"q")
-def _binput(m: Machine) -> None:
-    m.name("BINPUT")
-    _put(m, m.unpack("<B"))
-
-
-@_op(b"r")
-def _long_binput(m: Machine) -> None:
-    m.name("LONG_BINPUT")
-    _put(m, m.unpack("<I"))
-
-
-@_op(b"\x94")
+@_op(b"\x94", "MEMOIZE")
 def _memoize(m: Machine) -> None:
-    m.name("MEMOIZE")
     m.memo[len(m.memo)] = m.stack[-1]
 
 
-def _ext(code: bytes, opname: str) -> None:
-    def handler(m: Machine) -> None:
-        m.name(opname)
-        raise m.fail(f"{opname}: a name from the copyreg extension registry, which may be anything")
-
-    _op(code)(handler)
-
-
-_ext(b"\x82", "EXT1")
-_ext(b"\x83", "EXT2")
-_ext(b"\x84", "EXT4")
-
-
-@_op(b"c")
+@_op(b"c", "GLOBAL")
 def _global(m: Machine) -> None:
-    m.name("GLOBAL")
     module = m.text_line().decode("utf-8")
     name = m.text_line().decode("utf-8")
     m.push(m.find_class(module, name, "GLOBAL"))
 
 
-@_op(b"\x93")
+@_op(b"\x93", "STACK_GLOBAL")
 def _stack_global(m: Machine) -> None:
-    m.name("STACK_GLOBAL")
     name = m.pop()
     module = m.pop()
     if not isinstance(name, str) or not isinstance(module, str):
@@ -376,16 +307,14 @@ def _stack_global(m: Machine) -> None:
     m.push(m.find_class(module, name, "STACK_GLOBAL"))
 
 
-@_op(b"R")
+@_op(b"R", "REDUCE")
 def _reduce(m: Machine) -> None:
-    m.name("REDUCE")
     args = m.pop()
     m.stack[-1] = m.call(m.stack[-1], args, via_new=False)
 
 
-@_op(b"b")
+@_op(b"b", "BUILD")
 def _build(m: Machine) -> None:
-    m.name("BUILD")
     m.build()
 
 
@@ -394,35 +323,31 @@ def _instantiate(m: Machine, cls: object, args: list[object]) -> None:
     m.push(m.call(cls, args, via_new=not args))
 
 
-@_op(b"i")
+@_op(b"i", "INST")
 def _inst(m: Machine) -> None:
-    m.name("INST")
     module = m.text_line().decode("ascii")
     name = m.text_line().decode("ascii")
     cls = m.find_class(module, name, "INST")
     _instantiate(m, cls, m.pop_mark())
 
 
-@_op(b"o")
+@_op(b"o", "OBJ")
 def _obj(m: Machine) -> None:
-    m.name("OBJ")
     args = m.pop_mark()
     if not args:
         raise m.fail("OBJ without a class")
     _instantiate(m, args[0], args[1:])
 
 
-@_op(b"\x81")
+@_op(b"\x81", "NEWOBJ")
 def _newobj(m: Machine) -> None:
-    m.name("NEWOBJ")
     args = m.pop()
     cls = m.pop()
     m.push(m.call(cls, args, via_new=True))
 
 
-@_op(b"\x92")
+@_op(b"\x92", "NEWOBJ_EX")
 def _newobj_ex(m: Machine) -> None:
-    m.name("NEWOBJ_EX")
     kwargs = m.pop()
     args = m.pop()
     cls = m.pop()
@@ -436,28 +361,29 @@ def _newobj_ex(m: Machine) -> None:
 
 def _refuse(code: bytes, opname: str, why: str) -> None:
     def handler(m: Machine) -> None:
-        m.name(opname)
         raise m.fail(f"{opname}: {why}")
 
-    _op(code)(handler)
+    _op(code, opname)(handler)
 
 
+_EXTENSION = "a name from the copyreg extension registry, which may be anything"
 _refuse(b"P", "PERSID", "persistent ids load objects from outside the file")
 _refuse(b"Q", "BINPERSID", "persistent ids load objects from outside the file")
 _refuse(b"\x97", "NEXT_BUFFER", "out-of-band buffers are not part of a model file")
 _refuse(b"\x98", "READONLY_BUFFER", "out-of-band buffers are not part of a model file")
+_refuse(b"\x82", "EXT1", _EXTENSION)
+_refuse(b"\x83", "EXT2", _EXTENSION)
+_refuse(b"\x84", "EXT4", _EXTENSION)
 
 
-@_op(b"\x80")
+@_op(b"\x80", "PROTO")
 def _proto(m: Machine) -> None:
-    m.name("PROTO")
     proto = m.unpack("<B")
     if proto > HIGHEST_PROTOCOL:
         raise m.fail(f"pickle protocol {proto} is newer than this Python reads")
     m.proto = proto
 
 
-@_op(b"\x95")
+@_op(b"\x95", "FRAME")
 def _frame(m: Machine) -> None:
-    m.name("FRAME")
     m.stream.load_frame(m.unpack("<Q"))

@@ -38,10 +38,8 @@ import numpy as np
 from ferry.config.settings import Settings, get_settings
 from ferry.errors import FlavorError, ModelCrashed
 from ferry.forks import reset_after_fork
-from ferry.model.bundle import verify_files
-from ferry.model.example import example_batch, read_split
-from ferry.model.loaded import LoadedModel, load, load_bundle, warn_library_versions
-from ferry.model.manifest import MANIFEST_FILE, read_manifest
+from ferry.model.loaded import LoadedModel, load, load_bundle
+from ferry.model.manifest import MANIFEST_FILE, Manifest
 from ferry.model.signature import Batch, ColumnSpec
 from ferry.security.sandbox import Sandbox
 from ferry.server.serving.modelwire import (
@@ -93,19 +91,12 @@ def load_isolated(
 ) -> LoadedModel:
     """The bundle's manifest, example and expected output read here (data); its model loaded
     in a sandboxed process (code)."""
-    manifest = read_manifest(root)
-    verify_files(root, manifest.files)
-    warn_library_versions(manifest)
-    label = f"{manifest.name!r} version {manifest.version or '1'}"
-    predictor = IsolatedPredictor(root, label, sandbox, timeout=timeout, load_timeout=load_timeout)
-    example = expected = None
-    if manifest.example:
-        example = example_batch(read_split(root / manifest.example), manifest.signature)
-    if manifest.expected_output:
-        import orjson
 
-        expected = orjson.loads((root / manifest.expected_output).read_bytes())
-    return LoadedModel(manifest, predictor, root, example, expected)
+    def isolated(manifest: Manifest) -> IsolatedPredictor:
+        label = f"{manifest.name!r} version {manifest.version or '1'}"
+        return IsolatedPredictor(root, label, sandbox, timeout=timeout, load_timeout=load_timeout)
+
+    return load_bundle(root, predictor_of=isolated)
 
 
 class IsolatedPredictor:

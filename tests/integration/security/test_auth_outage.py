@@ -76,13 +76,14 @@ def test_verified_keys_predict_through_a_database_outage(
             cluster.kill()
             killed = time.monotonic()
             answers: list[int] = []
-            while time.monotonic() - killed < OUTAGE_SECONDS:
+            # at least OUTAGE_SECONDS and 20 requests (a loaded machine answers fewer a second)
+            while time.monotonic() - killed < OUTAGE_SECONDS or len(answers) < 20:
+                assert time.monotonic() - killed < 60, answers
                 answer = predict(used)
                 answers.append(answer.status_code)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["predictions"] == [0, 1, 2]
                 time.sleep(0.05)
-            assert len(answers) > 20
 
             for token in (unused, revoked):  # never verified here, or refused: not let in
                 refused = predict(token)

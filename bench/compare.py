@@ -22,7 +22,8 @@ target, in an order rotated from one round to the next, so drift on the machine 
 target alike. Every cell is the median and the min–max over the rounds. Noise rule: a
 difference between after and before is *within noise* when it is no larger than the spread
 (max − min) between the rounds of the same build, the larger of the two builds' spreads
-(never below the metric's resolution: 1 MB for RSS). Ratios to the floor are taken per round
+(never below the metric's resolution:
+1 MB for RSS, 0.5 MB for its anonymous part). Ratios to the floor are taken per round
 (the two servers measured minutes apart), then the median over the rounds.
 
 Prints a Markdown table (and writes it to ``.bench/compare/out/results.md``); every raw
@@ -38,6 +39,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,32 +120,49 @@ def _run(argv: Sequence[str | Path], what: str) -> None:
         raise SystemExit(f"{what} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
-def install(venv: Path, source: Source, python: str, constraints: Path | None) -> str:
-    """``pip install TREE`` (no extras) into venv, then Ferry's own files reinstalled from it.
-    An exported commit already installed in this venv is not installed again. Returns how."""
+def install(venv: Path, source: Source, python: str, constraints: Path | None, wheels: Path) -> str:
+    """``pip install TREE`` (no extras) into venv, then Ferry's own files reinstalled from it,
+    both from one wheel built from the tree. An exported commit already installed in this
+    venv is not installed again. Returns how it was installed."""
     stamp = venv / ".ferry-source"
     if source.commit and stamp.is_file() and stamp.read_text() == source.commit:
         return "reused"
     stamp.unlink(missing_ok=True)
     if not (venv / "bin" / "python").is_file():
         _run([python, "-m", "venv", venv], f"creating {venv}")
-    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "install", "--quiet"]
+    shutil.rmtree(wheels, ignore_errors=True)
+    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip"]
+    _run([*pip, "wheel", "--quiet", "--no-deps", "-w", wheels, source.path], "building a wheel")
+    wheel = next(wheels.glob("*.whl"))
     how = "installed"
     if constraints is not None:
         try:
-            _run([*pip, "-c", constraints, source.path], f"pip install {source.path}")
+            _run([*pip, "install", "--quiet", "-c", constraints, wheel], f"pip install {wheel}")
             how = "installed, dependencies pinned to the before venv's"
         except SystemExit as exc:  # the change needs other versions: say so in the report
             print(f"note: pinning to the before venv's versions failed ({exc}); unpinned")
             how = "installed, unpinned (pinning to the before venv's versions failed)"
-            _run([*pip, source.path], f"pip install {source.path}")
+            _run([*pip, "install", "--quiet", wheel], f"pip install {wheel}")
     else:
-        _run([*pip, source.path], f"pip install {source.path}")
+        _run([*pip, "install", "--quiet", wheel], f"pip install {wheel}")
     # the same version string may already be installed: replace Ferry's files whatever it says
-    _run([*pip, "--no-deps", "--force-reinstall", source.path], f"reinstalling {source.path}")
+    _run([*pip, "install", "--quiet", "--no-deps", "--force-reinstall", wheel], "reinstalling")
     if source.commit:
         stamp.write_text(source.commit)
     return how
+
+
+def clone_venv(before: Path, after: Path) -> None:
+    """``after`` as a hard-linked copy of ``before``: the same dependency files, inode for inode.
+    Two venvs with the same versions installed separately differ by ~1 MB of file-backed RSS
+    (which pages of numpy's or scikit-learn's shared libraries the kernel maps at a fault
+    depends on what of each copy is in the page cache), which would hide a real change of that
+    size; sharing the files removes it. pip replaces a file by unlinking it, so reinstalling
+    Ferry (or a dependency the change needs in another version) in ``after`` leaves ``before``
+    intact."""
+    shutil.rmtree(after, ignore_errors=True)
+    _run(["cp", "-al", before, after], f"linking {after} to {before}")
+    (after / ".ferry-source").unlink(missing_ok=True)
 
 
 def freeze(venv: Path) -> dict[str, str]:
@@ -243,12 +262,53 @@ class LoadSampler(threading.Thread):
 # ----------------------------------------------------------------------------- measuring
 
 
+def rss_kinds_mb(pids: Sequence[int]) -> dict[str, float]:
+    """RssAnon, RssFile and RssShmem summed over ``pids``, in MB: what a code change moves
+    is the anonymous part; the file-backed part also moves with the page cache."""
+    total = {"RssAnon": 0, "RssFile": 0, "RssShmem": 0}
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, rest = line.partition(":")
+            if key in total:
+                total[key] += int(rest.split()[0])
+    return {key: round(kb / 1024, 1) for key, kb in total.items()}
+
+
+def record_rss_kinds(harness: ModuleType) -> list[dict[str, float]]:
+    """Wrap the harness's ``tree_rss_mb`` (its number unchanged) to also keep RSS by kind."""
+    seen: list[dict[str, float]] = []
+    original = getattr(harness, "tree_rss_mb")  # noqa: B009
+    pids_of = getattr(harness, "tree_pids")  # noqa: B009
+
+    def tree_rss_mb(root: int) -> float:
+        seen.append(rss_kinds_mb(pids_of(root)))
+        result: float = original(root)
+        return result
+
+    setattr(harness, "tree_rss_mb", tree_rss_mb)  # noqa: B010
+    return seen
+
+
+def with_kinds(run: dict[str, Any], seen: list[dict[str, float]]) -> dict[str, Any]:
+    """The run, with the RSS kinds of its last reading (after the load) when it got there."""
+    out = {**run}
+    if seen and "rss_after_load_mb" in run:
+        out["rss_kinds_after_load_mb"] = seen[-1]
+    seen.clear()
+    return out
+
+
 def measure(
     harness: ModuleType, targets: Sequence[str], models: Sequence[str], reps: int, extra_cold: int
 ) -> list[dict[str, Any]]:
     """Rounds outermost; within a round, each model on every target, order rotated per round.
     Before each full run, ``extra_cold`` launches that measure only the cold start."""
     runs: list[dict[str, Any]] = []
+    seen = record_rss_kinds(harness)
     scenarios = getattr(harness, "SCENARIOS")  # noqa: B009 (a module loaded from a path)
     for rep in range(1, reps + 1):
         for model in models:
@@ -258,11 +318,11 @@ def measure(
                 try:
                     for k in range(extra_cold):
                         run = harness.one_run(target, model, f"{rep}-cold{k + 1}")
-                        runs.append({**run, "rep": rep, "kind": "cold"})
+                        runs.append({**with_kinds(run, seen), "rep": rep, "kind": "cold"})
                 finally:
                     setattr(harness, "SCENARIOS", scenarios)  # noqa: B010
                 run = harness.one_run(target, model, rep)
-                runs.append({**run, "rep": rep, "kind": "full"})
+                runs.append({**with_kinds(run, seen), "rep": rep, "kind": "full"})
                 print(progress(run), flush=True)
     return runs
 
@@ -302,6 +362,14 @@ METRICS = (
     Metric("c32_req_s", "c32 req/s", lambda r: r["c32"]["req_s"], True, 0),
     Metric("b1000_rows_s", "b1000 c4 rows/s", lambda r: r["b1000"]["rows_s"], True, 0),
     Metric("rss_mb", "RSS after load MB", lambda r: r["rss_after_load_mb"], False, 1, 1.0),
+    Metric(
+        "rss_anon_mb",
+        "RSS anon after load MB",
+        lambda r: r["rss_kinds_after_load_mb"]["RssAnon"],
+        False,
+        1,
+        0.5,
+    ),
 )
 
 
@@ -341,7 +409,7 @@ def verdict(before: Sequence[float], after: Sequence[float], m: Metric) -> tuple
     if not before or not after:
         return "–", 0.0
     if len(before) < 2 or len(after) < 2:
-        return "no verdict (one round: no spread)", 0.0
+        return "no verdict (1 round)", 0.0
     noise = max(max(before) - min(before), max(after) - min(after), m.resolution)
     diff = statistics.median(after) - statistics.median(before)
     if abs(diff) <= noise:
@@ -375,6 +443,14 @@ def summarize(
     return out
 
 
+def ratio_cell(ratio: float | None, paired: Sequence[float]) -> str:
+    if ratio is None:
+        return "–"
+    if len(paired) < 2:
+        return f"{ratio:.3f}"
+    return f"{ratio:.3f} ({min(paired):.3f}–{max(paired):.3f})"
+
+
 def markdown(summary: dict[str, Any], peers: Sequence[str], meta: dict[str, Any]) -> str:
     lines = [
         f"Before: {meta['before']['describe']}; after: {meta['after']['describe']}.",
@@ -382,7 +458,9 @@ def markdown(summary: dict[str, Any], peers: Sequence[str], meta: dict[str, Any]
         f"of warm-up; cold start over {1 + meta['extra_cold_starts']} launches per round; "
         f"{meta['started']} to {meta['ended']} ({meta['wall_s'] / 60:.1f} min); 1-minute load "
         f"average median {meta['load1_median']:.2f}, max {meta['load1_max']:.2f}.",
-        "Cells: median (min–max) over rounds; x/floor: median (min–max) of per-round ratios.",
+        "Cells: median (min–max) over rounds. after/before: ratio of the medians (min–max of "
+        "the per-round ratios). Verdict: within noise when |after − before| ≤ ± (the larger "
+        "spread between rounds of one build). x/floor: median (min–max) of per-round ratios.",
         "",
         "| model | metric | " + " | ".join(peers) + " | before | after | after/before "
         "| verdict | before/floor | after/floor |",
@@ -395,8 +473,9 @@ def markdown(summary: dict[str, Any], peers: Sequence[str], meta: dict[str, Any]
         lines.append(
             f"| {row['model']} | {row['label']} | " + " | ".join(cells) + " | "
             + f"{cell(list(rounds[BEFORE].values()), d)} | {cell(list(rounds[AFTER].values()), d)}"
-            + f" | {'–' if ratio is None else f'{ratio:.3f}'} | {row['verdict']} "
-            + f"(±{row['noise']:,.{d}f}) | {cell(row['before_over_floor'], 2)}"
+            + f" | {ratio_cell(ratio, row['paired_after_over_before'])} | {row['verdict']}"
+            + (f" (±{row['noise']:,.{d}f})" if row["noise"] else "")
+            + f" | {cell(row['before_over_floor'], 2)}"
             + f" | {cell(row['after_over_floor'], 2)} |"
         )  # fmt: skip
     lines += ["", "| target | measured (after) | verdict |", "|---|---|---|"]
@@ -423,14 +502,15 @@ def targets(summary: dict[str, Any]) -> list[str]:
                 f"| {model} c1 raw p50 ≤ 1.25× floor | {got:.2f}× (before {was:.2f}×) "
                 f"| {'met' if got <= 1.25 else 'missed'} |"
             )
-        elif metric in ("c32_req_s", "cold_start_s", "rss_mb"):
+        elif metric in ("c32_req_s", "cold_start_s", "rss_mb", "rss_anon_mb"):
             goal = "no lower than before" if metric == "c32_req_s" else "no higher than before"
             ratio = row["after_over_before"]
-            ok = row["verdict"] in ("within noise", "better")
-            shown = "–" if ratio is None else f"{ratio:.3f}× before, {row['verdict']}"
-            lines.append(
-                f"| {model} {row['label']} {goal} | {shown} | {'met' if ok else 'missed'} |"
-            )
+            word = row["verdict"]
+            judged = "met" if word in ("within noise", "better") else "missed"
+            if word.startswith("no verdict") or ratio is None:
+                judged = "–"
+            shown = "–" if ratio is None else f"{ratio:.3f}× before, {word}"
+            lines.append(f"| {model} {row['label']} {goal} | {shown} | {judged} |")
     return lines
 
 
@@ -455,6 +535,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--load-cpu", default="1")
     parser.add_argument("--base-port", default="28100", help="the harness's first port")
+    parser.add_argument(
+        "--nice", type=int, default=0, help="niceness of the measuring (and so of every server)"
+    )
     parser.add_argument(
         "--report", type=Path, help="only print the table of an earlier results.json"
     )
@@ -492,11 +575,14 @@ def main(argv: Sequence[str]) -> int:
     before, after = resolve(opts.before, compare), resolve(opts.after, compare)
     print(f"before: {before.describe}\nafter:  {after.describe}", flush=True)
     before_venv, after_venv = BENCH_DIR / "before-venv", BENCH_DIR / "after-venv"
-    how_before = install(before_venv, before, opts.python, None)
+    how_before = install(before_venv, before, opts.python, None, compare / "wheels" / "before")
     pins = compare / "before-constraints.txt"
     before_freeze = freeze(before_venv)
     pins.write_text("".join(f"{n}=={v}\n" for n, v in sorted(before_freeze.items())))
-    how_after = install(after_venv, after, opts.python, pins)
+    clone_venv(before_venv, after_venv)
+    how_after = "a hard-linked copy of the before venv; " + install(
+        after_venv, after, opts.python, pins, compare / "wheels" / "after"
+    )
     diff = dependency_diff(before_freeze, freeze(after_venv))
     prepare_peers(opts.peers_dir, peers, venvs, work, opts.python)
     harness = load_harness(opts.peers_dir, {
@@ -516,6 +602,8 @@ def main(argv: Sequence[str]) -> int:
     print(f"set up in {setup_s:.0f} s; measuring ...", flush=True)
     # the orchestrator (cold-start polls, lat.py, wrk) beside the load, as run.sh pins it
     os.sched_setaffinity(0, {int(c) for c in opts.load_cpu.split(",")})
+    if opts.nice:  # e.g. -10 (root) on a machine that is not quiet: the servers inherit it
+        os.nice(opts.nice)
     sampler = LoadSampler(out / "load.log")
     busy_at_start = sampler.busiest()
     sampler.start()
@@ -535,7 +623,7 @@ def main(argv: Sequence[str]) -> int:
         "dependency_diff": diff, "reps": opts.reps, "duration_s": opts.duration,
         "warmup_s": opts.warmup, "extra_cold_starts": opts.extra_cold_starts,
         "scenarios": opts.scenarios, "peers": peers, "models": models,
-        "server_cpu": opts.server_cpu, "load_cpu": opts.load_cpu,
+        "server_cpu": opts.server_cpu, "load_cpu": opts.load_cpu, "nice": opts.nice,
         "load1_median": statistics.median(samples), "load1_max": max(samples),
         "load1_samples": sampler.samples, "busiest_at_start": busy_at_start,
         "busiest_at_end": sampler.busiest(), "python": opts.python,

@@ -10,7 +10,7 @@ PORT ?= 8000
 RUN_HOME ?= $(CURDIR)/.ferry
 LINT_DIRS := $(wildcard src tests examples bench)
 
-.PHONY: install run test unit lint bench bench-venv clean containers test-tools
+.PHONY: install run test unit lint bench bench-venv bench-compare clean containers test-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,18 @@ bench-venv:
 
 bench: bench-venv
 	$(BENCH_VENV)/bin/python bench/serve.py
+
+# Ferry at BEFORE (a commit or a folder) and AFTER (a folder or a commit), each in its own venv
+# as a user installs it, beside the minimal app, in one run of the peer harness: about 6
+# minutes (bench/README.md, section 4). E.g. make bench-compare AFTER=/path/to/tree
+BEFORE ?= 964d335
+AFTER ?= $(CURDIR)
+COMPARE_ARGS ?=
+bench-compare:
+	@command -v wrk >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends wrk || \
+	  { apt-get update && apt-get install -y --no-install-recommends wrk; }; }
+	$(PYTHON) bench/compare.py --before $(BEFORE) --after $(AFTER) $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache examples/*/bundle

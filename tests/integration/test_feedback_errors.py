@@ -11,8 +11,8 @@ import pytest
 
 from ferry.config.paths import database_url
 from ferry.config.settings import Settings
+from ferry.db.migrations import upgrade
 from ferry.model.loaded import load
-from ferry.registry.migrations import upgrade
 from ferry.server.app import create_app
 from ferry.server.monitoring import attach_monitoring
 from tests.integration.inprocess import running

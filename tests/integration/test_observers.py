@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.model.loaded import load
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.server.app import create_app
 from tests.integration.inprocess import running
 

@@ -195,7 +195,7 @@ def _monitor(app: Any, log_predictions: str | None) -> None:
     settings = get_settings()
     choice = resolve_log_setting(log_predictions, settings, "off")
     if LogPolicy.parse(choice).enabled:  # SQLAlchemy and Alembic: imported only here
-        from ferry.registry.migrations import upgrade
+        from ferry.db.migrations import upgrade
 
         upgrade(database_url(settings))
     attach_monitoring(app, settings, prediction_log=choice)

@@ -87,6 +87,7 @@ def server(
     from ferry.server.alerting import attach_drift_job, performance_webhook, webhook_config
 
     webhook = webhook_config(settings)
+    monitoring = MonitoringStore.from_settings(settings)  # monitoring's own database
     attach_monitoring(
         app,
         settings,
@@ -94,14 +95,14 @@ def server(
         alert_hooks=[
             performance_webhook(
                 webhook,
-                lambda: MonitoringStore.engine_of(app.state.serving.models.registry),
+                lambda: monitoring.engine,
                 settings.alert_cooldown_seconds,
             )
         ]
         if webhook
         else [],
     )
-    attach_drift_job(app, settings, lambda: app.state.serving.models.registry)
+    attach_drift_job(app, settings, lambda: app.state.serving.models.registry, monitoring)
     base_url = public_url(host, port, tls)
     notes = auth_notes(settings) if auth_on else [warning or "  auth: off (loopback only)"]
     show_lines(
@@ -138,8 +139,8 @@ def db_upgrade() -> None:
     from ferry.cli.output import show_lines
     from ferry.config.paths import database_url
     from ferry.config.settings import get_settings
-    from ferry.registry.metadata.engine import redact
-    from ferry.registry.migrations import upgrade
+    from ferry.db.engine import redact
+    from ferry.db.migrations import upgrade
 
     url = database_url(get_settings())
     upgrade(url)

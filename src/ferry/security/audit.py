@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ferry.forks import reset_after_fork
-from ferry.registry.metadata.tables import audit_log
+from ferry.registry.tables import audit_log
 from ferry.security.database import SecurityDatabase
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ class AuditWriter:
         self.refusals = RefusalTally(self.refusals.window)
 
     def _run(self) -> None:
-        from ferry.registry.metadata.engine import write_transaction
+        from ferry.db.engine import write_transaction
 
         stop = False
         while not stop:

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 
 from ferry.config.settings import Settings
 from ferry.errors import ConfigError, InvalidRequest, NotFound, Unauthorized
-from ferry.registry.metadata.tables import api_keys
 from ferry.security.audit import AuditRecord, insert_audit
 from ferry.security.database import SecurityDatabase
 from ferry.security.identity import Principal
 from ferry.security.scopes import Scope, parse_scopes
+from ferry.security.tables import api_keys
 
 PREFIX = "fry_"
 SECRET_FILE = "auth.secret"  # noqa: S105 - a file name, not a password
@@ -161,7 +161,7 @@ class KeyStore:
         rows_per_day: int | None = None,
         actor: str = "local",
     ) -> NewKey:
-        from ferry.registry.metadata.engine import write_transaction
+        from ferry.db.engine import write_transaction
 
         check_key_name(name)
         parsed = parse_scopes(scopes)
@@ -223,7 +223,7 @@ class KeyStore:
 
     def revoke(self, id_or_name: str, *, actor: str = "local") -> list[KeyRecord]:
         """Revoke the key with this id, or every active key with this name."""
-        from ferry.registry.metadata.engine import write_transaction
+        from ferry.db.engine import write_transaction
 
         targets = [r for r in self.find(id_or_name) if r.revoked_at is None]
         if not targets:

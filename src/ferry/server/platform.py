@@ -14,6 +14,7 @@ from ferry.server.app import create_app
 from ferry.server.serving.catalog import RegistryModels
 
 if TYPE_CHECKING:
+    from ferry.monitoring.storage import MonitoringStore
     from ferry.registry import Registry
 
 
@@ -50,28 +51,26 @@ def create_platform_app(
     if security is not None:
         security.install(app)  # last: outermost, in front of the prediction fast path
     source.on_evict = app.state.serving.forget
-    app.state.metric_sources = [
-        _drift_gauges(lambda: source.registry),
-        _site_gauges(lambda: source.registry),
-    ]
+    from ferry.monitoring.storage import MonitoringStore
+
+    monitoring = MonitoringStore.from_settings(settings)  # its own database, not the registry's
+    app.state.metric_sources = [_drift_gauges(monitoring), _site_gauges(monitoring)]
     return app
 
 
-def _drift_gauges(registry: Callable[[], Registry]) -> Callable[[], Awaitable[bytes]]:
+def _drift_gauges(store: MonitoringStore) -> Callable[[], Awaitable[bytes]]:
     """The ferry_drift_* gauges on /metrics, read from the stored drift results."""
     from ferry.monitoring.gauges import DriftGauges
-    from ferry.monitoring.storage import MonitoringStore
 
-    return DriftGauges(lambda: MonitoringStore.of(registry()))
+    return DriftGauges(lambda: store)
 
 
-def _site_gauges(registry: Callable[[], Registry]) -> Callable[[], Awaitable[bytes]]:
+def _site_gauges(store: MonitoringStore) -> Callable[[], Awaitable[bytes]]:
     """The ferry_site_* gauges on /metrics, read from the imported telemetry bundles."""
     from ferry.monitoring.gauges import StoredGauges
     from ferry.monitoring.sites import render_site_metrics
-    from ferry.monitoring.storage import MonitoringStore
 
     return StoredGauges(
-        lambda: MonitoringStore.of(registry()),
+        lambda: store,
         lambda store: render_site_metrics(store.latest_telemetry()),
     )

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ferry.registry.metadata.tables import audit_log
+from ferry.registry.tables import audit_log
 from ferry.security.database import SecurityDatabase
 from tests.integration.conftest import start_ferry, stop_server
 from tests.integration.security.conftest import Home, StartServer

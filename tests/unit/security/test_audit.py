@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ferry.registry.metadata.tables import audit_log
+from ferry.registry.tables import audit_log
 from ferry.security.audit import MAX_TALLIES, AuditWriter, Refusal, RefusalTally
 from ferry.security.database import SecurityDatabase
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from ferry.monitoring.events import PredictionEvent
+from ferry.db.events import PredictionEvent
 from ferry.security.database import SecurityDatabase
 from ferry.security.metering import UsageMeter, read_usage, usage_csv
 

@@ -12,7 +12,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ferry.config.settings import Settings
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
+from ferry.db.events import PRINCIPAL_SCOPE_KEY
 from ferry.security.keys import KeyStore
 from ferry.server.auth import AuthMiddleware, Security, credentials
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ferry.config.settings import Settings, get_settings
+from ferry.monitoring.storage import MonitoringStore
 from ferry.server.control.aliases import AliasRoutes
 from ferry.server.control.builds import build_routes
 from ferry.server.control.config import ControlConfig
@@ -22,6 +23,7 @@ def control_router(
     *,
     settings: Settings | None = None,
     config: ControlConfig | None = None,
+    monitoring: MonitoringStore | None = None,
 ) -> APIRouter:
     """Models, versions (with uploads and downloads), aliases, lineage and the audit log.
 
@@ -33,22 +35,28 @@ def control_router(
     config = config or ControlConfig.from_settings(settings)
     sweep_staging(config.staging_root())  # what a killed server left behind
     router = APIRouter(prefix=PREFIX)
+    # monitoring's own database (from settings unless given), shared by its routes
+    monitoring = monitoring or MonitoringStore.from_settings(settings)
     builds = build_routes(registry_provider, settings or get_settings())
     router.include_router(ModelRoutes(registry_provider).router())
-    router.include_router(UploadRoutes(registry_provider, config, builds.auto_build).router())
+    router.include_router(
+        UploadRoutes(registry_provider, config, builds.auto_build, monitoring).router()
+    )
     router.include_router(VersionRoutes(registry_provider, config).router())
     router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
     router.include_router(builds.router())
     router.include_router(SecurityRoutes(settings).router())
-    router.include_router(monitoring_routes(registry_provider, settings).router())
-    router.include_router(TelemetryRoutes(registry_provider, TELEMETRY_MAX_BYTES).router())
+    router.include_router(monitoring_routes(registry_provider, settings, monitoring).router())
+    router.include_router(TelemetryRoutes(monitoring, TELEMETRY_MAX_BYTES).router())
     return router
 
 
 TELEMETRY_MAX_BYTES = 64 * 1024 * 1024
 
 
-def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -> MonitoringRoutes:
+def monitoring_routes(
+    registry_provider: RegistryProvider, settings: Settings, store: MonitoringStore
+) -> MonitoringRoutes:
     from ferry.monitoring.drift import thresholds_from_settings
     from ferry.monitoring.webhooks import WebhookConfig
 
@@ -57,4 +65,5 @@ def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -
         registry_provider,
         thresholds_from_settings(settings),
         WebhookConfig(url) if url else None,
+        store,
     )

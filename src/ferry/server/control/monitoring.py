@@ -61,10 +61,12 @@ class MonitoringRoutes:
         registry: RegistryProvider,
         thresholds: DriftThresholds,
         webhook: WebhookConfig | None,
+        store: MonitoringStore,
     ) -> None:
         self.registry = registry
         self.thresholds = thresholds
         self.webhook = webhook
+        self.store = store
 
     def router(self) -> APIRouter:
         router = APIRouter(route_class=ControlRoute, tags=["monitoring"], responses=ERROR_RESPONSES)
@@ -83,25 +85,25 @@ class MonitoringRoutes:
         return router
 
     def _store(self) -> MonitoringStore:
-        return MonitoringStore.of(self.registry())
+        return self.store
 
     def get_profile(self, name: str, version: int) -> ReferenceProfile:
         """The version's reference profile (per feature: quantiles, bins, categories)."""
-        return reference_profile(self.registry(), name, version)
+        return reference_profile(self.registry(), self.store, name, version)
 
     def run_drift(self, name: str, version: int, body: DriftIn) -> DriftRun:
         """Compare live rows with the version's reference profile; store and alert."""
         registry = self.registry()
-        store = MonitoringStore.of(registry)
+        store = self.store
         registry.get_version(name, version)
         live = _live_rows(body)
         if live is None:
             assert body.window_seconds is not None
             window = Window.last(timedelta(seconds=body.window_seconds))
-            report = drift_of_window(registry, name, version, window, self.thresholds)
+            report = drift_of_window(registry, store, name, version, window, self.thresholds)
         else:
             thresholds = self.thresholds.with_overrides(registry.get_model(name).tags)
-            profile = reference_profile(registry, name, version)
+            profile = reference_profile(registry, store, name, version)
             report = compute_drift(profile, live, thresholds).model_copy(
                 update={"model": name, "version": version}
             )
@@ -123,7 +125,7 @@ class MonitoringRoutes:
         """Stored drift reports of a model, newest first."""
         registry = self.registry()
         registry.get_model(name)
-        records = MonitoringStore.of(registry).drift_history(name, version, limit=limit)
+        records = self.store.drift_history(name, version, limit=limit)
         return DriftHistory(items=[_summary(r) for r in records])
 
     def get_report(self, report_id: int) -> DriftRun:
@@ -210,8 +212,8 @@ class TelemetryRoutes:
     """``POST /api/v1/telemetry``: a site pushes a signed bundle (``ferry telemetry push``);
     ``GET /api/v1/telemetry/sites``: the sites heard from, with their latest summary."""
 
-    def __init__(self, registry: RegistryProvider, max_bytes: int) -> None:
-        self.registry = registry
+    def __init__(self, store: MonitoringStore, max_bytes: int) -> None:
+        self.store = store
         self.max_bytes = max_bytes
 
     def router(self) -> APIRouter:
@@ -264,7 +266,7 @@ class TelemetryRoutes:
         )
 
     def _store(self) -> MonitoringStore:
-        return MonitoringStore.of(self.registry())
+        return self.store
 
     def sites(self) -> TelemetrySites:
         return TelemetrySites(

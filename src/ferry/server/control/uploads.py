@@ -23,6 +23,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ferry.config.settings import get_settings
 from ferry.errors import FerryError, ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.model.kinds import ModelKind, classify
 from ferry.monitoring.profile import ReferenceProfile, profile_bundle
@@ -126,9 +127,11 @@ class UploadRoutes:
         registry: RegistryProvider,
         config: ControlConfig,
         on_version: VersionHook | None = None,
+        monitoring: MonitoringStore | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
+        self.monitoring = monitoring or MonitoringStore.from_settings(get_settings())
         self.on_version = on_version  # told of a new version (or an alias moved to one)
         self.inspector = Inspector(
             timeout=config.inspect_timeout_seconds, slots=config.inspector_slots
@@ -216,7 +219,7 @@ class UploadRoutes:
         profile = await anyio.to_thread.run_sync(_profile, bundle, form.reference)
         if existing is not None:
             if form.reference is not None and profile is not None:
-                await anyio.to_thread.run_sync(_save_profile, registry, existing, profile)
+                await anyio.to_thread.run_sync(_save_profile, self.monitoring, existing, profile)
             return existing, False, metadata
         scan = None if report is None else report.scan
         audit: dict[str, object] = {} if scan is None else {"pickle_scan": scan}
@@ -236,7 +239,7 @@ class UploadRoutes:
         )
         record = await anyio.to_thread.run_sync(register)
         if profile is not None:
-            await anyio.to_thread.run_sync(_save_profile, registry, record, profile)
+            await anyio.to_thread.run_sync(_save_profile, self.monitoring, record, profile)
         return record, True, metadata
 
     async def _inspect(self, name: str, spec: InspectSpec, work: Path) -> InspectReport:
@@ -258,8 +261,8 @@ def _profile(bundle: Path, reference: Part | None) -> ReferenceProfile | None:
     return profile_bundle(bundle, reference.path, suffix=suffix)
 
 
-def _save_profile(registry: Registry, record: VersionRecord, profile: ReferenceProfile) -> None:
-    MonitoringStore.of(registry).save_profile(record.model, record.version, profile)
+def _save_profile(store: MonitoringStore, record: VersionRecord, profile: ReferenceProfile) -> None:
+    store.save_profile(record.model, record.version, profile)
 
 
 def _check_targets(registry: Registry, name: str, metadata: UploadMetadata) -> None:

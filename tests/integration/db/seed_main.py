@@ -49,6 +49,8 @@ def main() -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         version_id = conn.execute(sa.select(t.versions.c.id)).scalar_one()
+        model_id = conn.execute(sa.select(t.models.c.id)).scalar_one()
+        conn.execute(sa.insert(t.model_tags).values(model_id=model_id, key="owner", value="ml"))
         conn.execute(
             sa.insert(t.usage).values(
                 day="2026-12-01", principal="ci", model="iris", version="1",

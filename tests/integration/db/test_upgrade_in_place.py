@@ -31,13 +31,15 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 SEED = Path(__file__).with_name("seed_main.py")
+MAIN_BEFORE_MOVE = "e17382ca4ab30d4b2ede47c6f4a6327d8bdf449e"
 
 
 @pytest.fixture(scope="module")
 def main_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """main's ``src`` (before the move), extracted from git."""
     dest = tmp_path_factory.mktemp("main")
-    for ref in ("main", "origin/main"):
+    # the last commit before the move, pinned: once this branch is merged, main is the new tree
+    for ref in (MAIN_BEFORE_MOVE, "main"):
         run = subprocess.run(
             ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "src"],
             capture_output=True,
@@ -88,7 +90,8 @@ def _check(url: str, main_src: Path, iris_bundle: Path, tmp_path: Path) -> None:
         version = registry.get_version("iris", 1)
         assert version.sha256 == old["sha256"]
         assert version.metrics == {"accuracy": 0.97}
-        assert registry.resolve("iris", "prod").version == 1
+        assert [a.version for a in registry.list_aliases("iris")] == [1]
+        assert registry.get_model("iris").tags == {"owner": "ml"}
     keys = KeyStore(SecurityDatabase(url), b"s" * 32)
     assert keys.verify(old["token"]).name == "ci"
     keys.database.close()

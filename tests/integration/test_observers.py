@@ -49,7 +49,7 @@ def test_observers_see_every_answer(
 ) -> None:
     X, _ = iris_data
     recorder = Recorder()
-    app = create_app([load(iris_bundle)], observers=[recorder])
+    app = create_app(None, [load(iris_bundle)], observers=[recorder])
     rows = X.iloc[:3].to_dict(orient="records")
     with running(SetPrincipal(app)) as base, httpx.Client(base_url=base, timeout=10) as client:
         ok = client.post("/v1/models/iris/predict", json={"instances": rows})

@@ -70,9 +70,9 @@ def server(
     from ferry.config.logging import configure_logging
     from ferry.config.settings import get_settings
     from ferry.registry import Registry
-    from ferry.server.control import control_router
-    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
-    from ferry.server.platform import create_platform_app
+    from ferry.server.app import Features, create_app
+    from ferry.server.monitoring import resolve_log_setting
+    from ferry.server.platform import registry_source
 
     configure_logging(log_level)
     settings = get_settings()
@@ -82,27 +82,15 @@ def server(
     settings = settings.model_copy(update={"auth": "required" if auth_on else "off"})
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
-    app = create_platform_app(settings, control=control_router)
-    from ferry.monitoring.storage import MonitoringStore
-    from ferry.server.alerting import attach_drift_job, performance_webhook, webhook_config
-
-    webhook = webhook_config(settings)
-    monitoring = MonitoringStore.from_settings(settings)  # monitoring's own database
-    attach_monitoring(
-        app,
-        settings,
+    features = Features(
+        control=True,
+        security=auth_on,
+        monitoring=True,
         prediction_log=resolve_log_setting(log_predictions, settings, "all"),
-        alert_hooks=[
-            performance_webhook(
-                webhook,
-                lambda: monitoring.engine,
-                settings.alert_cooldown_seconds,
-            )
-        ]
-        if webhook
-        else [],
+        drift_jobs=True,
+        alerting=True,
     )
-    attach_drift_job(app, settings, lambda: app.state.serving.models.registry, monitoring)
+    app = create_app(settings, registry_source(settings), features)
     base_url = public_url(host, port, tls)
     notes = auth_notes(settings) if auth_on else [warning or "  auth: off (loopback only)"]
     show_lines(

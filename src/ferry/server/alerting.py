@@ -19,12 +19,11 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from fastapi import FastAPI
 
 from ferry.config.settings import Settings
 from ferry.db.leases import claim_once, hold_lease, new_holder, release_lease
@@ -90,41 +89,40 @@ def lease_seconds(interval: float) -> float:
     return 2 * interval + 60.0
 
 
-def attach_drift_job(
-    app: FastAPI,
+def drift_job(
     settings: Settings,
     registry: Callable[[], Registry],
     store: MonitoringStore | None = None,
-) -> None:
-    """Run the drift checks while the app runs (nothing when the interval is 0); ``store``
-    defaults to monitoring's own database from ``settings``."""
+) -> Callable[[], AbstractAsyncContextManager[None]] | None:
+    """The drift checks as a part of the app, run while it runs (None when the interval is
+    0); create_app() starts it after the model source. ``store`` defaults to monitoring's
+    own database from ``settings``."""
     interval = settings.drift_interval_seconds
     if interval <= 0:
-        return
+        return None
     monitoring = store or MonitoringStore.from_settings(settings)
     thresholds = thresholds_from_settings(settings)
     window = timedelta(seconds=settings.drift_window_seconds)
     webhook = webhook_config(settings)
-    inner = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with inner(app):
-            holder = new_holder()  # this process (made after the fork)
-            task = asyncio.create_task(
-                _drift_loop(registry, monitoring, holder, interval, window, thresholds, webhook)
-            )
-            try:
-                yield
-            finally:
-                task.cancel()
-                try:  # hand the job over now rather than when the lease expires
-                    engine = monitoring.engine
-                    await anyio.to_thread.run_sync(release_lease, engine, DRIFT_LEASE, holder)
-                except Exception:  # shutting down: the lease expires by itself
-                    log.exception("drift job lease not released")
+    async def running() -> AsyncIterator[None]:
+        holder = new_holder()  # this process (made after the fork)
+        task = asyncio.create_task(
+            _drift_loop(registry, monitoring, holder, interval, window, thresholds, webhook)
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            try:  # hand the job over now rather than when the lease expires
+                await anyio.to_thread.run_sync(
+                    release_lease, monitoring.engine, DRIFT_LEASE, holder
+                )
+            except Exception:  # shutting down: the lease expires by itself
+                log.exception("drift job lease not released")
 
-    app.router.lifespan_context = lifespan
+    return running
 
 
 def drift_round(

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config.settings import Settings
 from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.audit import AuditRecord, AuditWriter, Refusal
 from ferry.security.authenticator import Authenticator, Outcome
@@ -73,11 +73,10 @@ class Security:
             policy=AccessPolicy(settings.public_metrics, single_model),
         )
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: FastAPI, metrics: ServingMetrics) -> None:
         """Add the auth middleware in front of every other one but the header limit (call
-        after every other ``add_middleware``)."""
-        self.metrics = getattr(getattr(app.state, "serving", None), "metrics", None)
-        app.state.auth = True
+        after every other ``add_middleware``; create_app() does)."""
+        self.metrics = metrics
         app.add_middleware(AuthMiddleware, security=self)
         keep_header_limit_outermost(app)
 

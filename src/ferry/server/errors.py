@@ -153,7 +153,7 @@ def unexpected_error_response(path: str, exc: Exception, app: object = None) -> 
     if isinstance(exc, ClientDisconnect):  # the client left: nobody reads this answer
         return client_gone_response(path)
     log.error("unhandled error on %s", path, exc_info=exc)
-    serving = getattr(getattr(app, "state", None), "serving", None)
+    serving = getattr(getattr(getattr(app, "state", None), "ferry", None), "serving", None)
     metrics = getattr(serving, "metrics", None)
     if metrics is not None:
         metrics.errors.labels("internal").inc()

@@ -1,16 +1,12 @@
-"""``ferry server``: the registry's control plane and every registered model's data plane."""
+"""``ferry server``'s parts over the registry: the model source and the /metrics gauges."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
-
-from fastapi import APIRouter, FastAPI
 
 from ferry.config.paths import cache_dir
 from ferry.config.settings import Settings, get_settings
-from ferry.monitoring.events import PredictionObserver
-from ferry.server.app import create_app
 from ferry.server.serving.catalog import RegistryModels
 
 if TYPE_CHECKING:
@@ -18,44 +14,29 @@ if TYPE_CHECKING:
     from ferry.registry import Registry
 
 
-def create_platform_app(
-    settings: Settings | None = None,
-    *,
-    control: Callable[[Callable[[], Registry]], APIRouter] | None = None,
-    observers: Sequence[PredictionObserver] = (),
-) -> FastAPI:
-    """An app over the registry in ``settings``: models load on first request, per process."""
+def registry_source(settings: Settings | None = None) -> RegistryModels:
+    """The model source of ``ferry server``: every registered model, loaded on first request,
+    per process (the registry is opened after the fork)."""
     from ferry.registry import Registry
 
     settings = settings or get_settings()
-    home = settings.home.expanduser()
 
     def open_registry() -> Registry:
         return Registry.from_settings(settings, migrate=False)
 
-    source = RegistryModels(
+    return RegistryModels(
         open_registry,
-        cache_dir(home) / "models",
+        cache_dir(settings.home.expanduser()) / "models",
         max_loaded=settings.max_loaded_models,
         refresh_seconds=settings.route_refresh_seconds,
         prefer_optimized=settings.prefer_optimized,
     )
-    routers = [control(lambda: source.registry)] if control is not None else []
-    security = None
-    if settings.auth == "required":  # ``ferry server`` decides (flags, bind address)
-        from ferry.server.auth import Security
 
-        security = Security.from_settings(settings)
-        observers = (*observers, security)
-    app = create_app(source, settings, routers=routers, title="Ferry server", observers=observers)
-    if security is not None:
-        security.install(app)  # last: outermost, in front of the prediction fast path
-    source.on_evict = app.state.serving.forget
-    from ferry.monitoring.storage import MonitoringStore
 
-    monitoring = MonitoringStore.from_settings(settings)  # its own database, not the registry's
-    app.state.metric_sources = [_drift_gauges(monitoring), _site_gauges(monitoring)]
-    return app
+def registry_gauges(store: MonitoringStore) -> list[Callable[[], Awaitable[bytes]]]:
+    """The /metrics text ``ferry server`` adds: drift gauges and the sites' telemetry, read
+    from monitoring's own database."""
+    return [_drift_gauges(store), _site_gauges(store)]
 
 
 def _drift_gauges(store: MonitoringStore) -> Callable[[], Awaitable[bytes]]:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import InvalidRequest, MalformedBody
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
+from ferry.db.events import PRINCIPAL_SCOPE_KEY
 from ferry.registry import Registry
 from ferry.registry.service import ANONYMOUS
 from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal

@@ -1,4 +1,4 @@
-"""Per-app serving state, created in create_app() and reached through ``request.app.state``."""
+"""Per-app serving state, created in create_app() and part of the app's FerryState."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from ferry.config.settings import Settings
 from ferry.model.loaded import LoadedModel
-from ferry.monitoring.events import PredictionObserver
+from ferry.db.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.serving.batching import Batcher, BatchingConfig
 from ferry.server.serving.repository import ModelSource
@@ -51,5 +51,5 @@ class ServingContext:
 
 
 def serving_context(request: Request) -> ServingContext:
-    context: ServingContext = request.app.state.serving
+    context: ServingContext = request.app.state.ferry.serving  # server/state.py
     return context

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import InvalidRequest, PredictionNotFound
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
+from ferry.db.events import PRINCIPAL_SCOPE_KEY
 from ferry.monitoring.performance import TASKS, evaluate
 from ferry.monitoring.predlog import Feedback, LoggedPrediction, parse_duration, parse_time
 from ferry.server.monitoring import Monitoring, monitoring_of

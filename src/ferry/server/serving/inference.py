@@ -21,7 +21,7 @@ from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
 from ferry.server.serving.jsonbody import loads

@@ -43,7 +43,9 @@ def serve(
     name: Annotated[
         str | None, typer.Option(help="Model name (default: bundle name or file stem).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level (default: FERRY_LOG_LEVEL, INFO).")
+    ] = None,
     trust: Annotated[
         bool,
         typer.Option(
@@ -79,7 +81,7 @@ def serve(
     --trust is given.
     """
     from ferry.cli.output import show_serving
-    from ferry.config.logging import configure_logging
+    from ferry.config.logging import configure_from_settings, uvicorn_options
     from ferry.server.workers import run, start_loading
 
     start_loading()
@@ -91,7 +93,7 @@ def serve(
     from ferry.server.serving.isolated import load_local
     from ferry.server.state import ferry_state
 
-    configure_logging(log_level)
+    level = configure_from_settings(get_settings(), log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
     auth_on, warning = auth_mode(
         host,
@@ -110,13 +112,13 @@ def serve(
     base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
     if warning or auth_on:
-        from ferry.cli.output import show_lines
+        from ferry.cli.output import show_banner
 
-        show_lines([warning or auth_note(host)])
+        show_banner([warning or auth_note(host)])
     app = serve_app(model, auth=auth_on, log_predictions=log_predictions)
     metrics = ferry_state(app).serving.metrics
     metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
-    options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
+    options: dict[str, Any] = {**uvicorn_options(level), **tls}
     run(app, host, port, workers, options)
 
 

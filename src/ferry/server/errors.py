@@ -113,16 +113,45 @@ def error_body(
         return json.dumps(body, default=str).encode()
 
 
+# the one message a caller gets for each 5xx code: fixed text, never the exception's own
+# (which may quote SQL, parameter values, paths or a model's internals); the log has that
+_SERVER_MESSAGES: dict[str, str] = {
+    "internal": "internal error",
+    "prediction_failed": "the model failed to predict",
+    "not_ready": "not ready yet; retry later",
+    "database_unavailable": "the database is unavailable; retry later",
+    "storage_error": "the server's storage failed",
+    "storage_unavailable": "the server's storage did not answer in time; retry later",
+    "too_many_connections": "the server is at its connection limit; retry later",
+    "builder_unavailable": "this server cannot build images (no docker, podman or buildah)",
+    "sandbox_unavailable": "this server cannot run uploaded code (no bubblewrap sandbox)",
+}
+
+
+def server_error_message(code: str, request_id: str, public: str | None = None) -> str:
+    """The fixed public text of a 5xx with ``code`` (or the error class's ``public`` text),
+    naming the request id to find the log."""
+    text = _SERVER_MESSAGES.get(code) or public or "internal error"
+    return f"{text}; the server's log has the cause under request id {request_id}"
+
+
 def error_response(path: str, exc: FerryError) -> Response:
     status = status_of(exc, path)
     details = {**exc.details}
     message = exc.message
-    if status >= 500:
+    if status >= 500:  # fixed text and the request id out; the exception's own text to the log
         request_id = request_id_var.get()
-        details["request_id"] = request_id
-        if exc.public is not None:  # the message may hold internals: they go to the log only
-            log.warning("%s on %s (request id %s): %s", exc.code, path, request_id, exc.message)
-            message = f"{exc.public} (request id {request_id})"
+        log.error(
+            "%s (%d) on %s: %s",
+            exc.code,
+            status,
+            path,
+            exc.message,
+            exc_info=exc if exc.__cause__ is not None or status == 500 else None,
+            extra={"error_code": exc.code, "status": status},
+        )
+        details = {"request_id": request_id}
+        message = server_error_message(exc.code, request_id, exc.public)
     body = error_body(path, status, exc.code, message, details)
     return Response(body, status_code=status, media_type="application/json")
 
@@ -152,18 +181,13 @@ def unexpected_error_response(path: str, exc: Exception, app: object = None) -> 
     request_id = request_id_var.get()
     if isinstance(exc, ClientDisconnect):  # the client left: nobody reads this answer
         return client_gone_response(path)
-    log.error("unhandled error on %s", path, exc_info=exc)
+    log.error("unhandled error on %s: %s", path, exc, exc_info=exc)
     serving = getattr(getattr(getattr(app, "state", None), "ferry", None), "serving", None)
     metrics = getattr(serving, "metrics", None)
     if metrics is not None:
         metrics.errors.labels("internal").inc()
-    body = error_body(
-        path,
-        500,
-        "internal",
-        f"internal error (request id {request_id})",
-        {"request_id": request_id},
-    )
+    message = server_error_message("internal", request_id)
+    body = error_body(path, 500, "internal", message, {"request_id": request_id})
     return Response(body, status_code=500, media_type="application/json")
 
 

@@ -15,7 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.config.logging import request_id_var
+from ferry.config.logging import bind_model, request_id_var
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
 from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
@@ -129,6 +129,7 @@ async def predict(
     context: ServingContext, model: LoadedModel, batch: Batch, outputs: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Run the model (batched, off the event loop); a model that raises is a 500."""
+    bind_model(model.name, model.version)
     try:
         return await context.batcher(model).predict(batch, outputs)
     except FerryError:
@@ -201,6 +202,7 @@ class Timer:
     ) -> None:
         seconds = time.perf_counter() - self.start
         name, version = (model.name, model.version) if model is not None else ("-", "-")
+        bind_model(name, version)
         rows = batch.n_rows if batch is not None and error is None else 0
         self.context.metrics.observe(name, version, self.protocol, status, seconds, rows)
         observers = self.context.observers

@@ -36,6 +36,10 @@ PUBLIC_PATHS = frozenset(
         "/v2/health/ready",
         "/docs",
         "/docs/oauth2-redirect",
+        "/docs/assets/swagger-ui-bundle.js",  # the docs' assets (server/docs.py ASSET_FILES)
+        "/docs/assets/swagger-ui.css",
+        "/docs/assets/redoc.standalone.js",
+        "/docs/assets/favicon.png",
         "/redoc",
         "/openapi.json",
         "/favicon.ico",

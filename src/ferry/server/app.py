@@ -28,6 +28,7 @@ from ferry.server.errors import (
     unexpected_error_handler,
 )
 from ferry.server.headers import install_header_limit
+from ferry.server.openapi import install_openapi
 from ferry.server.platform import registry_gauges
 from ferry.server.serving.catalog import RegistryModels
 from ferry.server.serving.context import ServingContext, serving_context
@@ -149,6 +150,7 @@ def create_app(
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
     _add_error_schema(app)
+    install_openapi(app, settings)  # issue 14 point 7/8: valid document, offline /docs
     install_header_limit(app, settings.max_header_bytes, metrics)
     if state.security is not None:
         state.security.install(app, metrics)  # last: outermost but the header limit

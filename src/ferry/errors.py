@@ -196,9 +196,17 @@ class ModelLoadFailed(FerryError):
     code = "model_load_failed"
 
 
-class SandboxUnavailable(ConfigError):
+class FeatureNotConfigured(ConfigError):
+    """A feature the server was not set up for (no telemetry key, no sandbox tool, no image
+    builder): a 409 whose ``details["setting"]`` names what to set or install, never a 5xx,
+    since retrying cannot help and the caller asked for something this server does not do."""
+
+    code = "feature_not_configured"
+
+
+class SandboxUnavailable(FeatureNotConfigured):
     """Uploaded code cannot be confined on this machine (bubblewrap or prlimit missing), so it
-    does not run: a 503 until the tool is installed or FERRY_SANDBOX=off is set on purpose."""
+    does not run: a 409 until the tool is installed or FERRY_SANDBOX=off is set on purpose."""
 
     code = "sandbox_unavailable"
 
@@ -217,8 +225,9 @@ class BuildFailed(FerryError):
     code = "build_failed"
 
 
-class BuilderUnavailable(ConfigError):
-    """No usable image builder (docker daemon, podman, buildah) or base-image tool here."""
+class BuilderUnavailable(FeatureNotConfigured):
+    """No usable image builder (docker daemon, podman, buildah) or base-image tool here: a 409
+    naming the tool to install."""
 
     code = "builder_unavailable"
 

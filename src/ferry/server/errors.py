@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from ferry.config.logging import request_id_var
 from ferry.errors import (
-    BuilderUnavailable,
     BundleError,
     Conflict,
+    FeatureNotConfigured,
     FerryError,
     FlavorError,
     Forbidden,
@@ -25,7 +25,6 @@ from ferry.errors import (
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
-    SandboxUnavailable,
     StorageUnavailable,
     TooManyConnections,
     Unauthorized,
@@ -48,10 +47,9 @@ _STATUS: dict[type[FerryError], int] = {
     BundleError: 422,
     FlavorError: 422,
     UnsafeModel: 422,  # a pickle the scanner refuses
-    # no docker daemon, podman or buildah on the server: images cannot be built there
-    BuilderUnavailable: 503,
-    # no bubblewrap on the server: uploaded code is not run unconfined
-    SandboxUnavailable: 503,
+    # telemetry key, sandbox tool, image builder: the server is not set up for it (retrying
+    # cannot help), details.setting names what to set
+    FeatureNotConfigured: 409,
     Unauthorized: 401,
     Forbidden: 403,
     RateLimited: 429,

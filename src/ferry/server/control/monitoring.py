@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from ferry.errors import ConfigError, InvalidRequest, NotReady, PayloadTooLarge
+from ferry.errors import ConfigError, FeatureNotConfigured, InvalidRequest, PayloadTooLarge
 from ferry.monitoring.drift import DriftThresholds, compute_drift
 from ferry.monitoring.durations import MAX_DURATION
 from ferry.monitoring.jobs import Window, drift_of_window
@@ -254,12 +254,14 @@ class TelemetryRoutes:
 
     def _import(self, data: bytes) -> TelemetryReceipt:
         from ferry.monitoring.export import import_site
-        from ferry.monitoring.telemetry import load_key, verify_bundle
+        from ferry.monitoring.telemetry import KEY_ENV, load_key, verify_bundle
 
         try:
             key = load_key()
         except ConfigError as exc:
-            raise NotReady(f"this server takes no telemetry: {exc.message}") from exc
+            raise FeatureNotConfigured(
+                f"this server takes no telemetry: {exc.message}", setting=KEY_ENV
+            ) from exc
         record, created = import_site(verify_bundle(data, key), self._store())
         return TelemetryReceipt(
             site=record.site, created=created, since=record.since, until=record.until

@@ -34,10 +34,10 @@ from ferry.server.serving.catalog import RegistryModels
 from ferry.server.serving.context import ServingContext, serving_context
 from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
 from ferry.server.serving.inference import json_response
-from ferry.server.serving.mlflow import invocations, mlflow_router, model_invocations
-from ferry.server.serving.native import native_router, post_predict
+from ferry.server.serving.protocols.mlflow import invocations, mlflow_router, model_invocations
+from ferry.server.serving.protocols.native import native_router, post_predict
+from ferry.server.serving.protocols.v2 import infer, v2_router
 from ferry.server.serving.repository import ModelSource, StaticModels
-from ferry.server.serving.v2 import infer, v2_router
 from ferry.server.state import FerryState, LazyStart, ferry_state
 
 if TYPE_CHECKING:

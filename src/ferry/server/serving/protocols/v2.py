@@ -9,26 +9,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry import __version__
-from ferry.errors import FerryError, InvalidRequest, PayloadTooLarge
+from ferry.errors import InvalidRequest
 from ferry.model.loaded import OUTPUT_ALIASES, LoadedModel
 from ferry.model.signature import Batch
 from ferry.model.validation import batch_from_arrays
-from ferry.server.serving.context import ServingContext, serving_context
-from ferry.server.serving.inference import (
-    Timer,
-    json_response,
-    new_request_id,
-    predict,
-    read_body,
-)
-from ferry.server.serving.v2_codec import (
+from ferry.server.serving.context import ModelRef, ServingContext, serving_context
+from ferry.server.serving.inference import json_response
+from ferry.server.serving.pipeline import Answer, Decoded, run
+from ferry.server.serving.protocols.v2_codec import (
     InferRequest,
     encode_infer_response,
     parse_infer_request,
 )
 
 HEADER_LENGTH = "inference-header-content-length"
-EXTENSIONS = ["binary_tensor_data", "model_repository"]
+# model_repository (index/load/unload) is not implemented, so not advertised
+EXTENSIONS = ["binary_tensor_data"]
 V2_DATATYPES = {
     "bool": "BOOL",
     "int32": "INT32",
@@ -56,42 +52,47 @@ def batch_from_request(request: InferRequest, model: LoadedModel) -> Batch:
     return batch_from_arrays(arrays, signature)
 
 
-async def infer(request: Request) -> Response:
-    context = serving_context(request)
-    params = request.path_params
-    request_id = new_request_id(request)
-    timer = Timer(context, request, "v2", request_id)
-    model: LoadedModel | None = None
-    batch: Batch | None = None
-    try:
-        model = await context.models.resolve(params["name"], params.get("version"))
-        body = await read_body(request, context.max_body_bytes)
+class _V2Codec:
+    """Open Inference Protocol V2 tensors (JSON or Triton's binary extension) both ways."""
+
+    protocol = "v2"
+    reads_body = True
+
+    def decode(self, request: Request, body: bytes, model: LoadedModel) -> Decoded:
         header = request.headers.get(HEADER_LENGTH)
         if header is not None and not header.strip().isdigit():
             raise InvalidRequest(f"{HEADER_LENGTH} must be a whole number, got {header!r}")
         parsed = parse_infer_request(body, int(header) if header is not None else None)
-        batch = batch_from_request(parsed, model)
-        if batch.n_rows > context.settings.max_request_rows:
-            raise PayloadTooLarge(f"{batch.n_rows} rows exceed the limit")
         requested = [o.name for o in parsed.outputs] if parsed.outputs else None
-        outputs = model.resolve_outputs(requested) if requested else _default_outputs(model)
-        result = await predict(context, model, batch, outputs)
-    except FerryError as exc:
-        timer.failed(model, exc, batch)
-        raise
-    binary = _binary_flags(parsed, outputs)
-    content, header_length = encode_infer_response(
-        model_name=model.name,
-        model_version=model.version,
-        request_id=parsed.id,
-        outputs=[(name, result[name], binary[name]) for name in outputs],
-    )
-    timer.done(model, 200, batch, result)
-    headers = timer.headers()
-    if header_length is None:
-        return Response(content, media_type="application/json", headers=headers)
-    headers["Inference-Header-Content-Length"] = str(header_length)
-    return Response(content, media_type="application/octet-stream", headers=headers)
+        return Decoded(batch_from_request(parsed, model), requested, parsed)
+
+    def default_outputs(self, model: LoadedModel) -> list[str]:
+        return _default_outputs(model)
+
+    def encode(self, answer: Answer) -> Response:
+        parsed = answer.decoded.state
+        assert isinstance(parsed, InferRequest)
+        binary = _binary_flags(parsed, answer.outputs)
+        model, result = answer.model, answer.result
+        content, header_length = encode_infer_response(
+            model_name=model.name,
+            model_version=model.version,
+            request_id=parsed.id,
+            outputs=[(name, result[name], binary[name]) for name in answer.outputs],
+        )
+        headers = answer.headers
+        if header_length is None:
+            return Response(content, media_type="application/json", headers=headers)
+        headers["Inference-Header-Content-Length"] = str(header_length)
+        return Response(content, media_type="application/octet-stream", headers=headers)
+
+
+CODEC = _V2Codec()
+
+
+async def infer(request: Request) -> Response:
+    params = request.path_params
+    return await run(request, CODEC, ModelRef(params["name"], params.get("version")))
 
 
 def _default_outputs(model: LoadedModel) -> list[str]:

@@ -71,7 +71,7 @@ def drift(
                 version.model, version.version, read_table(data, field="--data"), store=store
             )
         else:
-            from ferry.monitoring.durations import parse_duration
+            from ferry.durations import parse_duration
 
             assert window is not None
             seconds = parse_duration(window, field="--window").total_seconds()
@@ -229,7 +229,7 @@ def _export(
     from datetime import UTC, datetime
 
     from ferry.config.settings import get_settings
-    from ferry.monitoring.durations import parse_duration
+    from ferry.durations import parse_duration
     from ferry.monitoring.export import export_site
     from ferry.monitoring.storage import MonitoringStore
     from ferry.monitoring.telemetry import default_site, load_key

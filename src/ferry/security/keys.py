@@ -33,8 +33,6 @@ SECRET_FILE = "auth.secret"  # noqa: S105 - a file name, not a password
 _TOKEN = re.compile(r"^fry_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
 _KEY_ID = re.compile(r"^fry_([0-9a-f]{16})_")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # what an unknown key id is checked against: shaped like a stored salt and hash, matching no
 # secret (no HMAC output is all zeros in practice)
 DUMMY_SALT = "0" * 16
@@ -110,19 +108,6 @@ def _create_secret(path: Path) -> None:
         return
     with os.fdopen(fd, "w") as out:
         out.write(secrets.token_hex(32) + "\n")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``3600s``, ``2w``."""
-    match = _DURATION.match(text)
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidRequest(
-            f"{text!r} is not a duration like 30d, 12h, 90m or 3600s", field="expires"
-        )
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds > 36_525 * 86_400:  # 99999999999d overflowed timedelta: a 500
-        raise InvalidRequest(f"{text!r} is longer than 36525 days (a century)", field="expires")
-    return timedelta(seconds=seconds)
 
 
 def key_id_of(token: str) -> str | None:

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.config.settings import Settings
+from ferry.durations import parse_duration
 from ferry.security.database import SecurityDatabase
-from ferry.security.keys import KeyStore, parse_duration
+from ferry.security.keys import KeyStore
 from ferry.security.metering import parse_day, read_usage, usage_csv, usage_json
 from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, actor_of
 from ferry.server.control.schemas import Body
@@ -100,7 +101,7 @@ class SecurityRoutes:
         new = self.keys.create(
             body.name,
             body.scopes,
-            expires_in=None if body.expires is None else parse_duration(body.expires),
+            expires_in=None if body.expires is None else parse_duration(body.expires, "expires"),
             requests_per_minute=body.requests_per_minute,
             rows_per_day=body.rows_per_day,
             actor=actor_of(request),

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from ferry.durations import MAX_DURATION
 from ferry.errors import ConfigError, FeatureNotConfigured, InvalidRequest, PayloadTooLarge
 from ferry.monitoring.drift import DriftThresholds, compute_drift
-from ferry.monitoring.durations import MAX_DURATION
 from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.references import reference_profile

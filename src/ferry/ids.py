@@ -18,6 +18,10 @@ import time
 # UUIDs, W3C trace ids, Heroku's 20-200 characters), short enough to index and show.
 MAX_CLIENT_ID = 128
 _CLIENT_ID = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_CLIENT_ID}}}")
+# Who made a request or a change without credentials (auth off, a public model): the one
+# name the audit log, usage rows and the registry's updated_by all record. A word, not "-":
+# usage CSVs and audit exports are read by people who would not guess what "-" means.
+ANONYMOUS = "anonymous"
 
 
 class _Noise:

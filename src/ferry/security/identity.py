@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ferry.security.scopes import Requirement, Scope, allows
 
-ANONYMOUS = "-"  # usage rows of requests made without credentials (auth off, public models)
 # the ASGI scope key under which the auth layer leaves the authenticated Principal, for the
 # few routes that decide on a field of the body (an upload's trust=true needs admin)
 IDENTITY_SCOPE_KEY = "ferry.identity"

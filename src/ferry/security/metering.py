@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from ferry.db.events import PredictionEvent
 from ferry.forks import reset_after_fork
+from ferry.ids import ANONYMOUS
 from ferry.security.database import SecurityDatabase
-from ferry.security.identity import ANONYMOUS
 from ferry.security.tables import usage
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config.settings import Settings
 from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
+from ferry.ids import ANONYMOUS
 from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.audit import AuditRecord, AuditWriter, Refusal
 from ferry.security.authenticator import Authenticator, Outcome
 from ferry.security.database import SecurityDatabase
-from ferry.security.identity import ANONYMOUS, IDENTITY_SCOPE_KEY, Principal
+from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
 from ferry.security.keys import key_id_of
 from ferry.security.metering import UsageMeter
 from ferry.security.public import PublicModels

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -16,9 +16,9 @@ from starlette.responses import PlainTextResponse, Response
 
 from ferry import __version__
 from ferry.config.settings import Settings, get_settings
+from ferry.db.events import PredictionObserver
 from ferry.errors import FerryError
 from ferry.model.loaded import LoadedModel
-from ferry.db.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.identity import IDENTITY_SCOPE_KEY
 from ferry.server.errors import (
@@ -47,20 +47,6 @@ if TYPE_CHECKING:
     from ferry.server.monitoring import Monitoring
 
 MEMORY_REPORT_SECONDS = 5.0
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {"type": "object"},
-            },
-            "required": ["code", "message", "details"],
-        }
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +135,6 @@ def create_app(
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
-    _add_error_schema(app)
     install_openapi(app, settings)  # issue 14 point 7/8: valid document, offline /docs
     install_header_limit(app, settings.max_header_bytes, metrics)
     if state.security is not None:
@@ -249,19 +234,3 @@ async def metrics_endpoint(request: Request) -> Response:
     for source in ferry_state(request).metric_sources:
         body += await source()
     return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def _add_error_schema(app: FastAPI) -> None:
-    """Register the error body once so per-model routes can reference it."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {}).setdefault("schemas", {})["FerryError"] = (
-                ERROR_SCHEMA
-            )
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

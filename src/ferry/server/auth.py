@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config.settings import Settings
+from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
 from ferry.ids import ANONYMOUS
-from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.audit import AuditRecord, AuditWriter, Refusal
 from ferry.security.authenticator import Authenticator, Outcome

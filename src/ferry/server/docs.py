@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ferry.server.serving.context import serving_context
+from ferry.server.state import ferry_state
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSET_PREFIX = "/docs/assets/"
@@ -76,7 +77,7 @@ async def swagger_page(request: Request) -> Response:
 
 def _model_links(request: Request, root: str) -> str:
     """The per-model documents, as links above the main one."""
-    if request.app.state.auth:
+    if ferry_state(request).security is not None:
         names: list[str] = []
     else:
         names = serving_context(request).models.names()

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from ferry.config.settings import Settings
+from ferry.db.events import PredictionObserver
 from ferry.errors import PredictionLogDisabled
 from ferry.forks import reset_after_fork
-from ferry.db.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.monitoring.outputs import OutputMetrics
 from ferry.monitoring.performance import (

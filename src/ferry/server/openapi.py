@@ -21,6 +21,7 @@ from ferry.server.openapi_bodies import (
     ref,
     v2_infer_operation,
 )
+from ferry.server.state import ferry_state
 
 JsonSchema = dict[str, Any]
 SECURITY_SCHEMES: JsonSchema = {
@@ -30,6 +31,20 @@ SECURITY_SCHEMES: JsonSchema = {
         "description": "`Authorization: Bearer <key>` (a `ferry keys create` key).",
     },
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+ERROR_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+            "required": ["code", "message", "details"],
+        }
+    },
 }
 SECURITY: list[JsonSchema] = [{"bearer": []}, {"apiKey": []}]
 PARAMETER_DOCS = {
@@ -56,7 +71,9 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> JsonSchema:
         if app.openapi_schema is None:
-            app.openapi_schema = complete(build(), policy, auth=bool(app.state.auth))
+            app.openapi_schema = complete(
+                build(), policy, auth=ferry_state(app).security is not None
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -66,6 +83,7 @@ def complete(document: JsonSchema, policy: AccessPolicy, *, auth: bool) -> JsonS
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     schemas = components.setdefault("schemas", {})
+    schemas["FerryError"] = ERROR_SCHEMA
     schemas.update(V2_SCHEMAS)
     schemas.update(MLFLOW_SCHEMAS)
     for path, operations in document.get("paths", {}).items():

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from ferry.ids import ANONYMOUS
 from ferry.db.events import PredictionEvent
+from ferry.ids import ANONYMOUS
 from ferry.security.database import SecurityDatabase
 from ferry.security.metering import UsageMeter, read_usage, usage_csv
 

@@ -23,7 +23,7 @@ def client(iris_bundle: Path) -> Iterator[httpx.Client]:
     import ferry.model
 
     model: LoadedModel = ferry.model.load(iris_bundle)
-    with running(create_app([model], get_settings())) as url, httpx.Client(base_url=url) as c:
+    with running(create_app(get_settings(), [model])) as url, httpx.Client(base_url=url) as c:
         yield c
 
 

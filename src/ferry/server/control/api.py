@@ -1,4 +1,4 @@
-"""control_router(): the registry's REST API under /api/v1, for ``create_app(routers=[...])``."""
+"""control_router(): the registry's REST API under /api/v1 (in the app with Features.control)."""
 
 from __future__ import annotations
 

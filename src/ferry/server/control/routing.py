@@ -11,9 +11,9 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ferry.db.events import PRINCIPAL_SCOPE_KEY
 from ferry.errors import InvalidRequest, MalformedBody
 from ferry.ids import ANONYMOUS
-from ferry.db.events import PRINCIPAL_SCOPE_KEY
 from ferry.registry import Registry
 from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
 from ferry.server.control.schemas import ErrorAnswer

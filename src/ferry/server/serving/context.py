@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from ferry.config.settings import Settings
+from ferry.db.events import PredictionObserver
 from ferry.errors import InvalidRequest
 from ferry.model.loaded import LoadedModel
-from ferry.db.events import PredictionObserver
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.server.serving.batching import Batcher, BatchingConfig
 from ferry.server.serving.repository import ModelSource

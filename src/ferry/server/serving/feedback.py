@@ -22,8 +22,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import InvalidRequest, PredictionNotFound
 from ferry.db.events import PRINCIPAL_SCOPE_KEY
+from ferry.errors import InvalidRequest, PredictionNotFound
 from ferry.monitoring.performance import TASKS, evaluate
 from ferry.monitoring.predlog import Feedback, LoggedPrediction, parse_duration, parse_time
 from ferry.server.monitoring import Monitoring, monitoring_of

@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.config.logging import bind_model, request_id_var
+from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
 from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
-from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
 from ferry.server.errors import status_of
 from ferry.server.serving.context import ServingContext
 from ferry.server.serving.jsonbody import loads

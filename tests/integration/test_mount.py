@@ -41,3 +41,10 @@ def test_mounted_app_becomes_ready_and_predicts(iris_bundle: Path, tmp_path: Pat
         unknown = httpx.post(f"{base_url}/ml/v1/models/nope/predict", json={"instances": rows})
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "model_not_found"
+        # the route table sees the route path under the mount: V2's error shape, the docs
+        lost = httpx.post(f"{base_url}/ml/v2/models/nope/infer", json=v2)
+        assert lost.status_code == 404
+        assert isinstance(lost.json()["error"], str)
+        document = httpx.get(f"{base_url}/ml/openapi.json").json()
+        assert document["servers"] == [{"url": "/ml"}]
+        assert httpx.get(f"{base_url}/ml/docs").status_code == 200

@@ -21,6 +21,8 @@ from ferry.errors import FerryError
 from ferry.model.loaded import LoadedModel
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.identity import IDENTITY_SCOPE_KEY
+from ferry.security.scopes import Action
+from ferry.server.docs import docs_routes
 from ferry.server.errors import (
     client_gone_handler,
     ferry_error_handler,
@@ -28,15 +30,16 @@ from ferry.server.errors import (
     unexpected_error_handler,
 )
 from ferry.server.headers import install_header_limit
-from ferry.server.openapi import install_openapi
+from ferry.server.openapi import install_openapi, openapi_routes
 from ferry.server.platform import registry_gauges
+from ferry.server.routes import PUBLIC, Access, Protocol, RouteTable
 from ferry.server.serving.catalog import RegistryModels
 from ferry.server.serving.context import ServingContext, serving_context
-from ferry.server.serving.fastpath import FastPathMiddleware, PredictionRoutes
+from ferry.server.serving.fastpath import FastPathMiddleware
 from ferry.server.serving.inference import json_response
-from ferry.server.serving.protocols.mlflow import invocations, mlflow_router, model_invocations
-from ferry.server.serving.protocols.native import native_router, post_predict
-from ferry.server.serving.protocols.v2 import infer, v2_router
+from ferry.server.serving.protocols.mlflow import mlflow_routes
+from ferry.server.serving.protocols.native import native_routes
+from ferry.server.serving.protocols.v2 import v2_routes
 from ferry.server.serving.repository import ModelSource, StaticModels
 from ferry.server.state import FerryState, LazyStart, ferry_state
 
@@ -88,8 +91,9 @@ def create_app(
         state.registry = lambda: registry.registry
         store = MonitoringStore.from_settings(settings)  # its own database (lazy, fork-safe)
         state.metric_sources.extend(registry_gauges(store))
+    state.routes = _routes(settings, state, source, features)
     if features.security:
-        state.security = _security(settings, source, features)
+        state.security = _security(settings, source, features, state.routes)
         extra.append(state.security)
     if features.monitoring:
         hooks = [*alert_hooks, *_webhook_hooks(settings, store, features)]
@@ -110,32 +114,19 @@ def create_app(
         description="Predictions over Ferry's JSON protocol, MLflow's `/invocations` and the "
         "Open Inference Protocol V2.",
         lifespan=state.lifespan,
+        openapi_url=None,  # the route table's /openapi.json, /docs and /redoc (offline)
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ferry = state
-    app.add_middleware(
-        FastPathMiddleware,
-        routes=PredictionRoutes(post_predict, invocations, model_invocations, infer),
-    )
+    app.add_middleware(FastPathMiddleware, routes=state.routes)
     app.add_middleware(LazyStart, state=state)  # a mounted app: no lifespan runs
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(ClientDisconnect, client_gone_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    if features.control and state.registry is not None:
-        from ferry.server.control import control_router
-
-        app.include_router(control_router(state.registry, settings=settings))
-    app.include_router(native_router(source.loaded()))
-    app.include_router(mlflow_router())
-    app.include_router(v2_router())
-    if state.monitoring is not None:
-        from ferry.server.serving.feedback import monitoring_router
-
-        app.include_router(monitoring_router())
-    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
-    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
-    install_openapi(app, settings)  # issue 14 point 7/8: valid document, offline /docs
+    state.routes.install(app)
+    install_openapi(app, state.routes)
     install_header_limit(app, settings.max_header_bytes, metrics)
     if state.security is not None:
         state.security.install(app, metrics)  # last: outermost but the header limit
@@ -144,12 +135,41 @@ def create_app(
     return app
 
 
-def _security(settings: Settings, source: ModelSource, features: Features) -> Security:
+def _routes(
+    settings: Settings, state: FerryState, source: ModelSource, features: Features
+) -> RouteTable:
+    """The app's one route table (server/routes.py), in FastAPI's matching order."""
+    routes = RouteTable()
+    if features.control and state.registry is not None:
+        from ferry.server.control import control_routes
+
+        routes.include(control_routes(state.registry, settings=settings))
+    routes.include(native_routes(source.loaded()))
+    routes.include(mlflow_routes())
+    routes.include(v2_routes())
+    if features.monitoring:
+        from ferry.server.serving.feedback import feedback_routes
+
+        routes.include(feedback_routes())
+    health = RouteTable(Protocol.OPS, tags=["health"])
+    health.add("/healthz", healthz, "GET", PUBLIC)
+    health.add("/readyz", readyz, "GET", PUBLIC)
+    metrics = Access((Action.READ,), public_if_metrics_public=True)
+    health.add("/metrics", metrics_endpoint, "GET", metrics)
+    routes.include(health)
+    routes.include(openapi_routes())
+    routes.include(docs_routes())
+    return routes
+
+
+def _security(
+    settings: Settings, source: ModelSource, features: Features, routes: RouteTable
+) -> Security:
     from ferry.server.auth import Security
 
     names = source.names()
     single = names[0] if not features.control and len(names) == 1 else None
-    security = Security.from_settings(settings, single_model=single)
+    security = Security.from_settings(settings, routes, single_model=single)
     security.database.migrate()  # once, before any worker forks
     return security
 

@@ -38,6 +38,7 @@ from ferry.security.scopes import Action, Requirement
 from ferry.server.access import AccessPolicy, is_write
 from ferry.server.errors import error_response
 from ferry.server.headers import keep_header_limit_outermost
+from ferry.server.routes import RouteTable, route_path
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ class Security:
     metrics: ServingMetrics | None = None  # the app's, once installed
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, single_model: str | None = None) -> Security:
+    def from_settings(
+        cls, settings: Settings, routes: RouteTable, *, single_model: str | None = None
+    ) -> Security:
+        """The security of an app with ``routes`` (their access is the policy)."""
         database = SecurityDatabase.from_settings(settings)
         return cls(
             database=database,
@@ -71,7 +75,7 @@ class Security:
             meter=UsageMeter(database, flush_seconds=settings.usage_flush_seconds),
             audit=AuditWriter(database),
             public=PublicModels(database),
-            policy=AccessPolicy(settings.public_metrics, single_model),
+            policy=AccessPolicy(routes, settings.public_metrics, single_model),
         )
 
     def install(self, app: FastAPI, metrics: ServingMetrics) -> None:
@@ -111,7 +115,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
-        path: str = scope["path"]
+        path = route_path(scope)
         need = self.security.policy.requirement(method, path)
         if need is None:
             if path in DETAIL_PATHS:
@@ -192,7 +196,7 @@ class AuthMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """No route speaks WebSocket today; one that does gets the GET rules, never a bypass."""
-        need = self.security.policy.requirement("GET", scope["path"])
+        need = self.security.policy.requirement("GET", route_path(scope))
         token = credentials(scope)
         if need is not None:
             outcome: Principal | Unauthorized | None = None
@@ -232,7 +236,7 @@ class AuthMiddleware:
     ) -> None:
         log.error("cannot %s for %s", what, scope["path"], exc_info=exc)
         error = NotReady(f"cannot {what} right now ({type(exc).__name__}); retry shortly")
-        response = error_response(scope["path"], error)
+        response = error_response(scope, error)
         response.headers["Retry-After"] = "1"
         await response(scope, receive, send)
 
@@ -245,8 +249,7 @@ class AuthMiddleware:
         principal: Principal | None,
         key_id: str | None = None,
     ) -> None:
-        path = scope["path"]
-        response = error_response(path, error)
+        response = error_response(scope, error)
         reason = str(error.details.get("reason", error.code))
         if isinstance(error, Unauthorized):
             invalid = reason != "missing"
@@ -263,7 +266,7 @@ class AuthMiddleware:
                     actor,
                     f"auth.{error.code}",
                     host_of(scope),
-                    f"{scope['method']} {path}",
+                    f"{scope['method']} {scope['path']}",
                     reason,
                     response.status_code,
                 )

@@ -14,32 +14,29 @@ from pathlib import Path
 from urllib.parse import quote
 
 import fastapi_offline
-from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
 
+from ferry.server.routes import PUBLIC, Protocol, RouteTable
 from ferry.server.serving.context import serving_context
 from ferry.server.state import ferry_state
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSET_PREFIX = "/docs/assets/"
 ASSET_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
-_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 _MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
-def install_docs(app: FastAPI) -> None:
-    """Replace FastAPI's CDN-backed doc pages with offline ones."""
-    kept: list[BaseRoute] = [
-        r for r in app.router.routes if getattr(r, "path", None) not in _DOC_PATHS
-    ]
-    app.router.routes[:] = kept
-    app.router.routes.append(Route("/docs", swagger_page, methods=["GET"]))
-    app.router.routes.append(Route("/redoc", redoc_page, methods=["GET"]))
+def docs_routes() -> RouteTable:
+    """The offline doc pages and their assets, public (their calls need a key)."""
+    routes = RouteTable(Protocol.OPS, include_in_schema=False)
+    routes.add("/docs", swagger_page, "GET", PUBLIC)
+    routes.add("/redoc", redoc_page, "GET", PUBLIC)
     for name in ASSET_FILES:
-        app.router.routes.append(Route(ASSET_PREFIX + name, _asset(name), methods=["GET"]))
+        routes.add(ASSET_PREFIX + name, _asset(name), "GET", PUBLIC)
+    routes.add("/favicon.ico", _asset("favicon.png"), "GET", PUBLIC)
+    return routes
 
 
 def _asset(name: str) -> Callable[[Request], Awaitable[Response]]:

@@ -44,7 +44,7 @@ class HeaderLimit:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1009})  # message too big
                     return
-                response = error_response(scope["path"], error)
+                response = error_response(scope, error)
                 response.headers["Connection"] = "close"
                 await response(scope, receive, send)
                 return

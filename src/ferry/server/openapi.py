@@ -8,19 +8,20 @@ import re
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import compile_path
 
-from ferry.config.settings import Settings
-from ferry.server.access import AccessPolicy
-from ferry.server.docs import install_docs
+from ferry.security.scopes import Action
 from ferry.server.model_openapi import DOCUMENT_PATH, model_document
 from ferry.server.openapi_bodies import (
     MLFLOW_SCHEMAS,
     V2_SCHEMAS,
     answer,
-    mlflow_operation,
     ref,
-    v2_infer_operation,
 )
+from ferry.server.routes import PUBLIC, Protocol, RouteTable, need
+from ferry.server.serving.inference import json_response
 from ferry.server.state import ferry_state
 
 JsonSchema = dict[str, Any]
@@ -55,31 +56,44 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _TEMPLATE = re.compile(r"{([^}/]+)}")
 
 
-def install_openapi(app: FastAPI, settings: Settings) -> None:
-    """Complete ``app``'s document; add ``/v1/models/{name}/openapi.json`` and offline docs."""
-    app.add_api_route(
+def openapi_routes() -> RouteTable:
+    """``/openapi.json`` and each model's own document (``/docs`` lives in docs.py)."""
+    routes = RouteTable(Protocol.OPS, tags=["docs"])
+    routes.add("/openapi.json", main_document, "GET", PUBLIC, include_in_schema=False)
+    routes.add(
         DOCUMENT_PATH,
         model_document,
-        methods=["GET"],
-        tags=["docs"],
+        "GET",
+        need(Action.READ, Action.PREDICT, on="name"),
         summary="One model's own OpenAPI document, typed by its signature",
         responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
     )
-    install_docs(app)
+    return routes
+
+
+async def main_document(request: Request) -> Response:
+    """The app's document; mounted under a prefix, it names that prefix as its server."""
+    document = request.app.openapi()
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    if root:
+        document = {**document, "servers": [{"url": root}]}
+    return json_response(document)
+
+
+def install_openapi(app: FastAPI, routes: RouteTable) -> None:
+    """Complete ``app``'s document, from its routes' declared access."""
     build = app.openapi
-    policy = AccessPolicy(settings.public_metrics)
 
     def openapi() -> JsonSchema:
         if app.openapi_schema is None:
-            app.openapi_schema = complete(
-                build(), policy, auth=ferry_state(app).security is not None
-            )
+            auth = ferry_state(app).security is not None
+            app.openapi_schema = complete(build(), routes, auth=auth)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def complete(document: JsonSchema, policy: AccessPolicy, *, auth: bool) -> JsonSchema:
+def complete(document: JsonSchema, routes: RouteTable, *, auth: bool) -> JsonSchema:
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     schemas = components.setdefault("schemas", {})
@@ -88,11 +102,13 @@ def complete(document: JsonSchema, policy: AccessPolicy, *, auth: bool) -> JsonS
     schemas.update(MLFLOW_SCHEMAS)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
-            if method not in _METHODS:
-                continue
-            _declare_path_parameters(path, operation)
-            _bodies(path, method, operation)
-            if auth and policy.requirement(method.upper(), path) is not None:
+            if method in _METHODS:
+                _declare_path_parameters(path, operation)
+    if auth:
+        paths = document.get("paths", {})
+        for route in routes:
+            operation = paths.get(compile_path(route.path)[1], {}).get(route.method.lower())
+            if operation is not None and route.access.actions:
                 operation["security"] = SECURITY
                 operation.setdefault("responses", {}).setdefault(
                     "401", answer("No key, or an unknown one", ref("FerryError"))
@@ -116,15 +132,3 @@ def _declare_path_parameters(path: str, operation: JsonSchema) -> None:
             )
     if not parameters:
         del operation["parameters"]
-
-
-def _bodies(path: str, method: str, operation: JsonSchema) -> None:
-    """The foreign protocols' bodies, where FastAPI saw only a raw request."""
-    if method == "post" and (path == "/invocations" or path == "/mlflow/{name}/invocations"):
-        operation.update(mlflow_operation(ref("MLflowInvocationRequest")))
-    elif method == "post" and path.startswith("/v2/models/") and path.endswith("/infer"):
-        operation.update(v2_infer_operation(ref("V2InferenceRequest")))
-    elif method == "get" and path in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        operation["responses"] = {"200": answer("Model metadata", ref("V2ModelMetadata"))}
-    elif method == "get" and path == "/v2":
-        operation["responses"] = {"200": answer("Server metadata", ref("V2ServerMetadata"))}

@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ferry.config.settings import Settings
+from ferry.server.routes import RouteTable
 from ferry.server.serving.context import ServingContext
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ Part = Callable[[], AbstractAsyncContextManager[None]]
 class FerryState:
     settings: Settings
     serving: ServingContext
+    routes: RouteTable = field(default_factory=RouteTable)  # the app's one route table
     security: Security | None = None  # auth on: /readyz names models to keys only
     monitoring: Monitoring | None = None
     registry: Callable[[], Registry] | None = None  # ferry server: the process's registry

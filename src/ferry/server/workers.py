@@ -59,12 +59,16 @@ def run(app: ASGIApp, host: str, port: int, workers: int, options: dict[str, Any
     from ferry.config.settings import get_settings
     from ferry.server.accesslog import AccessLogMiddleware
     from ferry.server.connections import ConnectionLimits, bounded_protocol, raise_descriptor_limit
+    from ferry.server.state import STATE_NAME, FerryState
 
     settings = get_settings()
     limits = ConnectionLimits.from_settings(settings, raise_descriptor_limit())
     log.debug("connection limits: %s", limits)
     # no route speaks WebSocket: without this uvicorn imports a WebSocket stack per process
-    options = {"ws": "none", "http": bounded_protocol(limits), "log_config": None, **options}
+    state = getattr(getattr(app, "state", None), STATE_NAME, None)
+    routes = state.routes if isinstance(state, FerryState) else None
+    http = bounded_protocol(limits, routes)
+    options = {"ws": "none", "http": http, "log_config": None, **options}
     app = AccessLogMiddleware(app, settings.access_log_sample)
     _freeze_loaded()
     if workers == 1:

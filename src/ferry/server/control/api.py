@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from ferry.config.settings import Settings, get_settings
 from ferry.monitoring.storage import MonitoringStore
 from ferry.server.control.aliases import AliasRoutes
@@ -16,15 +14,16 @@ from ferry.server.control.routing import PREFIX, RegistryProvider
 from ferry.server.control.uploads import UploadRoutes
 from ferry.server.control.versions import VersionRoutes
 from ferry.server.control.workdirs import sweep_staging
+from ferry.server.routes import Protocol, RouteTable
 
 
-def control_router(
+def control_routes(
     registry_provider: RegistryProvider,
     *,
     settings: Settings | None = None,
     config: ControlConfig | None = None,
     monitoring: MonitoringStore | None = None,
-) -> APIRouter:
+) -> RouteTable:
     """Models, versions (with uploads and downloads), aliases, lineage and the audit log.
 
     ``registry_provider`` returns the process's open ``Registry``; it is called on every
@@ -34,21 +33,21 @@ def control_router(
     settings = settings or get_settings()
     config = config or ControlConfig.from_settings(settings)
     sweep_staging(config.staging_root())  # what a killed server left behind
-    router = APIRouter(prefix=PREFIX)
+    routes = RouteTable(Protocol.CONTROL)
     # monitoring's own database (from settings unless given), shared by its routes
     monitoring = monitoring or MonitoringStore.from_settings(settings)
     builds = build_routes(registry_provider, settings or get_settings())
-    router.include_router(ModelRoutes(registry_provider).router())
-    router.include_router(
-        UploadRoutes(registry_provider, config, builds.auto_build, monitoring).router()
+    routes.include(ModelRoutes(registry_provider).routes(), PREFIX)
+    routes.include(
+        UploadRoutes(registry_provider, config, builds.auto_build, monitoring).routes(), PREFIX
     )
-    router.include_router(VersionRoutes(registry_provider, config).router())
-    router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
-    router.include_router(builds.router())
-    router.include_router(SecurityRoutes(settings).router())
-    router.include_router(monitoring_routes(registry_provider, settings, monitoring).router())
-    router.include_router(TelemetryRoutes(monitoring, TELEMETRY_MAX_BYTES).router())
-    return router
+    routes.include(VersionRoutes(registry_provider, config).routes(), PREFIX)
+    routes.include(AliasRoutes(registry_provider, builds.auto_build).routes(), PREFIX)
+    routes.include(builds.routes(), PREFIX)
+    routes.include(SecurityRoutes(settings).routes(), PREFIX)
+    routes.include(monitoring_routes(registry_provider, settings, monitoring).routes(), PREFIX)
+    routes.include(TelemetryRoutes(monitoring, TELEMETRY_MAX_BYTES).routes(), PREFIX)
+    return routes
 
 
 TELEMETRY_MAX_BYTES = 64 * 1024 * 1024

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -27,7 +27,15 @@ from ferry.monitoring.storage import DriftRecord, MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert
 from ferry.registry.names import MAX_VERSION
 from ferry.server.alerting import post_in_background
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ADMIN,
+    PUBLISH_MODEL,
+    READ_ALL,
+    READ_MODEL,
+    RegistryProvider,
+    control_routes,
+)
+from ferry.server.routes import RouteTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,21 +76,22 @@ class MonitoringRoutes:
         self.webhook = webhook
         self.store = store
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["monitoring"], responses=ERROR_RESPONSES)
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["monitoring"])
         version = "/models/{name}/versions/{version}"
-        router.add_api_route(version + "/profile", self.get_profile, methods=["GET"])
-        router.add_api_route(version + "/drift", self.run_drift, methods=["POST"])
-        router.add_api_route("/models/{name}/drift", self.history, methods=["GET"])
-        router.add_api_route("/drift/{report_id}", self.get_report, methods=["GET"])
-        router.add_api_route(
+        routes.add(version + "/profile", self.get_profile, "GET", READ_MODEL)
+        routes.add(version + "/drift", self.run_drift, "POST", PUBLISH_MODEL)
+        routes.add("/models/{name}/drift", self.history, "GET", READ_MODEL)
+        routes.add("/drift/{report_id}", self.get_report, "GET", READ_ALL)
+        routes.add(
             "/drift/{report_id}/report.html",
             self.get_report_html,
-            methods=["GET"],
+            "GET",
+            READ_ALL,
             response_model=None,
             responses={200: {"content": {"text/html": {}}, "description": "The HTML report"}},
         )
-        return router
+        return routes
 
     def _store(self) -> MonitoringStore:
         return self.store
@@ -216,12 +225,13 @@ class TelemetryRoutes:
         self.store = store
         self.max_bytes = max_bytes
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["telemetry"], responses=ERROR_RESPONSES)
-        router.add_api_route(
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["telemetry"])
+        routes.add(
             "/telemetry",
             self.receive,
-            methods=["POST"],
+            "POST",
+            ADMIN,
             response_model=TelemetryReceipt,
             openapi_extra={
                 "requestBody": {
@@ -236,8 +246,8 @@ class TelemetryRoutes:
                 }
             },
         )
-        router.add_api_route("/telemetry/sites", self.sites, methods=["GET"])
-        return router
+        routes.add("/telemetry/sites", self.sites, "GET", READ_ALL)
+        return routes
 
     async def receive(self, request: Request) -> TelemetryReceipt:
         """Verify a pushed bundle with this server's FERRY_TELEMETRY_KEY and keep its summary."""

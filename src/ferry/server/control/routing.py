@@ -16,17 +16,34 @@ from ferry.errors import InvalidRequest, MalformedBody
 from ferry.ids import ANONYMOUS
 from ferry.registry import Registry
 from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
+from ferry.security.scopes import Action
 from ferry.server.control.schemas import ErrorAnswer
+from ferry.server.routes import Protocol, RouteTable, need
 
 RegistryProvider = Callable[[], Registry]
 # told (model, version, actor) after a version is registered or an alias moves to it
 # (auto-builds, recorded as started by the actor whose write set them off)
 VersionHook = Callable[[str, int, str], None]
 PREFIX = "/api/v1"
+# who may call a control route (README "Access control"): a model's routes need read on it
+# to GET and publish on it otherwise; the registry's listing read (publish to create a
+# model, its name in the body), and keys, usage and the audit log admin
+READ_MODEL = need(Action.READ, on="name")
+PUBLISH_MODEL = need(Action.PUBLISH, on="name")
+READ_ALL = need(Action.READ)
+PUBLISH_ALL = need(Action.PUBLISH)
+ADMIN = need(Action.ADMIN)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorAnswer, "description": "The caller's mistake, in Ferry's error shape."}
 }
+
+
+def control_routes(tags: list[str]) -> RouteTable:
+    """A table of control-plane routes: Ferry's 400s for invalid parameters, error docs."""
+    return RouteTable(
+        Protocol.CONTROL, route_class=ControlRoute, tags=tags, responses=ERROR_RESPONSES
+    )
 
 
 class ControlRoute(APIRoute):

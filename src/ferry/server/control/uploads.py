@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -42,11 +41,11 @@ from ferry.server.control.inspection import Inspector
 from ferry.server.control.inspector import InspectReport, InspectSpec
 from ferry.server.control.multipart import Part, receive_parts
 from ferry.server.control.routing import (
-    ERROR_RESPONSES,
-    ControlRoute,
+    PUBLISH_MODEL,
     RegistryProvider,
     VersionHook,
     actor_of,
+    control_routes,
     principal_of,
 )
 from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
@@ -57,6 +56,7 @@ from ferry.server.control.staging import (
     stage_model,
 )
 from ferry.server.control.workdirs import WorkDir, relative_paths
+from ferry.server.routes import RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +137,20 @@ class UploadRoutes:
             timeout=config.inspect_timeout_seconds, slots=config.inspector_slots
         )
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
-        router.add_api_route(
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["registry"])
+        routes.add(
             # ``:path`` so that a name with '/' reaches check_name (400 invalid_name), not a 404
             "/models/{name:path}/versions",
             self.upload,
-            methods=["POST"],
+            "POST",
+            PUBLISH_MODEL,
             status_code=201,
             response_model=UploadOut,
             responses={200: {"model": UploadOut, "description": "Already registered"}},
             openapi_extra=UPLOAD_BODY,
         )
-        return router
+        return routes
 
     async def upload(self, name: str, request: Request) -> Response:
         """Register a new version from a bundle archive or a raw model file (multipart).

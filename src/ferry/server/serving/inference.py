@@ -23,6 +23,7 @@ from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
 from ferry.server.errors import status_of
+from ferry.server.routes import Protocol
 from ferry.server.serving.context import ServingContext
 from ferry.server.serving.jsonbody import loads
 
@@ -172,10 +173,10 @@ class Timer:
     """Times one request and records it in the metrics, whatever its outcome, and tells the
     context's observers (prediction log, metering) about it when there are any."""
 
-    __slots__ = ("client_id", "context", "path", "protocol", "request", "request_id", "start")
+    __slots__ = ("client_id", "context", "protocol", "request", "request_id", "start")
 
     def __init__(
-        self, context: ServingContext, request: Request, protocol: str, request_id: str
+        self, context: ServingContext, request: Request, protocol: Protocol, request_id: str
     ) -> None:
         self.context = context
         self.request = request
@@ -183,7 +184,6 @@ class Timer:
         self.request_id = request_id
         # the caller's own id, if it sent a well-formed one: logged beside ours, echoed back
         self.client_id = client_request_id(request.headers.get("x-request-id"))
-        self.path: str = request.scope["path"]
         self.start = time.perf_counter()
 
     def headers(self) -> dict[str, str]:
@@ -230,4 +230,4 @@ class Timer:
         self, model: LoadedModel | None, exc: FerryError, batch: Batch | None = None
     ) -> None:
         self.context.metrics.errors.labels(exc.code).inc()
-        self.done(model, status_of(exc, self.path), batch, error=exc)
+        self.done(model, status_of(exc, self.protocol), batch, error=exc)

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from ferry.errors import FerryError, PayloadTooLarge
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch
+from ferry.server.routes import Protocol as Wire
 from ferry.server.serving.context import ModelRef, serving_context
 from ferry.server.serving.inference import Timer, new_request_id, predict, read_body
 
@@ -57,7 +58,7 @@ class Answer:
 class Codec(Protocol):
     """A wire protocol: request → Decoded, Answer → Response. No resolve, no limits."""
 
-    protocol: str  # the metrics' and prediction log's protocol label
+    protocol: Wire  # its error shape; the metrics' and prediction log's label
     reads_body: bool  # False: the request is in the URL (GET predict)
 
     def decode(self, request: Request, body: bytes, model: LoadedModel) -> Decoded: ...

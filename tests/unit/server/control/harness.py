@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from ferry.errors import FerryError
 from ferry.registry import Registry, write_archive
-from ferry.server.control import ControlConfig, control_router
+from ferry.server.control import ControlConfig, control_routes
 from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
 
 with warnings.catch_warnings():
@@ -108,7 +108,7 @@ def build_app(registry: Registry, config: ControlConfig, database_url: str) -> F
 
     # monitoring's own store, over the registry's database file (not FERRY_HOME's)
     monitoring = MonitoringStore.open(database_url)
-    app.include_router(control_router(lambda: registry, config=config, monitoring=monitoring))
+    control_routes(lambda: registry, config=config, monitoring=monitoring).install(app)
     return app
 
 

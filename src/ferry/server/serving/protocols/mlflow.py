@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -13,6 +12,9 @@ from ferry.errors import InvalidRequest, UnsupportedMediaType
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch
 from ferry.model.validation import batch_from_columns, batch_from_records
+from ferry.security.scopes import Action
+from ferry.server.openapi_bodies import mlflow_operation, ref
+from ferry.server.routes import PUBLIC, Access, Protocol, RouteTable, need
 from ferry.server.serving.context import ModelRef, serving_context
 from ferry.server.serving.inference import (
     batch_from_csv,
@@ -75,7 +77,7 @@ def _from_split(data: Any, model: LoadedModel) -> Batch:
 class _MlflowCodec:
     """``mlflow models serve``'s four JSON layouts or a CSV in, ``{"predictions"}`` out."""
 
-    protocol = "mlflow"
+    protocol = Protocol.MLFLOW
     reads_body = True
 
     def decode(self, request: Request, body: bytes, model: LoadedModel) -> Decoded:
@@ -120,13 +122,30 @@ async def version(request: Request) -> Response:
     return PlainTextResponse(__version__)
 
 
-def mlflow_router() -> APIRouter:
-    router = APIRouter(tags=["mlflow"])
-    router.add_api_route("/invocations", invocations, methods=["POST"], summary="MLflow scoring")
-    router.add_api_route(
-        "/mlflow/{name}/invocations", model_invocations, methods=["POST"], summary="MLflow scoring"
+MLFLOW_OPERATION = mlflow_operation(ref("MLflowInvocationRequest"))
+
+
+def mlflow_routes() -> RouteTable:
+    routes = RouteTable(Protocol.MLFLOW, tags=["mlflow"])
+    routes.add(
+        "/invocations",
+        invocations,
+        "POST",
+        Access((Action.PREDICT,), single=True),
+        fast=True,
+        summary="MLflow scoring",
+        openapi_extra=MLFLOW_OPERATION,
+    )
+    routes.add(
+        "/mlflow/{name}/invocations",
+        model_invocations,
+        "POST",
+        need(Action.PREDICT, on="name"),
+        fast=True,
+        summary="MLflow scoring",
+        openapi_extra=MLFLOW_OPERATION,
     )
     for path in ("/ping", "/health"):
-        router.add_api_route(path, ping, methods=["GET"], summary="MLflow liveness")
-    router.add_api_route("/version", version, methods=["GET"], summary="Server version")
-    return router
+        routes.add(path, ping, "GET", PUBLIC, summary="MLflow liveness")
+    routes.add("/version", version, "GET", PUBLIC, summary="Server version")
+    return routes

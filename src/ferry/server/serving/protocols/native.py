@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,6 +12,8 @@ from ferry.errors import InvalidRequest, UnsupportedMediaType
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch
 from ferry.model.validation import batch_from_columns, batch_from_records
+from ferry.security.scopes import Action
+from ferry.server.routes import Protocol, RouteTable, need
 from ferry.server.serving.context import ModelRef, ServingContext, serving_context
 from ferry.server.serving.inference import (
     batch_from_csv,
@@ -69,7 +70,7 @@ def parse_native(payload: Any, model: LoadedModel) -> tuple[Batch, list[str] | N
 class _NativeCodec:
     """Ferry's JSON (or CSV) body, or one row from the query string (``reads_body`` False)."""
 
-    protocol = "native"
+    protocol = Protocol.NATIVE
 
     def __init__(self, reads_body: bool) -> None:
         self.reads_body = reads_body
@@ -189,23 +190,26 @@ async def model_metadata(request: Request) -> Response:
     return json_response(_metadata(model, context))
 
 
-def native_router(models: list[LoadedModel]) -> APIRouter:
+def native_routes(models: list[LoadedModel]) -> RouteTable:
     """Routes for every model; each known model also gets its own typed, documented paths."""
-    router = APIRouter(tags=["predict"])
+    routes = RouteTable(Protocol.NATIVE, tags=["predict"])
     for model in {m.name: m for m in models}.values():
         path = f"/v1/models/{model.name}/predict"
-        router.add_api_route(
+        predict = need(Action.PREDICT, model=model.name)
+        routes.add(
             path,
             _post_endpoint(model.name),
-            methods=["POST"],
+            "POST",
+            predict,
             summary=f"Predict with {model.name}",
             tags=[model.name],
             openapi_extra=_post_openapi(model),
         )
-        router.add_api_route(
+        routes.add(
             path,
             _get_endpoint(model.name),
-            methods=["GET"],
+            "GET",
+            predict,
             summary=f"Predict one row of {model.name} from the query string",
             tags=[model.name],
             openapi_extra={
@@ -222,17 +226,19 @@ def native_router(models: list[LoadedModel]) -> APIRouter:
                 "responses": _responses(model),
             },
         )
+    predict = need(Action.PREDICT, on="name")
     for path in ("/v1/models/{name}/predict", "/v1/models/{name}/versions/{version}/predict"):
-        router.add_api_route(path, post_predict, methods=["POST"], summary="Predict")
-        router.add_api_route(path, _get_endpoint(), methods=["GET"], summary="Predict one row")
-    # KServe V1; the route table needs it with scope predict:<name>
-    router.add_api_route(
-        "/v1/models/{name}:predict", kserve_predict, methods=["POST"], summary="KServe V1 predict"
+        routes.add(path, post_predict, "POST", predict, fast=True, summary="Predict")
+        routes.add(path, _get_endpoint(), "GET", predict, summary="Predict one row")
+    routes.add(
+        "/v1/models/{name}:predict", kserve_predict, "POST", predict, summary="KServe V1 predict"
     )
-    router.add_api_route("/v1/models", list_models, methods=["GET"], summary="List models")
+    listing = need(Action.READ, Action.PREDICT)
+    routes.add("/v1/models", list_models, "GET", listing, summary="List models")
+    metadata = need(Action.READ, Action.PREDICT, on="name")
     for path in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):
-        router.add_api_route(path, model_metadata, methods=["GET"], summary="Model metadata")
-    return router
+        routes.add(path, model_metadata, "GET", metadata, summary="Model metadata")
+    return routes
 
 
 def _post_openapi(model: LoadedModel) -> dict[str, Any]:

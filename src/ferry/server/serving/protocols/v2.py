@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,6 +12,9 @@ from ferry.errors import InvalidRequest
 from ferry.model.loaded import OUTPUT_ALIASES, LoadedModel
 from ferry.model.signature import Batch
 from ferry.model.validation import batch_from_arrays
+from ferry.security.scopes import Action
+from ferry.server.openapi_bodies import answer, ref, v2_infer_operation
+from ferry.server.routes import PUBLIC, Protocol, RouteTable, need
 from ferry.server.serving.context import ModelRef, ServingContext, serving_context
 from ferry.server.serving.inference import json_response
 from ferry.server.serving.pipeline import Answer, Decoded, run
@@ -55,7 +57,7 @@ def batch_from_request(request: InferRequest, model: LoadedModel) -> Batch:
 class _V2Codec:
     """Open Inference Protocol V2 tensors (JSON or Triton's binary extension) both ways."""
 
-    protocol = "v2"
+    protocol = Protocol.V2
     reads_body = True
 
     def decode(self, request: Request, body: bytes, model: LoadedModel) -> Decoded:
@@ -153,15 +155,37 @@ async def model_ready(request: Request) -> Response:
     return json_response({"name": request.path_params["name"], "ready": True})
 
 
-def v2_router() -> APIRouter:
-    router = APIRouter(tags=["v2"])
-    router.add_api_route("/v2", server_metadata, methods=["GET"], summary="V2 server metadata")
-    router.add_api_route("/v2/health/live", live, methods=["GET"], summary="V2 liveness")
-    router.add_api_route("/v2/health/ready", server_ready, methods=["GET"], summary="V2 readiness")
+def v2_routes() -> RouteTable:
+    routes = RouteTable(Protocol.V2, tags=["v2"])
+    routes.add(
+        "/v2",
+        server_metadata,
+        "GET",
+        PUBLIC,
+        summary="V2 server metadata",
+        openapi_extra={"responses": {"200": answer("Server metadata", ref("V2ServerMetadata"))}},
+    )
+    routes.add("/v2/health/live", live, "GET", PUBLIC, summary="V2 liveness")
+    routes.add("/v2/health/ready", server_ready, "GET", PUBLIC, summary="V2 readiness")
+    metadata = need(Action.READ, Action.PREDICT, on="name")
+    predict = need(Action.PREDICT, on="name")
     for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        router.add_api_route(base, model_metadata, methods=["GET"], summary="V2 model metadata")
-        router.add_api_route(
-            f"{base}/ready", model_ready, methods=["GET"], summary="V2 model ready"
+        routes.add(
+            base,
+            model_metadata,
+            "GET",
+            metadata,
+            summary="V2 model metadata",
+            openapi_extra={"responses": {"200": answer("Model metadata", ref("V2ModelMetadata"))}},
         )
-        router.add_api_route(f"{base}/infer", infer, methods=["POST"], summary="V2 inference")
-    return router
+        routes.add(f"{base}/ready", model_ready, "GET", metadata, summary="V2 model ready")
+        routes.add(
+            f"{base}/infer",
+            infer,
+            "POST",
+            predict,
+            fast=True,
+            summary="V2 inference",
+            openapi_extra=v2_infer_operation(ref("V2InferenceRequest")),
+        )
+    return routes

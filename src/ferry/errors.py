@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class FerryError(Exception):
     """Base of every error Ferry raises on purpose."""
@@ -314,3 +317,18 @@ class TelemetryRejected(InvalidRequest):
     """A telemetry bundle whose signature or file hashes do not check out."""
 
     code = "telemetry_rejected"
+
+
+# --- pydantic's validation errors, read once ---------------------------------------------------
+_LOCATION_KINDS = ("body", "query", "path", "header")
+
+
+def first_problem(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """The first of pydantic's (or FastAPI's) validation errors as ``(field, message)``: the
+    field a dotted path without the location kind (``body``, ``query``...) or list indices,
+    ``""`` for the whole value."""
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    if loc and loc[0] in _LOCATION_KINDS:
+        loc = loc[1:]
+    return ".".join(loc), str(first.get("msg", "invalid value"))

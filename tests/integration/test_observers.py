@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.db.events import PredictionEvent
 from ferry.model.loaded import load
+from ferry.security.identity import PRINCIPAL_SCOPE_KEY, Principal
 from ferry.server.app import create_app
 from tests.integration.inprocess import running
 
@@ -38,7 +39,7 @@ class SetPrincipal:
         self.app = app
 
     async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
-        scope[PRINCIPAL_SCOPE_KEY] = "key-ci"
+        scope[PRINCIPAL_SCOPE_KEY] = Principal("key-ci", "ci", "key", ())
         await self.app(scope, receive, send)  # type: ignore[operator]
 
 

@@ -20,7 +20,7 @@ from ferry.db.events import PredictionObserver
 from ferry.errors import FerryError
 from ferry.model.loaded import LoadedModel
 from ferry.monitoring.metrics import ServingMetrics
-from ferry.security.identity import IDENTITY_SCOPE_KEY
+from ferry.security.identity import PRINCIPAL_SCOPE_KEY
 from ferry.security.scopes import Action
 from ferry.server.docs import docs_routes
 from ferry.server.errors import (
@@ -236,7 +236,7 @@ async def readyz(request: Request) -> Response:
     principal on public routes too)."""
     source = serving_context(request).models
     body: dict[str, object] = {"ready": source.ready}
-    if ferry_state(request).security is not None and IDENTITY_SCOPE_KEY not in request.scope:
+    if ferry_state(request).security is not None and PRINCIPAL_SCOPE_KEY not in request.scope:
         return json_response(body, status=200 if source.ready else 503)
     body["models"] = {f"{n}:{v}": c.status for (n, v), c in source.checks.items()}
     if source.database is not None:

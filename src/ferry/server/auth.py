@@ -22,14 +22,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config.settings import Settings
-from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.db.events import PredictionEvent
 from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
 from ferry.ids import ANONYMOUS
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.audit import AuditRecord, AuditWriter, Refusal
 from ferry.security.authenticator import Authenticator, Outcome
 from ferry.security.database import SecurityDatabase
-from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
+from ferry.security.identity import PRINCIPAL_SCOPE_KEY, Principal
 from ferry.security.keys import key_id_of
 from ferry.security.metering import UsageMeter
 from ferry.security.public import PublicModels
@@ -165,8 +165,7 @@ class AuthMiddleware:
             except Exception as exc:  # counters unreachable: quotas fail closed
                 await self._unavailable(scope, receive, send, "count the key's quota", exc)
                 return
-        scope[PRINCIPAL_SCOPE_KEY] = principal.id
-        scope[IDENTITY_SCOPE_KEY] = principal
+        scope[PRINCIPAL_SCOPE_KEY] = principal
         if is_write(method) and Action.PREDICT not in need.actions:  # predictions aren't writes
             await self._audited(scope, receive, send, principal)
         else:
@@ -192,7 +191,7 @@ class AuthMiddleware:
             log.warning("cannot check credentials for %s", scope["path"], exc_info=True)
             return
         if isinstance(outcome, Principal) and outcome.may(READ_ALL):
-            scope[IDENTITY_SCOPE_KEY] = outcome
+            scope[PRINCIPAL_SCOPE_KEY] = outcome
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """No route speaks WebSocket today; one that does gets the GET rules, never a bypass."""
@@ -205,7 +204,7 @@ class AuthMiddleware:
             if not isinstance(outcome, Principal) or not outcome.may(need):
                 await send({"type": "websocket.close", "code": 1008})  # policy violation
                 return
-            scope[PRINCIPAL_SCOPE_KEY] = outcome.id
+            scope[PRINCIPAL_SCOPE_KEY] = outcome
         await self.app(scope, receive, send)
 
     async def _audited(

@@ -12,7 +12,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ferry.config.settings import Settings
-from ferry.db.events import PRINCIPAL_SCOPE_KEY
+from ferry.security.identity import principal_id
 from ferry.security.keys import KeyStore
 from ferry.security.scopes import Action
 from ferry.server.auth import AuthMiddleware, Security, credentials
@@ -47,7 +47,7 @@ def secured(tmp_path: Path) -> Iterator[tuple[TestClient, KeyStore]]:
 
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_text(str(websocket.scope.get(PRINCIPAL_SCOPE_KEY)))
+        await websocket.send_text(str(principal_id(websocket.scope)))
         await websocket.close()
 
     # a route that speaks WebSocket gets the access of its GET in the route table

@@ -11,11 +11,10 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.db.events import PRINCIPAL_SCOPE_KEY
-from ferry.errors import InvalidRequest, MalformedBody
+from ferry.errors import InvalidRequest, MalformedBody, first_problem
 from ferry.ids import ANONYMOUS
 from ferry.registry import Registry
-from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
+from ferry.security.identity import Principal, principal_id, principal_in
 from ferry.security.scopes import Action
 from ferry.server.control.schemas import ErrorAnswer
 from ferry.server.routes import Protocol, RouteTable, need
@@ -69,25 +68,19 @@ class ControlRoute(APIRoute):
 def actor_of(request: Request) -> str:
     """The authenticated caller's principal id (an API key's id, ``jwt:<subject>``), as the
     auth layer left it in the ASGI scope; ``anonymous`` when auth is off or the route is open."""
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
-    return str(principal) if principal else ANONYMOUS
+    return principal_id(request.scope) or ANONYMOUS
 
 
 def principal_of(request: Request) -> Principal | None:
     """The authenticated caller with its scopes, for a route that decides on a body field
     (an upload's ``trust=true``, a ``public=true`` tag); None when auth is off."""
-    principal = request.scope.get(IDENTITY_SCOPE_KEY)
-    return principal if isinstance(principal, Principal) else None
+    return principal_in(request.scope)
 
 
 def invalid_request(errors: Sequence[Any]) -> InvalidRequest:
     """The first of pydantic's/FastAPI's validation errors as an ``InvalidRequest``."""
-    first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
-    if loc and loc[0] in ("body", "query", "path", "header"):
-        loc = loc[1:]
-    field = ".".join(loc) or "body"
-    message = str(first.get("msg", "invalid value"))
-    if first.get("type") == "json_invalid":
+    field, message = first_problem(errors)
+    field = field or "body"
+    if errors and errors[0].get("type") == "json_invalid":
         return MalformedBody(f"request body is not valid JSON: {message}", field="body")
     return InvalidRequest(f"{field}: {message}", field=field, problems=len(errors))

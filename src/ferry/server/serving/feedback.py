@@ -21,10 +21,10 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.db.events import PRINCIPAL_SCOPE_KEY
 from ferry.errors import InvalidRequest, PredictionNotFound
 from ferry.monitoring.performance import TASKS, evaluate
 from ferry.monitoring.predlog import Feedback, LoggedPrediction, parse_duration, parse_time
+from ferry.security.identity import principal_id
 from ferry.security.scopes import Action
 from ferry.server.monitoring import Monitoring, monitoring_of
 from ferry.server.routes import Protocol, RouteTable, need
@@ -212,7 +212,7 @@ async def post_feedback(request: Request) -> Response:
     monitoring.logged_store()  # a 409 before reading the body when logging is off
     items = parse_feedback(parse_json(await read_body(request, MAX_BODY_BYTES)))
     name = _model_name(request)
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    principal = principal_id(request.scope)
     answer = await anyio.to_thread.run_sync(record_feedback, monitoring, name, items, principal)
     return json_response(answer)
 
@@ -272,7 +272,7 @@ async def get_prediction(request: Request) -> Response:
     monitoring = monitoring_of(request)
     store = monitoring.logged_store()
     request_id: str = request.path_params["request_id"]
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    principal = principal_id(request.scope)
     record = await anyio.to_thread.run_sync(store.get, request_id, principal)
     return json_response(record.to_json())
 

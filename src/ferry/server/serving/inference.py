@@ -16,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.config.logging import bind_model, request_id_var
-from ferry.db.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.db.events import PredictionEvent
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
 from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
+from ferry.security.identity import principal_id
 from ferry.server.errors import status_of
 from ferry.server.routes import Protocol
 from ferry.server.serving.context import ServingContext
@@ -218,7 +219,7 @@ class Timer:
             rows=rows,
             seconds=seconds,
             timestamp=time.time() - seconds,
-            principal=self.request.scope.get(PRINCIPAL_SCOPE_KEY),
+            principal=principal_id(self.request.scope),
             error_code=error.code if error is not None else None,
             inputs=batch,
             outputs=outputs,

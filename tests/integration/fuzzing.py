@@ -40,18 +40,22 @@ def fuzz(
     destructive: bool = False,
     checks: tuple[str, ...] = ("not_a_server_error",),
     max_examples: int = 12,
+    headers: dict[str, str] | None = None,
 ) -> Findings:
     """Run schemathesis over ``base_url + document`` against ``base_url``.
 
     By default over every operation but the destructive ones, where a ``name`` path parameter
     is one of ``names`` half of the time and a ``version`` one is ``1`` half of the time, so the
     cases reach the models, not only the 404 of an unknown name. With ``destructive``, over
-    the destructive operations only, with generated names."""
+    the destructive operations only, with generated names. ``headers`` go with every request
+    (and the document's own one): an API key, say."""
     config: dict[str, object] = {
         "base-url": base_url,
         "generation": {"mode": "all", "max-examples": max_examples},
         "checks": {"enabled": False, **{name: {"enabled": True} for name in checks}},
     }
+    if headers:
+        config["headers"] = headers
     if names and not destructive:
         config["dictionaries"] = {"models": {"values": names}, "versions": {"values": ["1"]}}
         config["parameters"] = {
@@ -59,7 +63,7 @@ def fuzz(
             "version": {"dictionary": "versions", "probability": 0.5},
         }
     schema = schemathesis.openapi.from_url(
-        base_url + document, config=schemathesis.Config.from_dict(config)
+        base_url + document, config=schemathesis.Config.from_dict(config), headers=headers
     )
     if destructive:
         schema = schema.include(name_regex=DESTRUCTIVE)

@@ -20,6 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ferry.client import Client
+from ferry.config.settings import Settings
+from ferry.registry import Registry
+from ferry.security.keys import KeyStore
 from tests.integration.conftest import platform_server, served
 from tests.integration.fuzzing import Findings, fuzz, operations
 from tests.integration.inprocess import running
@@ -48,15 +51,37 @@ def server_url(
         yield url
 
 
+@pytest.fixture(scope="module")
+def auth_server(
+    tmp_path_factory: pytest.TempPathFactory, iris_bundle: Path, mixed_bundle: Path
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """``ferry server --auth`` over the same two models, and an admin key's header."""
+    home = tmp_path_factory.mktemp("auth-server")
+    settings = Settings(home=home)
+    with Registry.from_settings(settings) as registry:
+        for name, bundle in (("iris", iris_bundle), ("mixed", mixed_bundle)):
+            registry.register(bundle, name)
+            registry.set_alias(name, "production", 1)
+    store = KeyStore.from_settings(settings)
+    try:
+        token = store.create("fuzzer", ("admin",)).token
+    finally:
+        store.database.close()
+    with platform_server(home, "--workers", "1", "--auth", log=home / "server.log") as url:
+        yield url, {"X-API-Key": token}
+
+
 def spec_errors(document: dict[str, Any]) -> list[str]:
     return [str(e).splitlines()[0] for e in OpenAPIV31SpecValidator(document).iter_errors()]
 
 
-def documents(url: str, names: list[str]) -> dict[str, dict[str, Any]]:
+def documents(
+    url: str, names: list[str], headers: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """The main document and each model's own one, by path."""
     found = {}
     for path in ["/openapi.json", *(f"/v1/models/{n}/openapi.json" for n in names)]:
-        answer = httpx.get(url + path, timeout=30)
+        answer = httpx.get(url + path, headers=headers, timeout=30)
         assert answer.status_code == 200, (path, answer.text)
         found[path] = answer.json()
     return found
@@ -98,6 +123,26 @@ def test_schemathesis_finds_no_server_error_on_server(server_url: str) -> None:
     assert_clean(
         fuzz(server_url, "/openapi.json", names=names, destructive=True), main, destructive=True
     )
+
+
+def test_server_with_auth_documents_keys_and_has_no_server_error(
+    auth_server: tuple[str, dict[str, str]],
+) -> None:
+    url, key = auth_server
+    names = ["iris", "mixed"]
+    found = documents(url, names, key)
+    for path, document in found.items():
+        assert spec_errors(document) == [], path
+        schemes = document["components"]["securitySchemes"]
+        assert set(schemes) == {"bearer", "apiKey"}, path
+    predict = found["/openapi.json"]["paths"]["/v1/models/{name}/predict"]["post"]
+    assert predict["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "401" in predict["responses"]
+    one = found["/v1/models/iris/openapi.json"]["paths"]["/v1/models/iris/predict"]["post"]
+    assert one["security"] == predict["security"]
+    # with the admin key the cases get past auth to the routes themselves
+    for path, document in found.items():
+        assert_clean(fuzz(url, path, names=names, headers=key), document)
 
 
 def test_fuzzing_reports_a_server_error() -> None:

@@ -21,6 +21,9 @@ from schemathesis.engine.recorder import ScenarioRecorder
 # generated names only (``destructive=True``)
 DESTRUCTIVE = r"^(DELETE|PUT|PATCH) |^POST .*/builds$"
 
+# no 5xx; and every status and content type answered is one the document declares
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance")
+
 
 @dataclass(slots=True)
 class Findings:
@@ -38,7 +41,7 @@ def fuzz(
     *,
     names: list[str],
     destructive: bool = False,
-    checks: tuple[str, ...] = ("not_a_server_error",),
+    checks: tuple[str, ...] = CHECKS,
     max_examples: int = 12,
     headers: dict[str, str] | None = None,
 ) -> Findings:

@@ -134,7 +134,13 @@ def create_app(
         app.include_router(monitoring_router())
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"])
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        tags=["health"],
+        response_class=PlainTextResponse,  # Prometheus text: documented as text/plain
+    )
     install_openapi(app, settings)  # issue 14 point 7/8: valid document, offline /docs
     install_header_limit(app, settings.max_header_bytes, metrics)
     if state.security is not None:

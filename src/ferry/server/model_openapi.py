@@ -15,6 +15,7 @@ from ferry.server.openapi_bodies import (
     MLFLOW_SCHEMAS,
     V2_SCHEMAS,
     answer,
+    declare_errors,
     json_body,
     mlflow_operation,
     mlflow_request_schema,
@@ -92,6 +93,9 @@ def build_model_document(model: LoadedModel, main: JsonSchema) -> JsonSchema:
             }
         },
     }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            declare_errors(path, operation)
     security = _security_of(main)
     if security is not None:
         for operations in paths.values():

@@ -17,6 +17,7 @@ from ferry.server.openapi_bodies import (
     MLFLOW_SCHEMAS,
     V2_SCHEMAS,
     answer,
+    declare_errors,
     mlflow_operation,
     ref,
     v2_infer_operation,
@@ -92,6 +93,7 @@ def complete(document: JsonSchema, policy: AccessPolicy, *, auth: bool) -> JsonS
                 continue
             _declare_path_parameters(path, operation)
             _bodies(path, method, operation)
+            declare_errors(path, operation)
             if auth and policy.requirement(method.upper(), path) is not None:
                 operation["security"] = SECURITY
                 operation.setdefault("responses", {}).setdefault(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.server.errors import is_mlflow, is_v2
+
 JsonSchema = dict[str, Any]
 
 V2_DATATYPES = [
@@ -208,3 +210,22 @@ def v2_infer_operation(request: JsonSchema) -> JsonSchema:
 
 def ref(name: str) -> JsonSchema:
     return _ref(name)
+
+
+_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+
+
+def declare_errors(path: str, operation: JsonSchema) -> None:
+    """Every operation's 4xx and 5xx, in its protocol's error shape (server/errors.py).
+
+    FastAPI's own 422 (its ``HTTPValidationError`` body) is never sent: the app answers a
+    request that fails validation with 400 and the protocol's shape, so it goes."""
+    shape = "V2Error" if is_v2(path) else "MLflowError" if is_mlflow(path) else "FerryError"
+    responses = operation.setdefault("responses", {})
+    declared = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if declared.get("schema", {}).get("$ref") == _VALIDATION_ERROR:
+        del responses["422"]
+    responses.setdefault("4XX", answer("The caller's mistake; the message names it", _ref(shape)))
+    responses.setdefault(
+        "5XX", answer("A server fault: a fixed message with the request id", _ref(shape))
+    )

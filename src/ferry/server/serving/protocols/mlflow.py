@@ -126,7 +126,23 @@ def mlflow_router() -> APIRouter:
     router.add_api_route(
         "/mlflow/{name}/invocations", model_invocations, methods=["POST"], summary="MLflow scoring"
     )
+    loading: dict[int | str, dict[str, Any]] = {
+        503: {"description": "Models still loading", "content": {"text/plain": {}}}
+    }
     for path in ("/ping", "/health"):
-        router.add_api_route(path, ping, methods=["GET"], summary="MLflow liveness")
-    router.add_api_route("/version", version, methods=["GET"], summary="Server version")
+        router.add_api_route(
+            path,
+            ping,
+            methods=["GET"],
+            summary="MLflow liveness",
+            response_class=PlainTextResponse,
+            responses=loading,
+        )
+    router.add_api_route(
+        "/version",
+        version,
+        methods=["GET"],
+        summary="Server version",
+        response_class=PlainTextResponse,
+    )
     return router

@@ -66,7 +66,7 @@ def fuzz(
             "version": {"dictionary": "versions", "probability": 0.5},
         }
     schema = schemathesis.openapi.from_url(
-        base_url + document, config=schemathesis.Config.from_dict(config), headers=headers
+        base_url + document, config=schemathesis.Config.from_dict(config), headers=headers or {}
     )
     if destructive:
         schema = schema.include(name_regex=DESTRUCTIVE)

@@ -25,7 +25,10 @@ from ferry.errors import (
 from ferry.monitoring.drift import DriftReport
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.tables import drift_results, reference_profiles, telemetry_imports
+from ferry.registry.names import MAX_VERSION
 from ferry.registry.tables import models, versions
+
+MAX_ROW_ID = 2**63 - 1  # the id columns are 64-bit; a larger number overflows the driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,8 @@ class MonitoringStore:
             return int(key[0])
 
     def get_drift(self, report_id: int) -> DriftRecord:
+        if not 1 <= report_id <= MAX_ROW_ID:
+            raise DriftReportNotFound(f"no drift report {report_id}", id=report_id)
         with self._db.read() as conn:
             row = conn.execute(_drift_query().where(drift_results.c.id == report_id)).first()
         if row is None:
@@ -266,6 +271,8 @@ class MonitoringStore:
 
 
 def _version_id(conn: Connection, model: str, version: int) -> int:
+    if not 1 <= version <= MAX_VERSION:
+        raise VersionNotFound(f"{model} has no version {version}", model=model, version=version)
     found = conn.execute(
         sa.select(versions.c.id)
         .join(models, models.c.id == versions.c.model_id)

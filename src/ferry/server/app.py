@@ -155,7 +155,8 @@ def _routes(
     health.add("/healthz", healthz, "GET", PUBLIC)
     health.add("/readyz", readyz, "GET", PUBLIC)
     metrics = Access((Action.READ,), public_if_metrics_public=True)
-    health.add("/metrics", metrics_endpoint, "GET", metrics)
+    # Prometheus text: documented as text/plain
+    health.add("/metrics", metrics_endpoint, "GET", metrics, response_class=PlainTextResponse)
     routes.include(health)
     routes.include(openapi_routes())
     routes.include(docs_routes())

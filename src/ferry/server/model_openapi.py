@@ -15,12 +15,14 @@ from ferry.server.openapi_bodies import (
     MLFLOW_SCHEMAS,
     V2_SCHEMAS,
     answer,
+    declare_errors,
     json_body,
     mlflow_operation,
     mlflow_request_schema,
     ref,
     v2_infer_operation,
 )
+from ferry.server.routes import RouteTable
 from ferry.server.serving.context import serving_context
 from ferry.server.serving.inference import json_response
 from ferry.server.serving.schemas import (
@@ -29,6 +31,7 @@ from ferry.server.serving.schemas import (
     native_response_schema,
     row_object_schema,
 )
+from ferry.server.state import ferry_state
 
 JsonSchema = dict[str, Any]
 DOCUMENT_PATH = "/v1/models/{name}/openapi.json"
@@ -37,10 +40,11 @@ DOCUMENT_PATH = "/v1/models/{name}/openapi.json"
 async def model_document(request: Request) -> Response:
     name = request.path_params["name"]
     model = await serving_context(request).models.resolve(name)
-    return json_response(build_model_document(model, request.app.openapi()))
+    routes = ferry_state(request).routes
+    return json_response(build_model_document(model, request.app.openapi(), routes))
 
 
-def build_model_document(model: LoadedModel, main: JsonSchema) -> JsonSchema:
+def build_model_document(model: LoadedModel, main: JsonSchema, routes: RouteTable) -> JsonSchema:
     """The document; components (error bodies, security schemes, security) from ``main``."""
     name = model.name
     components = main.get("components", {})
@@ -92,6 +96,9 @@ def build_model_document(model: LoadedModel, main: JsonSchema) -> JsonSchema:
             }
         },
     }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            declare_errors(routes.protocol_of(path), operation)
     security = _security_of(main)
     if security is not None:
         for operations in paths.values():

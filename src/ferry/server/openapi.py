@@ -18,6 +18,7 @@ from ferry.server.openapi_bodies import (
     MLFLOW_SCHEMAS,
     V2_SCHEMAS,
     answer,
+    declare_errors,
     ref,
 )
 from ferry.server.routes import PUBLIC, Protocol, RouteTable, need
@@ -100,19 +101,21 @@ def complete(document: JsonSchema, routes: RouteTable, *, auth: bool) -> JsonSch
     schemas["FerryError"] = ERROR_SCHEMA
     schemas.update(V2_SCHEMAS)
     schemas.update(MLFLOW_SCHEMAS)
-    for path, operations in document.get("paths", {}).items():
+    paths = document.get("paths", {})
+    for path, operations in paths.items():
         for method, operation in operations.items():
             if method in _METHODS:
                 _declare_path_parameters(path, operation)
-    if auth:
-        paths = document.get("paths", {})
-        for route in routes:
-            operation = paths.get(compile_path(route.path)[1], {}).get(route.method.lower())
-            if operation is not None and route.access.actions:
-                operation["security"] = SECURITY
-                operation.setdefault("responses", {}).setdefault(
-                    "401", answer("No key, or an unknown one", ref("FerryError"))
-                )
+    for route in routes:  # what the route table says of each operation
+        operation = paths.get(compile_path(route.path)[1], {}).get(route.method.lower())
+        if operation is None:
+            continue  # not in the document (include_in_schema=False)
+        declare_errors(route.protocol, operation)
+        if auth and route.access.actions:
+            operation["security"] = SECURITY
+            operation.setdefault("responses", {}).setdefault(
+                "401", answer("No key, or an unknown one", ref("FerryError"))
+            )
     return document
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.server.routes import Protocol
+
 JsonSchema = dict[str, Any]
 
 V2_DATATYPES = [
@@ -208,3 +210,25 @@ def v2_infer_operation(request: JsonSchema) -> JsonSchema:
 
 def ref(name: str) -> JsonSchema:
     return _ref(name)
+
+
+_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+
+
+_ERROR_SHAPES = {Protocol.V2: "V2Error", Protocol.MLFLOW: "MLflowError"}
+
+
+def declare_errors(protocol: Protocol, operation: JsonSchema) -> None:
+    """Every operation's 4xx and 5xx, in its protocol's error shape (server/errors.py).
+
+    FastAPI's own 422 (its ``HTTPValidationError`` body) is never sent: the app answers a
+    request that fails validation with 400 and the protocol's shape, so it goes."""
+    shape = _ERROR_SHAPES.get(protocol, "FerryError")
+    responses = operation.setdefault("responses", {})
+    declared = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if declared.get("schema", {}).get("$ref") == _VALIDATION_ERROR:
+        del responses["422"]
+    responses.setdefault("4XX", answer("The caller's mistake; the message names it", _ref(shape)))
+    responses.setdefault(
+        "5XX", answer("A server fault: a fixed message with the request id", _ref(shape))
+    )

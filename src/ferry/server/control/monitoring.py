@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -23,7 +23,7 @@ from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.references import reference_profile
 from ferry.monitoring.runs import DriftHistory, DriftRun, DriftSummary
-from ferry.monitoring.storage import DriftRecord, MonitoringStore
+from ferry.monitoring.storage import MAX_ROW_ID, DriftRecord, MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert
 from ferry.registry.names import MAX_VERSION
 from ferry.server.alerting import post_in_background
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 MAX_LIVE_ROWS = 1_000_000
 _BINARY = {"type": "string", "format": "binary"}
+
+
+# bounded as the columns are: a larger number overflowed the database driver (a 500)
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version number.")]
+ReportId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A drift report's id.")]
 
 
 class SplitFrame(BaseModel):
@@ -96,11 +101,11 @@ class MonitoringRoutes:
     def _store(self) -> MonitoringStore:
         return self.store
 
-    def get_profile(self, name: str, version: int) -> ReferenceProfile:
+    def get_profile(self, name: str, version: VersionNumber) -> ReferenceProfile:
         """The version's reference profile (per feature: quantiles, bins, categories)."""
         return reference_profile(self.registry(), self.store, name, version)
 
-    def run_drift(self, name: str, version: int, body: DriftIn) -> DriftRun:
+    def run_drift(self, name: str, version: VersionNumber, body: DriftIn) -> DriftRun:
         """Compare live rows with the version's reference profile; store and alert."""
         registry = self.registry()
         store = self.store
@@ -137,10 +142,10 @@ class MonitoringRoutes:
         records = self.store.drift_history(name, version, limit=limit)
         return DriftHistory(items=[_summary(r) for r in records])
 
-    def get_report(self, report_id: int) -> DriftRun:
+    def get_report(self, report_id: ReportId) -> DriftRun:
         return DriftRun(id=report_id, report=self._store().get_drift(report_id).report)
 
-    def get_report_html(self, report_id: int) -> HTMLResponse:
+    def get_report_html(self, report_id: ReportId) -> HTMLResponse:
         """The report as a self-contained HTML page with its plots."""
         from ferry.monitoring.report import render_html
 

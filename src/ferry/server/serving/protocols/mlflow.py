@@ -145,7 +145,25 @@ def mlflow_routes() -> RouteTable:
         summary="MLflow scoring",
         openapi_extra=MLFLOW_OPERATION,
     )
+    loading: dict[int | str, dict[str, Any]] = {
+        503: {"description": "Models still loading", "content": {"text/plain": {}}}
+    }
     for path in ("/ping", "/health"):
-        routes.add(path, ping, "GET", PUBLIC, summary="MLflow liveness")
-    routes.add("/version", version, "GET", PUBLIC, summary="Server version")
+        routes.add(
+            path,
+            ping,
+            "GET",
+            PUBLIC,
+            summary="MLflow liveness",
+            response_class=PlainTextResponse,
+            responses=loading,
+        )
+    routes.add(
+        "/version",
+        version,
+        "GET",
+        PUBLIC,
+        summary="Server version",
+        response_class=PlainTextResponse,
+    )
     return routes

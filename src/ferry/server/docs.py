@@ -9,11 +9,11 @@ names stay hidden from callers without a key (as on ``/readyz``), and the link i
 from __future__ import annotations
 
 import html
+import importlib.util
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
-import fastapi_offline
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -22,7 +22,10 @@ from ferry.server.routes import PUBLIC, Protocol, RouteTable
 from ferry.server.serving.context import serving_context
 from ferry.server.state import ferry_state
 
-ASSETS = Path(fastapi_offline.__file__).parent / "static"
+# the assets of the fastapi-offline package, found without importing it (its FastAPI subclass
+# is not used: the pages are built here)
+_SPEC = importlib.util.find_spec("fastapi_offline")
+ASSETS = Path(str(_SPEC.origin if _SPEC else "")).parent / "static"
 ASSET_PREFIX = "/docs/assets/"
 ASSET_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
 _MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}

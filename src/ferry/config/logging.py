@@ -50,9 +50,17 @@ class ContextFilter(logging.Filter):
     """Puts the request context on each record and scrubs credentials from it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        record.model = model_var.get()
-        record.version = version_var.get()
+        # a field the call gave in ``extra=`` wins: a line about another model than the
+        # request's (a registry write, a drift job, a load) names that one
+        for name, var in (
+            ("request_id", request_id_var),
+            ("model", model_var),
+            ("version", version_var),
+        ):
+            if name not in record.__dict__:
+                setattr(record, name, var.get())
+            else:
+                setattr(record, name, str(record.__dict__[name]))
         for key in extra_fields(record):
             if _SECRET_KEY.search(key):
                 setattr(record, key, REDACTED)

@@ -2,7 +2,8 @@
 request id, model, version), a sample of the successful ones (``FERRY_ACCESS_LOG_SAMPLE``,
 0..1) and every error (status >= 400). Pure ASGI: no task of its own, so what the app binds
 (request id, model) is seen here after it answers. Never the body, the query string or a
-header: credentials and payloads stay out of the log."""
+header: credentials and payloads stay out of the log. Every answer carries the
+``x-request-id`` its lines are logged under (error answers had none to quote)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,14 @@ class AccessLogMiddleware:
             nonlocal status, answered_id
             if message["type"] == "http.response.start":
                 status = message["status"]
-                for key, value in message.get("headers", ()):
+                headers = list(message.get("headers", ()))
+                for key, value in headers:
                     if key.lower() == b"x-request-id":
                         answered_id = value.decode("latin-1")
+                if answered_id is None:  # every answer names the id its log lines carry
+                    answered_id = request_id_var.get()
+                    headers.append((b"x-request-id", answered_id.encode("latin-1")))
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -52,6 +58,8 @@ class AccessLogMiddleware:
             if status >= 400 or sampled:
                 if answered_id is not None:
                     request_id_var.set(answered_id)
+                if model_var.get() == "-":
+                    _bind_from_path(scope)
                 self._line(scope, status, time.perf_counter() - start)
             request_id_var.reset(tokens[0])
             model_var.reset(tokens[1])
@@ -70,3 +78,16 @@ class AccessLogMiddleware:
             seconds * 1000,
             extra={"method": method, "path": path, "status": status, "duration_ms": seconds * 1000},
         )
+
+
+def _bind_from_path(scope: Scope) -> None:
+    """The model (and version) the route's path named, for a request that served none:
+    a registry call (``/api/v1/models/{name}/versions``), an unknown model's 404. The router
+    leaves its ``path_params`` in the scope; a model name is ``{name}`` in every route."""
+    params = scope.get("path_params") or {}
+    name = params.get("name")
+    if isinstance(name, str) and name:
+        model_var.set(name)
+        version = params.get("version")
+        if version is not None:
+            version_var.set(str(version))

@@ -50,6 +50,20 @@ def test_json_lines_carry_extra_and_request_context(stream: io.StringIO) -> None
     assert record["logger"] == "ferry.test"
 
 
+def test_model_given_in_extra_wins_over_the_request_context(stream: io.StringIO) -> None:
+    _capture("json", stream)
+    bind_model("iris", "3")
+    try:
+        # a line about another model than the request's (a registry write, an eviction)
+        logging.getLogger("ferry.test").info("registered", extra={"model": "wine", "version": 7})
+        logging.getLogger("ferry.test").info("served")
+    finally:
+        bind_model("-", "-")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["model"], first["version"]) == ("wine", "7")
+    assert (second["model"], second["version"]) == ("iris", "3")
+
+
 def test_console_lines_carry_extra_fields(stream: io.StringIO) -> None:
     _capture("console", stream)
     logging.getLogger("ferry.test").warning("slow", extra={"duration_ms": 12})

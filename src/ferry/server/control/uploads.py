@@ -22,6 +22,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ferry.config.logging import bind_model
 from ferry.config.settings import get_settings
 from ferry.errors import FerryError, ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.model.kinds import ModelKind, classify
@@ -170,6 +171,7 @@ class UploadRoutes:
             raise
         finally:
             await anyio.to_thread.run_sync(work.remove)
+        bind_model(name, str(record.version))  # on this request's access line
         if metadata.alias is not None:
             set_alias = functools.partial(registry.set_alias, actor=actor)
             await anyio.to_thread.run_sync(set_alias, name, metadata.alias, record.version)

@@ -203,7 +203,8 @@ class Timer:
     ) -> None:
         seconds = time.perf_counter() - self.start
         name, version = (model.name, model.version) if model is not None else ("-", "-")
-        bind_model(name, version)
+        if model is not None:  # else keep what resolving bound (a version that failed to load)
+            bind_model(name, version)
         rows = batch.n_rows if batch is not None and error is None else 0
         self.context.metrics.observe(name, version, self.protocol, status, seconds, rows)
         observers = self.context.observers

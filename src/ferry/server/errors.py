@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from ferry.config.logging import request_id_var
+from ferry.config.logging import bind_model, model_var, request_id_var
 from ferry.errors import (
     BundleError,
     Conflict,
@@ -163,6 +163,9 @@ def error_response(scope: Scope, exc: FerryError, protocol: Protocol | None = No
 
 async def ferry_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FerryError)
+    name = request.path_params.get("name")
+    if name is not None and model_var.get() == "-":  # a route on a model: its error line too
+        bind_model(str(name), str(request.path_params.get("version", "-")))
     return error_response(request.scope, exc)
 
 

@@ -119,7 +119,9 @@ _SERVER_MESSAGES: dict[str, str] = {
     "internal": "internal error",
     "prediction_failed": "the model failed to predict",
     "model_load_failed": "the model failed to load",
-    "model_crashed": "the model's process stopped while predicting; it starts again on the next request",
+    "model_crashed": (
+        "the model's process stopped while predicting; it starts again on the next request"
+    ),
     "not_ready": "not ready yet; retry later",
     "database_unavailable": "the database is unavailable; retry later",
     "storage_error": "the server's storage failed",

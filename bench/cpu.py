@@ -19,6 +19,9 @@ DataFrame (so it has feature names, as users' models do), saved as a Ferry bundl
 - ``mlflow``: ``POST /invocations`` ``{"inputs": [[4 numbers]]}`` (the peers' payload);
 - ``v2``: ``POST /v2/models/iris/infer``, one ``[1, 4]`` FP64 tensor (the peers' payload);
 - ``v2-cols``: the same row as four named ``[1]`` FP64 tensors, one per column;
+- ``v2-label``: ``v2`` asking for the ``predictions`` output only: V2 answers every output
+  when a request names none (Triton's and the spec's rule), which for a classifier is a
+  second model call (``predict_proba``) the other protocols do not make;
 - ``model``: the estimator's own ``predict`` on a 1x4 array, no server (the floor's model
   call; Ferry calls the same estimator the same way, see ``model/flavors/sklearn.py``).
 
@@ -172,6 +175,7 @@ def targets(ferry_app: ASGI, floor: ASGI) -> list[Target]:
             for name, value in zip(COLUMNS, ROW, strict=True)
         ]
     }
+    v2_label = {**v2_matrix, "outputs": [{"name": "predictions"}]}
     v2_out = lambda answer: answer["outputs"][0]["data"]  # noqa: E731
     return [
         Target("floor", floor, "/predict", {"instances": [ROW]}, lambda a: a["predictions"]),
@@ -185,6 +189,7 @@ def targets(ferry_app: ASGI, floor: ASGI) -> list[Target]:
         Target("mlflow", ferry_app, "/invocations", {"inputs": [ROW]}, lambda a: a["predictions"]),
         Target("v2", ferry_app, "/v2/models/iris/infer", v2_matrix, v2_out),
         Target("v2-cols", ferry_app, "/v2/models/iris/infer", v2_columns, v2_out),
+        Target("v2-label", ferry_app, "/v2/models/iris/infer", v2_label, v2_out),
     ]
 
 

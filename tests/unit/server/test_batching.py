@@ -116,3 +116,42 @@ def test_max_wait_gathers_a_lone_request_with_later_ones(
         model.predict(X.iloc[[0]]).tolist(),
         model.predict(X.iloc[[1]]).tolist(),
     ]
+
+
+def test_a_lone_request_for_a_quick_model_runs_on_the_event_loop(
+    model: LoadedModel, iris_data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    """The first call goes to the thread (its cost is unknown); once the model is known to be
+    quick, requests one after another run inline, and concurrent ones still merge."""
+    X, _ = iris_data
+    # a generous bound, so a busy machine's slow call does not decide the test
+    batcher = Batcher(model, BatchingConfig(True, 64, 0.0), inline_seconds=10.0)
+
+    async def one_after_another() -> list[Any]:
+        return [
+            await batcher.predict(model.to_batch(X.iloc[[i]]), ["predictions"]) for i in range(5)
+        ]
+
+    results = asyncio.run(one_after_another())
+    assert [r["predictions"].tolist() for r in results] == [
+        model.predict(X.iloc[[i]]).tolist() for i in range(5)
+    ]
+    assert batcher.inline_calls == 4
+    concurrent = run_concurrently(batcher, [model.to_batch(X.iloc[[i]]) for i in range(50)])
+    assert all(not isinstance(r, BaseException) for r in concurrent)
+    assert batcher.inline_calls == 4
+    assert batcher.merged_requests > 0
+
+
+def test_max_wait_is_never_skipped_by_running_inline(
+    model: LoadedModel, iris_data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = iris_data
+    batcher = Batcher(model, BatchingConfig(True, 64, 0.001), inline_seconds=10.0)
+
+    async def one_after_another() -> None:
+        for i in range(3):
+            await batcher.predict(model.to_batch(X.iloc[[i]]), ["predictions"])
+
+    asyncio.run(one_after_another())
+    assert batcher.inline_calls == 0

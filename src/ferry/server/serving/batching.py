@@ -5,20 +5,13 @@ Requests that arrive while a prediction runs queue up; when it finishes they run
 up to ``max_batch_size`` rows (optionally waiting ``max_wait_ms`` for more), and each gets
 back exactly its own rows, in order. Requests are validated before they queue, so a bad
 request never joins a batch; if a merged call still raises, its requests are retried one by
-one so only the culprit fails. Predictions run in the model's own thread, off the event loop
-(with batching off that thread runs requests one at a time), except a lone one: a request
-for a model whose last call took under ``INLINE_SECONDS``, whose thread is idle, and that no
-other request joins while it yields to the event loop once, is predicted on the loop. Nothing
-could have merged with it, and the hand-off to the thread and back (a queue put, a thread
-wake-up, ``call_soon_threadsafe`` and the loop's wake-up) cost about a third of the CPU of a
-1-row iris request (bench/cpu.py). Under load requests overlap, so they take the thread and
-are merged as before.
+one so only the culprit fails. Predictions always run in the model's own thread, off the
+event loop; with batching off that thread runs requests one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import queue
 import threading
 import time
@@ -32,10 +25,6 @@ from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch
 
 Outputs = dict[str, np.ndarray]
-
-# a lone request for a model quicker than this runs on the event loop (which it blocks that
-# long: no other request for the model is ready to run meanwhile)
-INLINE_SECONDS = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,52 +77,23 @@ class Batcher:
         model: LoadedModel,
         config: BatchingConfig,
         on_batch: Callable[[int], None] | None = None,
-        inline_seconds: float = INLINE_SECONDS,
     ) -> None:
         self.model = model
         self.config = config
         self.on_batch = on_batch  # called with the number of requests in each predict call
-        self.inline_seconds = inline_seconds
         self._queue: queue.SimpleQueue[_Pending | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.batches = 0  # merged predict calls made, for tests
         self.merged_requests = 0
-        self.inline_calls = 0  # lone requests predicted on the event loop, for tests
-        self._queued = 0  # handed to the thread, not yet delivered (read on the event loop)
-        self._arriving = 0  # requests yielding once before choosing the loop or the thread
-        self._last_seconds = math.inf  # the last single call's duration (unknown: not inline)
-        # waiting for company (max_wait) is asked for: never skip it
-        self._may_inline = not (config.enabled and config.max_wait_s > 0)
 
     async def predict(self, batch: Batch, outputs: Sequence[str]) -> Outputs:
-        """The model's outputs for ``batch``: on the event loop when the request is alone and
-        the model quick, else from the model's thread (merged with others when batching)."""
-        if self._may_inline and self._queued == 0 and self._last_seconds < self.inline_seconds:
-            # requests the loop has ready run up to here meanwhile: under load they arrive
-            # together and take the thread, where they are merged
-            self._arriving += 1
-            await asyncio.sleep(0)
-            self._arriving -= 1
-            if self._arriving == 0 and self._queued == 0:
-                return self._inline(batch, tuple(outputs))
         if self._thread is None:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
-        self._queued += 1
         self._queue.put(_Pending(batch, tuple(outputs), future, loop, time.monotonic()))
         return await future
-
-    def _inline(self, batch: Batch, outputs: tuple[str, ...]) -> Outputs:
-        self.inline_calls += 1
-        if self.config.enabled and self.on_batch is not None:
-            self.on_batch(1)
-        start = time.perf_counter()
-        try:
-            return self.model.predict_outputs(batch, outputs)
-        finally:
-            self._last_seconds = time.perf_counter() - start
 
     def close(self) -> None:
         """Stop the thread once the requests already queued are answered."""
@@ -160,7 +120,7 @@ class Batcher:
             if self.config.enabled and self.on_batch is not None:
                 self.on_batch(len(group))
             results = self._run(group)
-            first.loop.call_soon_threadsafe(self._deliver, group, results)
+            first.loop.call_soon_threadsafe(_deliver, group, results)
 
     def _gather(self, group: list[_Pending]) -> _Pending | _Stop | None:
         """Add queued requests to ``group`` up to the row limit; returns one that did not fit."""
@@ -203,21 +163,18 @@ class Batcher:
         return results
 
     def _run_one(self, pending: _Pending) -> Outputs | _Failure:
-        start = time.perf_counter()
         try:
             return self.model.predict_outputs(pending.batch, pending.outputs)
         except Exception as exc:  # handed to the awaiting request, which reports it
             return _Failure(exc)
-        finally:
-            self._last_seconds = time.perf_counter() - start
 
-    def _deliver(self, group: list[_Pending], results: list[Outputs | _Failure]) -> None:
-        """On the event loop: hand each request its result (unless its caller went away)."""
-        self._queued -= len(group)
-        for pending, result in zip(group, results, strict=True):
-            if pending.future.done():
-                continue
-            if isinstance(result, _Failure):
-                pending.future.set_exception(result.error)
-            else:
-                pending.future.set_result(result)
+
+def _deliver(group: list[_Pending], results: list[Outputs | _Failure]) -> None:
+    """On the event loop: hand each request its result (unless its caller went away)."""
+    for pending, result in zip(group, results, strict=True):
+        if pending.future.done():
+            continue
+        if isinstance(result, _Failure):
+            pending.future.set_exception(result.error)
+        else:
+            pending.future.set_result(result)

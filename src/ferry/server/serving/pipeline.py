@@ -7,9 +7,8 @@ into an answer, and nothing else; which model a request names is the context's `
 codec's happens here once: the request id, the body limit, the row limit and its message, the
 choice of outputs, running the model (batched), metrics and observers.
 
-Cost, measured in-process (1-row iris, raw ASGI calls, ``bench/cpu.py``): no pydantic and
-no FastAPI on this path; a lone request for a quick model whose thread is idle predicts
-inline (``batching.py``).
+Cost, measured in-process (1-row iris, raw ASGI calls): no pydantic and no FastAPI on this
+path; a quick model that finds its thread idle predicts inline (``batching.py``).
 """
 
 from __future__ import annotations

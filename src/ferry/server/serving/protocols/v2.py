@@ -9,9 +9,9 @@ from starlette.responses import Response
 
 from ferry import __version__
 from ferry.errors import InvalidRequest
+from ferry.model.arrays import batch_from_arrays, batch_from_matrix
 from ferry.model.loaded import OUTPUT_ALIASES, LoadedModel
 from ferry.model.signature import Batch
-from ferry.model.validation import batch_from_arrays
 from ferry.security.scopes import Action
 from ferry.server.openapi_bodies import answer, ref, v2_infer_operation
 from ferry.server.routes import PUBLIC, Protocol, RouteTable, need
@@ -38,20 +38,21 @@ V2_DATATYPES = {
 
 
 def batch_from_request(request: InferRequest, model: LoadedModel) -> Batch:
-    """Named tensors -> a batch: one tensor per column, or one 2-D tensor of all columns."""
+    """Named tensors -> a batch: one tensor per column, or one 2-D tensor of all columns.
+
+    The tensors' arrays are already of their declared datatypes (``v2_codec``); validation
+    checks them against the signature and converts only where the column's dtype differs.
+    Input names are unique (``parse_infer_request`` refuses a name given twice)."""
     signature = model.signature
-    names = [tensor.name for tensor in request.inputs]
-    if len(set(names)) != len(names):
-        raise InvalidRequest(f"input names must be unique, got {names}", inputs=names)
-    arrays = {tensor.name: tensor.data for tensor in request.inputs}
-    if len(request.inputs) == 1 and names[0] not in signature.names:
-        only = request.inputs[0].data
+    inputs = request.inputs
+    if len(inputs) == 1 and inputs[0].name not in signature.names:
+        only = inputs[0].data
         if signature.is_tabular and only.ndim == 2 and only.shape[1] == len(signature.inputs):
             # MLServer-style: one [rows, n_features] tensor for a tabular model
-            arrays = {column.name: only[:, i] for i, column in enumerate(signature.inputs)}
-        elif len(signature.inputs) == 1:
-            arrays = {signature.inputs[0].name: only}
-    return batch_from_arrays(arrays, signature)
+            return batch_from_matrix(only, signature)
+        if len(signature.inputs) == 1:
+            return batch_from_arrays({signature.inputs[0].name: only}, signature)
+    return batch_from_arrays({tensor.name: tensor.data for tensor in inputs}, signature)
 
 
 class _V2Codec:

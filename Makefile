@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 # checkov pins its own python-hcl2 (clashing with the dev extra's): it lives in its own venv
 CHECKOV := .tools/checkov/bin/checkov

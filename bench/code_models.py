@@ -85,7 +85,7 @@ from ferry.server.app import create_app
 from ferry.server.serving.isolated import load_version
 loader = load_version if sys.argv[2] == "sandboxed" else load_bundle
 from pathlib import Path
-app = create_app([loader(Path(sys.argv[1]))], get_settings())
+app = create_app(get_settings(), [loader(Path(sys.argv[1]))])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 """
 

@@ -142,7 +142,7 @@ def pg_database_factory(pg_server: str) -> Iterator[PgFactory]:
 @pytest.fixture(scope="session")
 def pg_database(pg_database_factory: PgFactory) -> str:
     """The session's registry database, migrated once."""
-    from ferry.registry.migrations import upgrade
+    from ferry.db.migrations import upgrade
 
     url = pg_database_factory()
     upgrade(url)

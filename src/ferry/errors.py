@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class FerryError(Exception):
     """Base of every error Ferry raises on purpose."""
@@ -196,9 +199,17 @@ class ModelLoadFailed(FerryError):
     code = "model_load_failed"
 
 
-class SandboxUnavailable(ConfigError):
+class FeatureNotConfigured(ConfigError):
+    """A feature the server was not set up for (no telemetry key, no sandbox tool, no image
+    builder): a 409 whose ``details["setting"]`` names what to set or install, never a 5xx,
+    since retrying cannot help and the caller asked for something this server does not do."""
+
+    code = "feature_not_configured"
+
+
+class SandboxUnavailable(FeatureNotConfigured):
     """Uploaded code cannot be confined on this machine (bubblewrap or prlimit missing), so it
-    does not run: a 503 until the tool is installed or FERRY_SANDBOX=off is set on purpose."""
+    does not run: a 409 until the tool is installed or FERRY_SANDBOX=off is set on purpose."""
 
     code = "sandbox_unavailable"
 
@@ -217,8 +228,9 @@ class BuildFailed(FerryError):
     code = "build_failed"
 
 
-class BuilderUnavailable(ConfigError):
-    """No usable image builder (docker daemon, podman, buildah) or base-image tool here."""
+class BuilderUnavailable(FeatureNotConfigured):
+    """No usable image builder (docker daemon, podman, buildah) or base-image tool here: a 409
+    naming the tool to install."""
 
     code = "builder_unavailable"
 
@@ -305,3 +317,18 @@ class TelemetryRejected(InvalidRequest):
     """A telemetry bundle whose signature or file hashes do not check out."""
 
     code = "telemetry_rejected"
+
+
+# --- pydantic's validation errors, read once ---------------------------------------------------
+_LOCATION_KINDS = ("body", "query", "path", "header")
+
+
+def first_problem(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """The first of pydantic's (or FastAPI's) validation errors as ``(field, message)``: the
+    field a dotted path without the location kind (``body``, ``query``...) or list indices,
+    ``""`` for the whole value."""
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    if loc and loc[0] in _LOCATION_KINDS:
+        loc = loc[1:]
+    return ".".join(loc), str(first.get("msg", "invalid value"))

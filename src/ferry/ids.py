@@ -14,10 +14,16 @@ import re
 import threading
 import time
 
+from ferry.forks import reset_after_fork
+
 # What a client's request id may be: what proxies and tracers send (Envoy's and Istio's
 # UUIDs, W3C trace ids, Heroku's 20-200 characters), short enough to index and show.
 MAX_CLIENT_ID = 128
 _CLIENT_ID = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_CLIENT_ID}}}")
+# Who made a request or a change without credentials (auth off, a public model): the one
+# name the audit log, usage rows and the registry's updated_by all record. A word, not "-":
+# usage CSVs and audit exports are read by people who would not guess what "-" means.
+ANONYMOUS = "anonymous"
 
 
 class _Noise:
@@ -31,7 +37,7 @@ class _Noise:
         self._pool = b""
         self._at = 0
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)  # never the parent's bytes again
+        reset_after_fork(self, "_forget")  # never the parent's bytes again
 
     def _forget(self) -> None:
         self._pool, self._at = b"", 0
@@ -73,4 +79,4 @@ def client_request_id(value: str | None) -> str | None:
     return value
 
 
-__all__ = ["MAX_CLIENT_ID", "client_request_id", "time_ordered_id"]
+__all__ = ["ANONYMOUS", "MAX_CLIENT_ID", "client_request_id", "time_ordered_id"]

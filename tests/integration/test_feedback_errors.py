@@ -11,10 +11,9 @@ import pytest
 
 from ferry.config.paths import database_url
 from ferry.config.settings import Settings
+from ferry.db.migrations import upgrade
 from ferry.model.loaded import load
-from ferry.registry.migrations import upgrade
-from ferry.server.app import create_app
-from ferry.server.monitoring import attach_monitoring
+from ferry.server.app import Features, create_app
 from tests.integration.inprocess import running
 
 pytestmark = pytest.mark.integration
@@ -26,9 +25,9 @@ def test_feedback_errors_name_the_field(
     X, _ = iris_data
     settings = Settings(home=tmp_path)
     upgrade(database_url(settings))
-    app = create_app([load(iris_bundle)], settings)
     alerts: list[object] = []
-    attach_monitoring(app, settings, prediction_log="all", alert_hooks=[alerts.append])
+    features = Features(monitoring=True, prediction_log="all")
+    app = create_app(settings, [load(iris_bundle)], features, alert_hooks=[alerts.append])
     rows = X.iloc[:2].to_dict("records")
     with running(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         ok = client.post("/v1/models/iris/predict", json={"instances": rows}).json()["request_id"]
@@ -77,8 +76,7 @@ def test_feedback_errors_name_the_field(
 
 def test_without_the_log_feedback_says_how_to_turn_it_on(tmp_path: Path, iris_bundle: Path) -> None:
     settings = Settings(home=tmp_path)
-    app = create_app([load(iris_bundle)], settings)
-    attach_monitoring(app, settings, prediction_log="off")
+    app = create_app(settings, [load(iris_bundle)], Features(monitoring=True))
     with running(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         answer = client.post("/v1/models/iris/feedback", json={"request_id": "x", "truth": 1})
         listing = client.get("/api/v1/models/iris/predictions")

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from ferry.db.events import PredictionEvent
 from ferry.model.loaded import load
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.security.identity import PRINCIPAL_SCOPE_KEY, Principal
 from ferry.server.app import create_app
 from tests.integration.inprocess import running
 
@@ -38,7 +39,7 @@ class SetPrincipal:
         self.app = app
 
     async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
-        scope[PRINCIPAL_SCOPE_KEY] = "key-ci"
+        scope[PRINCIPAL_SCOPE_KEY] = Principal("key-ci", "ci", "key", ())
         await self.app(scope, receive, send)  # type: ignore[operator]
 
 
@@ -49,7 +50,7 @@ def test_observers_see_every_answer(
 ) -> None:
     X, _ = iris_data
     recorder = Recorder()
-    app = create_app([load(iris_bundle)], observers=[recorder])
+    app = create_app(None, [load(iris_bundle)], observers=[recorder])
     rows = X.iloc[:3].to_dict(orient="records")
     with running(SetPrincipal(app)) as base, httpx.Client(base_url=base, timeout=10) as client:
         ok = client.post("/v1/models/iris/predict", json={"instances": rows})

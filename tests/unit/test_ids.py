@@ -34,3 +34,21 @@ def test_server_ids_are_uuid7_hex() -> None:
     assert len(first) == 32
     assert first[12] == "7"
     assert first != second
+
+
+def test_a_forked_worker_never_reuses_the_parents_random_bits() -> None:
+    import os
+
+    time_ordered_id()  # the parent now holds a pool of random bytes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids must not draw on the parent's pool
+        os.write(write, ",".join(time_ordered_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split(",")
+    os.close(read)
+    parent = [time_ordered_id() for _ in range(3)]
+    # the last 62 bits of a UUIDv7 are random: a shared pool would repeat them
+    assert not {c[-12:] for c in child} & {p[-12:] for p in parent}

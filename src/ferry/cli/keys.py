@@ -50,14 +50,14 @@ def create(
 ) -> None:
     """Create a key and print it, once: only a hash of it is stored."""
     from ferry.cli.output import show_json, show_lines
-    from ferry.security.keys import parse_duration
+    from ferry.durations import parse_duration
 
     store = _store()
     try:
         new = store.create(
             name,
             scope,
-            expires_in=None if expires is None else parse_duration(expires),
+            expires_in=None if expires is None else parse_duration(expires, "--expires"),
             requests_per_minute=requests_per_minute,
             rows_per_day=rows_per_day,
         )

@@ -71,7 +71,7 @@ def drift(
                 version.model, version.version, read_table(data, field="--data"), store=store
             )
         else:
-            from ferry.monitoring.durations import parse_duration
+            from ferry.durations import parse_duration
 
             assert window is not None
             seconds = parse_duration(window, field="--window").total_seconds()
@@ -229,8 +229,9 @@ def _export(
     from datetime import UTC, datetime
 
     from ferry.config.settings import get_settings
-    from ferry.monitoring.durations import parse_duration
+    from ferry.durations import parse_duration
     from ferry.monitoring.export import export_site
+    from ferry.monitoring.storage import MonitoringStore
     from ferry.monitoring.telemetry import default_site, load_key
     from ferry.registry import Registry
 
@@ -239,9 +240,13 @@ def _export(
     settings = get_settings()
     until = datetime.now(UTC)
     metrics_text = _scrape(metrics_url) if metrics_url else None
-    with Registry.from_settings(settings) as registry:
+    with (
+        Registry.from_settings(settings) as registry,
+        MonitoringStore.from_settings(settings) as store,
+    ):
         return export_site(
             registry,
+            store,
             out,
             key=key,
             site=default_site(site or settings.telemetry_site),
@@ -319,15 +324,15 @@ def telemetry_import(
 ) -> None:
     """Verify a site's bundle (signature and file hashes) and keep its summary."""
     from ferry.cli.output import show_lines
+    from ferry.config.settings import get_settings
     from ferry.monitoring.export import import_site
     from ferry.monitoring.storage import MonitoringStore
     from ferry.monitoring.telemetry import load_key, read_bundle
 
     verified = read_bundle(bundle, load_key(key_file))
-    from ferry.registry import Registry
-
-    with Registry.from_settings() as registry:
-        record, created = import_site(verified, MonitoringStore.of(registry))
+    with MonitoringStore.from_settings(get_settings()) as store:
+        store.migrate()
+        record, created = import_site(verified, store)
     state = "imported" if created else "already imported"
     show_lines([f"{state}: site {record.site}, window {record.since} to {record.until}"])
 
@@ -338,11 +343,12 @@ def telemetry_sites(
 ) -> None:
     """Sites whose bundles were imported, with their latest summary."""
     from ferry.cli.output import show_listing
+    from ferry.config.settings import get_settings
     from ferry.monitoring.storage import MonitoringStore
-    from ferry.registry import Registry
 
-    with Registry.from_settings() as registry:
-        latest = MonitoringStore.of(registry).latest_telemetry()
+    with MonitoringStore.from_settings(get_settings()) as store:
+        store.migrate()
+        latest = store.latest_telemetry()
     sites = [item for item, _ in latest]
     listed = [
         {

@@ -68,7 +68,21 @@ def show_serving(name: str, base_url: str, curl: str) -> None:
         "  try:",
         f"    {curl}",
     ]
-    print("\n".join(lines), flush=True)
+    show_banner(lines)
+
+
+def show_banner(lines: list[str]) -> None:
+    """A server's startup lines: printed, or with FERRY_LOG_FORMAT=json logged (as JSON, so
+    every line the server writes is)."""
+    from ferry.config.logging import log_format
+
+    if log_format() != "json":
+        print("\n".join(lines), flush=True)
+        return
+    import logging
+
+    for line in lines:
+        logging.getLogger("ferry.cli").info(line.strip())
 
 
 def show_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:

@@ -43,7 +43,9 @@ def serve(
     name: Annotated[
         str | None, typer.Option(help="Model name (default: bundle name or file stem).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level (default: FERRY_LOG_LEVEL, INFO).")
+    ] = None,
     trust: Annotated[
         bool,
         typer.Option(
@@ -79,7 +81,7 @@ def serve(
     --trust is given.
     """
     from ferry.cli.output import show_serving
-    from ferry.config.logging import configure_logging
+    from ferry.config.logging import configure_from_settings, uvicorn_options
     from ferry.server.workers import run, start_loading
 
     start_loading()
@@ -89,8 +91,9 @@ def serve(
     from ferry.cli.exposure import auth_mode
     from ferry.config.settings import get_settings
     from ferry.server.serving.isolated import load_local
+    from ferry.server.state import ferry_state
 
-    configure_logging(log_level)
+    level = configure_from_settings(get_settings(), log_level)
     tls = tls_options(ssl_certfile, ssl_keyfile)
     auth_on, warning = auth_mode(
         host,
@@ -109,13 +112,13 @@ def serve(
     base_url = public_url(host, port, tls)
     show_serving(model.name, base_url, curl_example(model, base_url))
     if warning or auth_on:
-        from ferry.cli.output import show_lines
+        from ferry.cli.output import show_banner
 
-        show_lines([warning or auth_note(host)])
-    app = serve_app(model, auth=auth_on)
-    _monitor(app, log_predictions)
-    app.state.serving.metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
-    options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
+        show_banner([warning or auth_note(host)])
+    app = serve_app(model, auth=auth_on, log_predictions=log_predictions)
+    metrics = ferry_state(app).serving.metrics
+    metrics.model_load_seconds.labels(model.name, model.version).set(load_seconds)
+    options: dict[str, Any] = {**uvicorn_options(level), **tls}
     run(app, host, port, workers, options)
 
 
@@ -167,38 +170,17 @@ def check_pickles(path: str, *, trust: bool) -> None:
         show_lines([f"warning: loading a model the scanner refuses (--trust): {what}"])
 
 
-def serve_app(model: Any, *, auth: bool) -> Any:
-    """The app for one model; with auth, the security layer outermost (none otherwise)."""
+def serve_app(model: Any, *, auth: bool, log_predictions: str | None = None) -> Any:
+    """The app for one model: monitoring always (the prediction log when asked), security
+    when ``auth`` (the caller decided: ferry.cli.exposure.auth_mode, FERRY_AUTH included)."""
     from ferry.config.settings import get_settings
-    from ferry.server.app import create_app
-
-    settings = get_settings()
-    if not auth:  # the caller decided (ferry.cli.exposure.auth_mode, FERRY_AUTH included)
-        return create_app([model], settings)
-    from ferry.server.auth import Security
-
-    security = Security.from_settings(settings, single_model=model.name)
-    security.database.migrate()
-    app = create_app([model], settings, observers=[security])
-    security.install(app)
-    return app
-
-
-def _monitor(app: Any, log_predictions: str | None) -> None:
-    """Output metrics always; the prediction log when asked (its table migrated here, once,
-    before any worker forks)."""
-    from ferry.config.paths import database_url
-    from ferry.config.settings import get_settings
-    from ferry.monitoring.predlog import LogPolicy
-    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
+    from ferry.server.app import Features, create_app
+    from ferry.server.monitoring import resolve_log_setting
 
     settings = get_settings()
     choice = resolve_log_setting(log_predictions, settings, "off")
-    if LogPolicy.parse(choice).enabled:  # SQLAlchemy and Alembic: imported only here
-        from ferry.registry.migrations import upgrade
-
-        upgrade(database_url(settings))
-    attach_monitoring(app, settings, prediction_log=choice)
+    features = Features(security=auth, monitoring=True, prediction_log=choice)
+    return create_app(settings, [model], features)
 
 
 def check_database_features(*, auth: bool, log_predictions: str | None) -> None:

@@ -25,7 +25,9 @@ def server(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level (default: FERRY_LOG_LEVEL, INFO).")
+    ] = None,
     prefer_optimized: Annotated[
         bool,
         typer.Option(
@@ -66,45 +68,34 @@ def server(
     workers = workers or os.cpu_count() or 1
     if workers > 1:
         share_metrics_between_workers()
-    from ferry.cli.output import show_lines
-    from ferry.config.logging import configure_logging
+    from ferry.cli.output import show_banner
+    from ferry.config.logging import configure_from_settings, uvicorn_options
     from ferry.config.settings import get_settings
     from ferry.registry import Registry
-    from ferry.server.control import control_router
-    from ferry.server.monitoring import attach_monitoring, resolve_log_setting
-    from ferry.server.platform import create_platform_app
+    from ferry.server.app import Features, create_app
+    from ferry.server.monitoring import resolve_log_setting
+    from ferry.server.platform import registry_source
 
-    configure_logging(log_level)
     settings = get_settings()
+    level = configure_from_settings(settings, log_level)
     if prefer_optimized:
         settings = settings.model_copy(update={"prefer_optimized": True})
     auth_on, warning = auth_mode(host, auth=auth, insecure=insecure, setting=settings.auth)
     settings = settings.model_copy(update={"auth": "required" if auth_on else "off"})
     # migrate once, here; workers open the store already at the newest schema
     Registry.from_settings(settings, migrate=True).close()
-    app = create_platform_app(settings, control=control_router)
-    from ferry.monitoring.storage import MonitoringStore
-    from ferry.server.alerting import attach_drift_job, performance_webhook, webhook_config
-
-    webhook = webhook_config(settings)
-    attach_monitoring(
-        app,
-        settings,
+    features = Features(
+        control=True,
+        security=auth_on,
+        monitoring=True,
         prediction_log=resolve_log_setting(log_predictions, settings, "all"),
-        alert_hooks=[
-            performance_webhook(
-                webhook,
-                lambda: MonitoringStore.engine_of(app.state.serving.models.registry),
-                settings.alert_cooldown_seconds,
-            )
-        ]
-        if webhook
-        else [],
+        drift_jobs=True,
+        alerting=True,
     )
-    attach_drift_job(app, settings, lambda: app.state.serving.models.registry)
+    app = create_app(settings, registry_source(settings), features)
     base_url = public_url(host, port, tls)
     notes = auth_notes(settings) if auth_on else [warning or "  auth: off (loopback only)"]
-    show_lines(
+    show_banner(
         [
             f"Ferry server on {base_url} ({workers} workers, home {settings.home})",
             *notes,
@@ -113,7 +104,7 @@ def server(
             "-H 'Content-Type: application/json' -d '{\"instances\": [...]}'",
         ]
     )
-    options: dict[str, Any] = {"log_level": log_level, "access_log": False, **tls}
+    options: dict[str, Any] = {**uvicorn_options(level), **tls}
     run(app, host, port, workers, options)
 
 
@@ -138,8 +129,8 @@ def db_upgrade() -> None:
     from ferry.cli.output import show_lines
     from ferry.config.paths import database_url
     from ferry.config.settings import get_settings
-    from ferry.registry.metadata.engine import redact
-    from ferry.registry.migrations import upgrade
+    from ferry.db.engine import redact
+    from ferry.db.migrations import upgrade
 
     url = database_url(get_settings())
     upgrade(url)

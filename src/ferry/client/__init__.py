@@ -1,6 +1,6 @@
 """Python SDK over HTTP."""
 
-from ferry.client.client import Client, ModelInfo, PredictResponse
+from ferry.client.client import Client, ModelInfo, PredictResponse, ServedModel
 from ferry.client.schemas import (
     Alias,
     AliasMove,
@@ -29,5 +29,6 @@ __all__ = [
     "Page",
     "PredictResponse",
     "RegisteredModel",
+    "ServedModel",
     "VersionRef",
 ]

@@ -51,6 +51,22 @@ class ModelInfo(BaseModel):
     created_at: str = ""
     libraries: dict[str, str] = Field(default_factory=dict)
     example_check: str = ""
+    loaded: bool = True
+    ready: bool = True
+
+
+class ServedModel(BaseModel):
+    """One entry of ``GET /v1/models``: every model the server can serve, loaded in the
+    answering worker or not (``ferry server`` loads a version on its first request); the
+    version and flavor are known once it is loaded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    loaded: bool = True
+    ready: bool = True
+    version: str | None = None
+    flavor: str | None = None
 
 
 class Client(RegistryCalls, DriftCalls):
@@ -123,10 +139,14 @@ class Client(RegistryCalls, DriftCalls):
         path = f"/v1/models/{name}" + (f"/versions/{version}" if version else "")
         return _model_info(self._request("GET", path).json())
 
-    def models(self) -> list[ModelInfo]:
-        """The models the server serves (see ``registered_models`` for the registry)."""
+    def models(self) -> list[ServedModel]:
+        """Every model the server can serve, loaded or not (see ``registered_models`` for the
+        registry, ``model`` for one model's signature)."""
         listing = self._request("GET", "/v1/models").json()
-        return [_model_info(item) for item in listing.get("models", [])]
+        try:
+            return [ServedModel.model_validate(item) for item in listing.get("models", [])]
+        except ValidationError as exc:
+            raise FerryError(f"the server answered an unexpected model listing: {exc}") from exc
 
     def ready(self) -> bool:
         """True once every model is loaded and has answered its example; False if unreachable."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
@@ -13,6 +13,9 @@ import orjson
 from ferry.errors import BundleError
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_records
+
+if TYPE_CHECKING:
+    from ferry.model.loaded import LoadedModel
 
 EXAMPLE_FILE = "example.json"
 EXPECTED_FILE = "expected.json"
@@ -106,3 +109,35 @@ def values_match(want: Any, got: Any, tolerance: float = FLOAT_TOLERANCE) -> boo
 
 def _size(value: object) -> str:
     return f"{len(value)} rows" if isinstance(value, list) else type(value).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a model answered to its stored input example, against its expected output."""
+
+    status: Literal["passed", "mismatch", "no_expected_output", "no_example"]
+    mismatches: tuple[Mismatch, ...] = ()
+
+    def summary(self) -> str:
+        """``3 mismatches; first: predictions row 2: expected 1, got 0`` (empty when none)."""
+        if not self.mismatches:
+            return ""
+        first = self.mismatches[0]
+        return (
+            f"{len(self.mismatches)} mismatches; first: {first.output} row {first.row}: "
+            f"expected {first.expected!r}, got {first.got!r}"
+        )
+
+
+def replay_example(model: LoadedModel) -> Replay:
+    """Predict the bundle's stored example and compare with its stored expected output: the
+    one replay the upload inspector, the server's start-up check and an image's smoke test
+    share. Whatever the model raises on its own example propagates (each caller decides)."""
+    if model.example is None:
+        return Replay("no_example")
+    wanted = [n for n in (model.expected or {"predictions": None}) if n in model.output_names]
+    actual = outputs_to_json(model.predict_outputs(model.example, wanted or ["predictions"]))
+    if model.expected is None:
+        return Replay("no_expected_output")
+    mismatches = tuple(compare_outputs(model.expected, actual))
+    return Replay("mismatch", mismatches) if mismatches else Replay("passed")

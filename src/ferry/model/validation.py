@@ -15,12 +15,14 @@ Conversion rules (the same for JSON and CSV, so the same rows give the same arra
   nullable bool column turns the column into ``float64`` (1.0/0.0/NaN), like integers.
 - ``string``: any JSON string (numbers are rejected); a null becomes NaN (pandas' missing marker).
 - A column with ``required=False`` may be left out of a request entirely; it is then all-missing.
+
+Arrays that already have a dtype (V2 tensors, in-process numpy) are checked by the same rules
+in ``arrays.py``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -64,7 +66,7 @@ def batch_from_columns(columns: object, signature: Signature, *, source: Source 
     """Columns as lists (``{"a": [1, 2], "b": [3, 4]}``)."""
     if not isinstance(columns, dict):
         raise InvalidShape("expected an object of columns", got=type(columns).__name__)
-    _check_names(columns.keys(), signature)
+    check_names(columns.keys(), signature)
     lengths = {name: len(v) for name, v in columns.items() if isinstance(v, list)}
     for name, values in columns.items():
         if not isinstance(values, list):
@@ -158,7 +160,7 @@ def _float_matrix(rows: list[Any], width: int) -> np.ndarray | None:
     return matrix
 
 
-def _check_names(names: Any, signature: Signature) -> None:
+def check_names(names: Any, signature: Signature) -> None:
     known = set(signature.names)
     for name in names:
         if name not in known:
@@ -188,7 +190,7 @@ def convert_column(
             raise MissingColumn(
                 f"missing required column {spec.name!r}", column=spec.name, expected=spec.dtype
             )
-        return _all_missing(spec, n_rows)
+        return all_missing(spec, n_rows)
     if not spec.is_scalar:
         return check_finite(_convert_tensor(values, spec, source), spec)
     if source == "text":
@@ -202,7 +204,7 @@ def check_finite(
     """``array`` if it holds no infinity, else InvalidValue naming the column and first row.
 
     NaN is not checked here: it is how a null travels, and whether the column may hold one is
-    decided where nulls are converted (``_require_nullable``). ``values``, the Python values
+    decided where nulls are converted (``require_nullable``). ``values``, the Python values
     a float64 ``array`` was made of, make the common short column cheap: two ``in`` tests
     take 0.1 us, a numpy reduction 1 us a column (4.5% of a 4-column request's validation
     and prediction, measured as 8.2 -> 14 us of validation alone)."""
@@ -231,7 +233,7 @@ def check_finite(
     )
 
 
-def _to_float(values: np.ndarray | list[Any], dtype: str) -> np.ndarray:
+def to_float(values: np.ndarray | list[Any], dtype: str) -> np.ndarray:
     """Numbers as a float array of ``dtype``: beyond float32's range they become inf (refused
     by check_finite) without numpy's overflow warning. Only float32 needs the errstate: it
     cost 2-3 us a column on every request."""
@@ -241,7 +243,7 @@ def _to_float(values: np.ndarray | list[Any], dtype: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float32)
 
 
-def _all_missing(spec: ColumnSpec, n_rows: int) -> np.ndarray:
+def all_missing(spec: ColumnSpec, n_rows: int) -> np.ndarray:
     if spec.dtype == "string":
         return np.full(n_rows, np.nan, dtype=object)
     return np.full(n_rows, np.nan, dtype=np.float64)
@@ -262,9 +264,9 @@ def _convert_scalars(values: list[Any], spec: ColumnSpec) -> np.ndarray:
         return _convert_numbers_slowly(values, spec)
     kind = array.dtype.kind
     if dtype.startswith("float") and kind in "fiu":
-        return _to_float(array, dtype)
+        return to_float(array, dtype)
     if dtype.startswith("int") and kind in "iu":
-        return _checked_ints(array, spec)
+        return checked_ints(array, spec)
     return _convert_numbers_slowly(values, spec)
 
 
@@ -275,7 +277,7 @@ def _convert_numbers_slowly(values: list[Any], spec: ColumnSpec) -> np.ndarray:
     has_missing = False
     for row, value in enumerate(values):
         if value is None or value is _ABSENT or (isinstance(value, float) and math.isnan(value)):
-            _require_nullable(spec, row)
+            require_nullable(spec, row)
             has_missing = True
             out.append(math.nan)
             continue
@@ -293,10 +295,10 @@ def _convert_numbers_slowly(values: list[Any], spec: ColumnSpec) -> np.ndarray:
             value = int(value)
         out.append(value)
     if is_int and not has_missing:
-        return _checked_ints(np.asarray(out), spec)
+        return checked_ints(np.asarray(out), spec)
     target = NUMPY_DTYPES[spec.dtype] if not is_int else np.dtype(np.float64)
     try:
-        return _to_float(out, target.name)
+        return to_float(out, target.name)
     except OverflowError:  # an int past float64's range (JSON allows any number of digits)
         row = next(i for i, v in enumerate(out) if isinstance(v, int) and abs(v) > _FLOAT_MAX)
         raise InvalidValue(
@@ -307,7 +309,7 @@ def _convert_numbers_slowly(values: list[Any], spec: ColumnSpec) -> np.ndarray:
         ) from None
 
 
-def _checked_ints(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+def checked_ints(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     target = NUMPY_DTYPES[spec.dtype]
     info = np.iinfo(target)
     if array.size and (array.min() < info.min or array.max() > info.max):
@@ -326,7 +328,7 @@ def _convert_bools(values: list[Any], spec: ColumnSpec) -> np.ndarray:
     has_missing = False
     for row, value in enumerate(values):
         if value is None or value is _ABSENT:
-            _require_nullable(spec, row)
+            require_nullable(spec, row)
             has_missing = True
         elif not isinstance(value, bool):
             raise _type_error(spec, row, value)
@@ -341,7 +343,7 @@ def _convert_strings(values: list[Any], spec: ColumnSpec) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     for row, value in enumerate(values):
         if value is None or value is _ABSENT:
-            _require_nullable(spec, row)
+            require_nullable(spec, row)
             out[row] = np.nan
         elif isinstance(value, str):
             out[row] = value
@@ -403,7 +405,7 @@ def _parse_text(value: Any, spec: ColumnSpec, row: int) -> Any:
     return number
 
 
-def _require_nullable(spec: ColumnSpec, row: int) -> None:
+def require_nullable(spec: ColumnSpec, row: int) -> None:
     if not (spec.nullable or not spec.required):
         raise InvalidValue(
             f"column {spec.name!r} row {row} is null, but the column does not allow missing values",
@@ -436,79 +438,3 @@ def _shown(value: Any) -> Any:
     except ValueError:  # an int past Python's 4,300-digit str() limit
         return f"an integer of {value.bit_length()} bits"
     return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
-
-
-def batch_from_arrays(arrays: Mapping[str, np.ndarray], signature: Signature) -> Batch:
-    """Typed arrays (V2 tensors, in-process numpy) -> a batch, with the same rules as JSON."""
-    _check_names(arrays.keys(), signature)
-    sizes = {name: int(a.shape[0]) if a.ndim else 1 for name, a in arrays.items()}
-    if len(set(sizes.values())) > 1:
-        raise InvalidShape("inputs have different numbers of rows", rows=sizes)
-    n_rows = next(iter(sizes.values()), 0)
-    if n_rows == 0:
-        raise EmptyBatch("the request has no rows")
-    columns: dict[str, np.ndarray] = {}
-    for spec in signature.inputs:
-        array = arrays.get(spec.name)
-        if array is None:
-            if spec.required:
-                raise MissingColumn(
-                    f"missing required input {spec.name!r}", column=spec.name, expected=spec.dtype
-                )
-            columns[spec.name] = _all_missing(spec, n_rows)
-            continue
-        columns[spec.name] = _convert_array(array.reshape(n_rows, *array.shape[1:]), spec)
-    return Batch(columns, n_rows)
-
-
-def _convert_array(array: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    if spec.is_scalar:
-        if array.ndim == 2 and array.shape[1] == 1:
-            array = array[:, 0]
-        if array.ndim != 1:
-            raise InvalidShape(
-                f"input {spec.name!r} must have one value per row, got shape {list(array.shape)}",
-                column=spec.name,
-                expected=[-1],
-                got=list(array.shape),
-            )
-    elif list(array.shape[1:]) != spec.shape and -1 not in spec.shape:
-        raise InvalidShape(
-            f"input {spec.name!r} must have shape {[-1, *spec.shape]}, got {list(array.shape)}",
-            column=spec.name,
-            expected=[-1, *spec.shape],
-            got=list(array.shape),
-        )
-    kind = array.dtype.kind
-    if spec.dtype == "string":
-        if kind not in "OUS":
-            raise _array_type_error(spec, array)
-        return array.astype(object, copy=False)
-    if spec.dtype == "bool":
-        if kind != "b":
-            raise _array_type_error(spec, array)
-        return array
-    if kind not in "iuf":
-        raise _array_type_error(spec, array)
-    if spec.dtype.startswith("int"):
-        if kind == "f" and not (np.all(np.isfinite(array)) and np.all(np.mod(array, 1) == 0)):
-            raise InvalidValue(
-                f"input {spec.name!r} must hold whole numbers",
-                column=spec.name,
-                expected=spec.dtype,
-            )
-        return _checked_ints(array, spec)
-    converted = _to_float(array, spec.dtype)
-    if not (spec.nullable or not spec.required) and np.isnan(converted).any():
-        row = int(np.argmax(np.isnan(converted.reshape(len(converted), -1)).any(axis=1)))
-        _require_nullable(spec, row)
-    return check_finite(converted, spec)
-
-
-def _array_type_error(spec: ColumnSpec, array: np.ndarray) -> InvalidValue:
-    return InvalidValue(
-        f"input {spec.name!r} must hold {spec.dtype} values, got {array.dtype}",
-        column=spec.name,
-        expected=spec.dtype,
-        got=str(array.dtype),
-    )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 from ferry.config.settings import Settings
-from ferry.errors import ConfigError, InvalidRequest
+from ferry.errors import ConfigError, InvalidRequest, first_problem
 from ferry.monitoring.profile import OTHER, FeatureKind, FeatureProfile, ReferenceProfile
 
 if TYPE_CHECKING:
@@ -69,10 +69,9 @@ class DriftThresholds(BaseModel):
         try:
             return DriftThresholds.model_validate(merged)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(p) for p in first["loc"])
+            name, message = first_problem(exc.errors())
             raise InvalidRequest(
-                f"drift threshold {name}: {first['msg']}", field=f"{prefix}{name}"
+                f"drift threshold {name}: {message}", field=f"{prefix}{name}"
             ) from exc
 
 
@@ -83,10 +82,9 @@ def thresholds_from_settings(settings: Settings) -> DriftThresholds:
     try:
         return DriftThresholds.model_validate(settings.drift_thresholds)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"])
+        name, message = first_problem(exc.errors())
         raise ConfigError(
-            f"FERRY_DRIFT_THRESHOLDS: {name}: {first['msg']}; known thresholds: "
+            f"FERRY_DRIFT_THRESHOLDS: {name}: {message}; known thresholds: "
             f"{', '.join(DriftThresholds.model_fields)}",
             field=name,
         ) from exc

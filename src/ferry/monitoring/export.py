@@ -31,14 +31,14 @@ MAX_DRIFT_REPORTS = 10_000
 
 def site_files(
     registry: Registry,
+    store: MonitoringStore,
     *,
     since: datetime,
     until: datetime,
     metrics_text: str | None = None,
     max_samples: int = 0,
 ) -> dict[str, bytes]:
-    store = MonitoringStore.of(registry)
-    engine = MonitoringStore.engine_of(registry)
+    engine = store.engine
     models = _models(registry)
     records = [
         r
@@ -124,6 +124,7 @@ def _models(registry: Registry) -> list[dict[str, Any]]:
 
 def export_site(
     registry: Registry,
+    store: MonitoringStore,
     out: Path,
     *,
     key: bytes,
@@ -134,7 +135,12 @@ def export_site(
     max_samples: int = 0,
 ) -> dict[str, Any]:
     files = site_files(
-        registry, since=since, until=until, metrics_text=metrics_text, max_samples=max_samples
+        registry,
+        store,
+        since=since,
+        until=until,
+        metrics_text=metrics_text,
+        max_samples=max_samples,
     )
     return write_bundle(out, files, key=key, site=site, since=since, until=until)
 

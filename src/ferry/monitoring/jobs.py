@@ -36,11 +36,11 @@ class Window:
         return cls(end - length, end)
 
 
-def predictions_of(registry: Registry) -> PredictionStore:
-    """The prediction log in the registry's own database (no new connection pool)."""
+def predictions_of(store: MonitoringStore) -> PredictionStore:
+    """The prediction log in monitoring's own database (its engine: no new connection pool)."""
     from ferry.monitoring.predlog import PredictionStore
 
-    return PredictionStore(MonitoringStore.engine_of(registry))
+    return PredictionStore(store.engine)
 
 
 def live_window(
@@ -67,6 +67,7 @@ def live_window(
 
 def drift_of_window(
     registry: Registry,
+    store: MonitoringStore,
     model: str,
     version: int,
     window: Window,
@@ -74,9 +75,9 @@ def drift_of_window(
 ) -> DriftReport:
     from ferry.monitoring.references import reference_profile
 
-    profile = reference_profile(registry, model, version)
+    profile = reference_profile(registry, store, model, version)
     tuned = thresholds.with_overrides(registry.get_model(model).tags)
-    live = live_window(predictions_of(registry), model, version, profile, window)
+    live = live_window(predictions_of(store), model, version, profile, window)
     return compute_drift(profile, live, tuned).model_copy(
         update={
             "model": model,
@@ -101,17 +102,17 @@ def aliased_versions(registry: Registry) -> set[tuple[str, int]]:
 
 def run_drift_checks(
     registry: Registry,
+    store: MonitoringStore,
     window: Window,
     thresholds: DriftThresholds,
     webhook: WebhookConfig | None = None,
 ) -> list[int]:
     """Check every profiled or aliased version that had enough traffic in the window: store
     each report and alert the webhook on drift. Returns the stored reports' ids."""
-    store = MonitoringStore.of(registry)
     stored: list[int] = []
     for model, version in sorted(set(store.profiled_versions()) | aliased_versions(registry)):
         try:
-            report = drift_of_window(registry, model, version, window, thresholds)
+            report = drift_of_window(registry, store, model, version, window, thresholds)
         except ProfileNotFound:
             continue  # no example and no reference: nothing to compare with
         except Exception:  # one bad version (its tags, its rows) must not stop the others

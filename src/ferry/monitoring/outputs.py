@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ferry.db.events import PredictionEvent
 from ferry.forks import reset_after_fork
-from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)

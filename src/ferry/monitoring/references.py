@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ferry.registry import Registry
 
 
-def reference_profile(registry: Registry, model: str, version: int) -> ReferenceProfile:
-    store = MonitoringStore.of(registry)
+def reference_profile(
+    registry: Registry, store: MonitoringStore, model: str, version: int
+) -> ReferenceProfile:
     try:
         return store.get_profile(model, version)
     except ProfileNotFound:

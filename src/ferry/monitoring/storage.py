@@ -1,4 +1,5 @@
-"""Monitoring rows in the registry database: reference profiles, drift results, telemetry.
+"""Monitoring rows: reference profiles, drift results, telemetry, in monitoring's own
+``Database`` (opened from settings or a URL; it never borrows the registry's engine).
 
 Profiles and drift results hang off a version row (deleted with it); telemetry imports are
 keyed by the site that sent them. The tables are created by migration 0003_monitoring.
@@ -8,31 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ferry.config.settings import Settings
+from ferry.db.database import Database
+from ferry.db.engine import Connections
 from ferry.errors import (
-    ConfigError,
     DriftReportNotFound,
     ProfileNotFound,
     VersionNotFound,
 )
 from ferry.monitoring.drift import DriftReport
 from ferry.monitoring.profile import ReferenceProfile
-from ferry.registry.metadata.engine import Connections, create_engine
-from ferry.registry.metadata.tables import (
-    drift_results,
-    models,
-    reference_profiles,
-    telemetry_imports,
-    versions,
-)
+from ferry.monitoring.tables import drift_results, reference_profiles, telemetry_imports
+from ferry.registry.names import MAX_VERSION
+from ferry.registry.tables import models, versions
 
-if TYPE_CHECKING:
-    from ferry.registry import Registry
+MAX_ROW_ID = 2**63 - 1  # the id columns are 64-bit; a larger number overflows the driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +52,16 @@ class TelemetryImport:
 
 
 class MonitoringStore:
-    def __init__(self, engine: Engine, *, owned: bool = False) -> None:
-        self._engine = engine
-        self._db = Connections(engine, "the monitoring tables")
-        self._owned = owned
+    """Monitoring's tables over its own ``Database`` (lazily opened, fork-safe): one store
+    per app or CLI command, shared by its routes, jobs and gauges."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     @classmethod
     def open(cls, database_url: str) -> MonitoringStore:
-        """Over its own engine (a CLI command): migrate the registry first."""
-        return cls(create_engine(database_url), owned=True)
+        """Over its own engine (the database is migrated by ``ferry db upgrade``)."""
+        return cls(Database(database_url, "the monitoring tables"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitoringStore:
@@ -72,21 +69,21 @@ class MonitoringStore:
 
         return cls.open(database_url(settings))
 
-    @classmethod
-    def of(cls, registry: Registry) -> MonitoringStore:
-        """Over the registry's own database engine (cheap: nothing is opened)."""
-        return cls(cls.engine_of(registry))
+    @property
+    def engine(self) -> Engine:
+        """The engine (the prediction log and the leases share it)."""
+        return self.database.engine
 
-    @staticmethod
-    def engine_of(registry: Registry) -> Engine:
-        engine = getattr(registry.metadata, "engine", None)
-        if not isinstance(engine, Engine):
-            raise ConfigError("this registry's metadata store keeps no monitoring tables")
-        return engine
+    @property
+    def _db(self) -> Connections:
+        return Connections(self.database.engine, self.database.what)
+
+    def migrate(self) -> None:
+        """Bring the database to the newest schema (what ``ferry db upgrade`` does)."""
+        self.database.migrate()
 
     def close(self) -> None:
-        if self._owned:
-            self._engine.dispose()
+        self.database.close()
 
     def __enter__(self) -> MonitoringStore:
         return self
@@ -163,6 +160,8 @@ class MonitoringStore:
             return int(key[0])
 
     def get_drift(self, report_id: int) -> DriftRecord:
+        if not 1 <= report_id <= MAX_ROW_ID:
+            raise DriftReportNotFound(f"no drift report {report_id}", id=report_id)
         with self._db.read() as conn:
             row = conn.execute(_drift_query().where(drift_results.c.id == report_id)).first()
         if row is None:
@@ -272,6 +271,8 @@ class MonitoringStore:
 
 
 def _version_id(conn: Connection, model: str, version: int) -> int:
+    if not 1 <= version <= MAX_VERSION:
+        raise VersionNotFound(f"{model} has no version {version}", model=model, version=version)
     found = conn.execute(
         sa.select(versions.c.id)
         .join(models, models.c.id == versions.c.model_id)

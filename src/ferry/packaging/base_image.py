@@ -132,6 +132,7 @@ def rootfs_command(mirror: str) -> list[str]:
     raise BuilderUnavailable(
         "neither mmdebstrap nor debootstrap is installed: run scripts/setup-containers.sh "
         "(apt-get install mmdebstrap) or pass --base with an image that has python3",
+        setting="--base",
     )
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ferry.db.engine import create_engine, describe
 from ferry.errors import BuildInProgress, BuildNotFound, FerryError, StorageError
 from ferry.packaging.images import ImageOptions, build_image
-from ferry.registry.metadata.engine import create_engine
-from ferry.registry.metadata.tables import builds
+from ferry.packaging.tables import builds
 from ferry.registry.service import Registry
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class BuildStore:
                     build=live.id if live else None,
                 ) from exc
             except SQLAlchemyError as exc:
-                raise StorageError(f"cannot record the build: {exc}") from exc
+                raise StorageError(f"cannot record the build: {describe(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, build_id: str) -> BuildRecord:

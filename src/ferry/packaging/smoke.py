@@ -14,21 +14,15 @@ from ferry.errors import BundleError
 
 def replay_example(bundle: Path) -> str:
     """A one-line summary when the answers match; BundleError otherwise."""
-    from ferry.model.example import compare_outputs, outputs_to_json
+    from ferry.model.example import replay_example as replay
     from ferry.model.loaded import load_bundle
 
     model = load_bundle(bundle, verify=True)
     if model.example is None or model.expected is None:
         return f"{model.name} {model.version}: loaded; no stored example to replay"
-    wanted = [name for name in model.expected if name in model.output_names]
-    outputs = outputs_to_json(model.predict_outputs(model.example, wanted or ["predictions"]))
-    mismatches = compare_outputs(model.expected, outputs)
-    if mismatches:
-        first = mismatches[0]
-        raise BundleError(
-            f"{len(mismatches)} answers differ from the stored expected output; first: "
-            f"{first.output} row {first.row}: expected {first.expected!r}, got {first.got!r}"
-        )
+    result = replay(model)
+    if result.mismatches:
+        raise BundleError(f"answers differ from the stored expected output: {result.summary()}")
     return f"smoke test passed: {model.name} answers its stored example as expected"
 
 

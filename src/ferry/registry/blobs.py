@@ -85,21 +85,24 @@ def ensure_stored(store: ArtifactStore, root: Path, files: Iterable[FileEntry]) 
 
 
 def fetch_files(store: ArtifactStore, files: Iterable[FileEntry], dest: Path) -> None:
-    """Download each file into ``dest`` and check its sha256 and size (BundleError if not)."""
+    """Download each file into ``dest`` and check its sha256 and size.
+
+    A blob missing or changed is the storage's fault, not the caller's: StorageError (a
+    500 with the fixed message; this text, which names files and digests, goes to the log)."""
     for entry in files:
         target = dest.joinpath(*entry.path.split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             store.get(blob_key(entry.sha256), target)
         except BlobNotFound as exc:
-            raise BundleError(
+            raise BlobNotFound(
                 f"{entry.path} ({entry.sha256[:12]}) is missing from the artifact store",
                 path=entry.path,
                 sha256=entry.sha256,
             ) from exc
         digest, size = hash_file(target)
         if digest != entry.sha256 or size != entry.size:
-            raise BundleError(
+            raise StorageError(
                 f"{entry.path} from the artifact store does not match its sha256 "
                 f"(corrupt blob {entry.sha256[:12]})",
                 path=entry.path,

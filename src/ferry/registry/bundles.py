@@ -10,7 +10,7 @@ import tarfile
 import uuid
 from pathlib import Path
 
-from ferry.errors import BundleError
+from ferry.errors import BundleError, StorageError
 from ferry.model.manifest import MANIFEST_FILE, Manifest
 from ferry.registry.artifacts import ArtifactStore
 from ferry.registry.blobs import fetch_files
@@ -113,7 +113,7 @@ def checkout(store: ArtifactStore, record: VersionRecord, cache_root: Path) -> P
         return dest
     try:
         return materialize(store, record, dest)
-    except (BundleError, OSError):
+    except (BundleError, StorageError, OSError):
         if (dest / MANIFEST_FILE).is_file():  # another process won the race
             return dest
         raise

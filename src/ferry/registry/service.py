@@ -15,6 +15,7 @@ from types import TracebackType
 
 from ferry.config.settings import Settings, get_settings
 from ferry.errors import InvalidRequest
+from ferry.ids import ANONYMOUS
 from ferry.model.bundle import verify_files
 from ferry.model.manifest import read_manifest
 from ferry.registry import names
@@ -39,8 +40,6 @@ from ferry.registry.records import (
 )
 
 log = logging.getLogger(__name__)
-
-ANONYMOUS = "anonymous"
 
 
 class Registry:

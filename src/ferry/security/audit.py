@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ferry.forks import reset_after_fork
-from ferry.registry.metadata.tables import audit_log
+from ferry.registry.tables import audit_log
 from ferry.security.database import SecurityDatabase
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ OVERFLOW = "*"
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    actor: str  # principal id, or "-" when no valid credentials were given
+    actor: str  # principal id, or ids.ANONYMOUS without valid credentials
     action: str  # e.g. auth.missing, auth.invalid, auth.forbidden, http.write, key.create
     target: str  # e.g. "POST /api/v1/models/iris/versions"
     details: dict[str, object] = field(default_factory=dict)
@@ -67,7 +67,7 @@ def insert_audit(conn: Connection, records: list[AuditRecord]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    actor: str  # the key id the credentials named, the principal, or "-"
+    actor: str  # the key id the credentials named, the principal, or ids.ANONYMOUS
     action: str  # auth.unauthorized | auth.forbidden
     client: str  # the client address, no port (a flood opens many connections)
     target: str  # "POST /v1/models/iris/predict"
@@ -205,7 +205,7 @@ class AuditWriter:
         self.refusals = RefusalTally(self.refusals.window)
 
     def _run(self) -> None:
-        from ferry.registry.metadata.engine import write_transaction
+        from ferry.db.engine import write_transaction
 
         stop = False
         while not stop:

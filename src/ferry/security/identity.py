@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ferry.security.scopes import Requirement, Scope, allows
 
-ANONYMOUS = "-"  # usage rows of requests made without credentials (auth off, public models)
-# the ASGI scope key under which the auth layer leaves the authenticated Principal, for the
-# few routes that decide on a field of the body (an upload's trust=true needs admin)
-IDENTITY_SCOPE_KEY = "ferry.identity"
+# the one ASGI scope key under which the auth layer leaves the authenticated Principal: for
+# attribution (usage, audit, the prediction log name its id) and for the few routes that
+# decide on a body field (an upload's trust=true needs trust); absent when auth is off
+PRINCIPAL_SCOPE_KEY = "ferry.principal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +30,15 @@ class Principal:
     @property
     def limited(self) -> bool:
         return self.requests_per_minute is not None or self.rows_per_day is not None
+
+
+def principal_in(scope: Mapping[str, Any]) -> Principal | None:
+    """The authenticated caller of a request (its ASGI scope); None when auth is off."""
+    principal = scope.get(PRINCIPAL_SCOPE_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
+def principal_id(scope: Mapping[str, Any]) -> str | None:
+    """What a request is attributed to: the caller's key id or ``jwt:<subject>``."""
+    principal = principal_in(scope)
+    return None if principal is None else principal.id

@@ -22,19 +22,17 @@ import sqlalchemy as sa
 
 from ferry.config.settings import Settings
 from ferry.errors import ConfigError, InvalidRequest, NotFound, Unauthorized
-from ferry.registry.metadata.tables import api_keys
 from ferry.security.audit import AuditRecord, insert_audit
 from ferry.security.database import SecurityDatabase
 from ferry.security.identity import Principal
 from ferry.security.scopes import Scope, parse_scopes
+from ferry.security.tables import api_keys
 
 PREFIX = "fry_"
 SECRET_FILE = "auth.secret"  # noqa: S105 - a file name, not a password
 _TOKEN = re.compile(r"^fry_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
 _KEY_ID = re.compile(r"^fry_([0-9a-f]{16})_")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # what an unknown key id is checked against: shaped like a stored salt and hash, matching no
 # secret (no HMAC output is all zeros in practice)
 DUMMY_SALT = "0" * 16
@@ -112,19 +110,6 @@ def _create_secret(path: Path) -> None:
         out.write(secrets.token_hex(32) + "\n")
 
 
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``3600s``, ``2w``."""
-    match = _DURATION.match(text)
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidRequest(
-            f"{text!r} is not a duration like 30d, 12h, 90m or 3600s", field="expires"
-        )
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds > 36_525 * 86_400:  # 99999999999d overflowed timedelta: a 500
-        raise InvalidRequest(f"{text!r} is longer than 36525 days (a century)", field="expires")
-    return timedelta(seconds=seconds)
-
-
 def key_id_of(token: str) -> str | None:
     """The key id credentials name (not proof of anything: for grouping refusals)."""
     match = _KEY_ID.match(token)
@@ -161,7 +146,7 @@ class KeyStore:
         rows_per_day: int | None = None,
         actor: str = "local",
     ) -> NewKey:
-        from ferry.registry.metadata.engine import write_transaction
+        from ferry.db.engine import write_transaction
 
         check_key_name(name)
         parsed = parse_scopes(scopes)
@@ -223,7 +208,7 @@ class KeyStore:
 
     def revoke(self, id_or_name: str, *, actor: str = "local") -> list[KeyRecord]:
         """Revoke the key with this id, or every active key with this name."""
-        from ferry.registry.metadata.engine import write_transaction
+        from ferry.db.engine import write_transaction
 
         targets = [r for r in self.find(id_or_name) if r.revoked_at is None]
         if not targets:

@@ -17,11 +17,11 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
+from ferry.db.events import PredictionEvent
 from ferry.forks import reset_after_fork
-from ferry.monitoring.events import PredictionEvent
-from ferry.registry.metadata.tables import usage
+from ferry.ids import ANONYMOUS
 from ferry.security.database import SecurityDatabase
-from ferry.security.identity import ANONYMOUS
+from ferry.security.tables import usage
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class UsageMeter:
 
 
 def _add(database: SecurityDatabase, pending: dict[UsageKey, Totals]) -> None:
-    from ferry.registry.metadata.engine import is_postgres, write_transaction
+    from ferry.db.engine import is_postgres, write_transaction
 
     values = [
         {
@@ -157,7 +157,7 @@ def read_usage(
     model: str | None = None,
 ) -> list[UsageRow]:
     """Stored usage rows, oldest day first; ``principals`` limits to those ids."""
-    from ferry.registry.metadata.tables import api_keys
+    from ferry.security.tables import api_keys
 
     query = (
         sa.select(usage, api_keys.c.name.label("key_name"))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 
 from ferry.forks import reset_after_fork
-from ferry.registry.metadata.tables import model_tags, models
+from ferry.registry.tables import model_tags, models
 from ferry.security.database import SecurityDatabase
 
 log = logging.getLogger(__name__)

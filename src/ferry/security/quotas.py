@@ -20,10 +20,10 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from ferry.config.settings import Settings
+from ferry.db.events import PredictionEvent
+from ferry.db.leases import quota_counters
 from ferry.errors import ConfigError, RateLimited
 from ferry.forks import reset_after_fork
-from ferry.monitoring.events import PredictionEvent
-from ferry.registry.metadata.tables import quota_counters
 from ferry.security.database import SecurityDatabase
 from ferry.security.identity import Principal
 
@@ -50,7 +50,7 @@ class SqlCounters:
         self._next_sweep = time.time() + SWEEP_EVERY_SECONDS
 
     def add(self, name: str, amount: int, ttl: float) -> int:
-        from ferry.registry.metadata.engine import is_postgres, write_transaction
+        from ferry.db.engine import is_postgres, write_transaction
 
         now = time.time()
         with write_transaction(self.database.engine) as conn:

@@ -311,6 +311,7 @@ def _tool(name: str, package: str) -> str:
             f"server: install the Debian package {package} (or set FERRY_SANDBOX=off to run "
             "it without one, knowing it can then read what the server can)",
             tool=name,
+            setting="FERRY_SANDBOX",
         )
     return found
 

@@ -3,7 +3,7 @@
 The drift job checks every profiled version against its last window of logged predictions
 every ``FERRY_DRIFT_INTERVAL_SECONDS`` (off at 0). Every worker runs the loop, but a round
 runs only in the process that holds the ``lease:drift-job`` lease in the registry database
-(registry/metadata/claims.py): one process among the workers of this server and of any other
+(db/leases.py): one process among the workers of this server and of any other
 server on the same database (replicas over PostgreSQL), so each check, and its alert, happens
 once. A holder that dies is replaced once its lease expires (``lease_seconds``).
 
@@ -19,19 +19,18 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from fastapi import FastAPI
 
 from ferry.config.settings import Settings
+from ferry.db.leases import claim_once, hold_lease, new_holder, release_lease
 from ferry.monitoring.drift import DriftThresholds, thresholds_from_settings
 from ferry.monitoring.jobs import Window, run_drift_checks
 from ferry.monitoring.storage import MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, send_alert_sync
-from ferry.registry.metadata.claims import claim_once, hold_lease, new_holder, release_lease
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -90,38 +89,45 @@ def lease_seconds(interval: float) -> float:
     return 2 * interval + 60.0
 
 
-def attach_drift_job(app: FastAPI, settings: Settings, registry: Callable[[], Registry]) -> None:
-    """Run the drift checks while the app runs (nothing when the interval is 0)."""
+def drift_job(
+    settings: Settings,
+    registry: Callable[[], Registry],
+    store: MonitoringStore | None = None,
+) -> Callable[[], AbstractAsyncContextManager[None]] | None:
+    """The drift checks as a part of the app, run while it runs (None when the interval is
+    0); create_app() starts it after the model source. ``store`` defaults to monitoring's
+    own database from ``settings``."""
     interval = settings.drift_interval_seconds
     if interval <= 0:
-        return
+        return None
+    monitoring = store or MonitoringStore.from_settings(settings)
     thresholds = thresholds_from_settings(settings)
     window = timedelta(seconds=settings.drift_window_seconds)
     webhook = webhook_config(settings)
-    inner = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with inner(app):
-            holder = new_holder()  # this process (made after the fork)
-            task = asyncio.create_task(
-                _drift_loop(registry, holder, interval, window, thresholds, webhook)
-            )
-            try:
-                yield
-            finally:
-                task.cancel()
-                try:  # hand the job over now rather than when the lease expires
-                    engine = MonitoringStore.engine_of(registry())
-                    await anyio.to_thread.run_sync(release_lease, engine, DRIFT_LEASE, holder)
-                except Exception:  # shutting down: the lease expires by itself
-                    log.exception("drift job lease not released")
+    async def running() -> AsyncIterator[None]:
+        holder = new_holder()  # this process (made after the fork)
+        task = asyncio.create_task(
+            _drift_loop(registry, monitoring, holder, interval, window, thresholds, webhook)
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            try:  # hand the job over now rather than when the lease expires
+                await anyio.to_thread.run_sync(
+                    release_lease, monitoring.engine, DRIFT_LEASE, holder
+                )
+            except Exception:  # shutting down: the lease expires by itself
+                log.exception("drift job lease not released")
 
-    app.router.lifespan_context = lifespan
+    return running
 
 
 def drift_round(
     registry: Registry,
+    store: MonitoringStore,
     holder: int,
     lease: float,
     window: timedelta,
@@ -130,13 +136,14 @@ def drift_round(
 ) -> list[int] | None:
     """One round of the drift job, if ``holder`` holds (or takes) the lease: the stored
     reports' ids; None when another process runs the job."""
-    if not hold_lease(MonitoringStore.engine_of(registry), DRIFT_LEASE, holder, lease):
+    if not hold_lease(store.engine, DRIFT_LEASE, holder, lease):
         return None
-    return run_drift_checks(registry, Window.last(window), thresholds, webhook)
+    return run_drift_checks(registry, store, Window.last(window), thresholds, webhook)
 
 
 async def _drift_loop(
     registry: Callable[[], Registry],
+    store: MonitoringStore,
     holder: int,
     interval: float,
     window: timedelta,
@@ -148,7 +155,7 @@ async def _drift_loop(
         await asyncio.sleep(interval)
         try:
             await anyio.to_thread.run_sync(
-                drift_round, registry(), holder, lease, window, thresholds, webhook
+                drift_round, registry(), store, holder, lease, window, thresholds, webhook
             )
         except Exception:  # the loop outlives one failed round (a database restart)
             log.exception("drift checks failed")

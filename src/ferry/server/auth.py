@@ -22,13 +22,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config.settings import Settings
+from ferry.db.events import PredictionEvent
 from ferry.errors import FerryError, Forbidden, NotReady, RateLimited, Unauthorized
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.ids import ANONYMOUS
 from ferry.monitoring.metrics import ServingMetrics
 from ferry.security.audit import AuditRecord, AuditWriter, Refusal
 from ferry.security.authenticator import Authenticator, Outcome
 from ferry.security.database import SecurityDatabase
-from ferry.security.identity import ANONYMOUS, IDENTITY_SCOPE_KEY, Principal
+from ferry.security.identity import PRINCIPAL_SCOPE_KEY, Principal
 from ferry.security.keys import key_id_of
 from ferry.security.metering import UsageMeter
 from ferry.security.public import PublicModels
@@ -37,6 +38,7 @@ from ferry.security.scopes import Action, Requirement
 from ferry.server.access import AccessPolicy, is_write
 from ferry.server.errors import error_response
 from ferry.server.headers import keep_header_limit_outermost
+from ferry.server.routes import RouteTable, route_path
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,10 @@ class Security:
     metrics: ServingMetrics | None = None  # the app's, once installed
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, single_model: str | None = None) -> Security:
+    def from_settings(
+        cls, settings: Settings, routes: RouteTable, *, single_model: str | None = None
+    ) -> Security:
+        """The security of an app with ``routes`` (their access is the policy)."""
         database = SecurityDatabase.from_settings(settings)
         return cls(
             database=database,
@@ -70,14 +75,13 @@ class Security:
             meter=UsageMeter(database, flush_seconds=settings.usage_flush_seconds),
             audit=AuditWriter(database),
             public=PublicModels(database),
-            policy=AccessPolicy(settings.public_metrics, single_model),
+            policy=AccessPolicy(routes, settings.public_metrics, single_model),
         )
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: FastAPI, metrics: ServingMetrics) -> None:
         """Add the auth middleware in front of every other one but the header limit (call
-        after every other ``add_middleware``)."""
-        self.metrics = getattr(getattr(app.state, "serving", None), "metrics", None)
-        app.state.auth = True
+        after every other ``add_middleware``; create_app() does)."""
+        self.metrics = metrics
         app.add_middleware(AuthMiddleware, security=self)
         keep_header_limit_outermost(app)
 
@@ -111,7 +115,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
-        path: str = scope["path"]
+        path = route_path(scope)
         need = self.security.policy.requirement(method, path)
         if need is None:
             if path in DETAIL_PATHS:
@@ -161,8 +165,7 @@ class AuthMiddleware:
             except Exception as exc:  # counters unreachable: quotas fail closed
                 await self._unavailable(scope, receive, send, "count the key's quota", exc)
                 return
-        scope[PRINCIPAL_SCOPE_KEY] = principal.id
-        scope[IDENTITY_SCOPE_KEY] = principal
+        scope[PRINCIPAL_SCOPE_KEY] = principal
         if is_write(method) and Action.PREDICT not in need.actions:  # predictions aren't writes
             await self._audited(scope, receive, send, principal)
         else:
@@ -188,11 +191,11 @@ class AuthMiddleware:
             log.warning("cannot check credentials for %s", scope["path"], exc_info=True)
             return
         if isinstance(outcome, Principal) and outcome.may(READ_ALL):
-            scope[IDENTITY_SCOPE_KEY] = outcome
+            scope[PRINCIPAL_SCOPE_KEY] = outcome
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """No route speaks WebSocket today; one that does gets the GET rules, never a bypass."""
-        need = self.security.policy.requirement("GET", scope["path"])
+        need = self.security.policy.requirement("GET", route_path(scope))
         token = credentials(scope)
         if need is not None:
             outcome: Principal | Unauthorized | None = None
@@ -201,7 +204,7 @@ class AuthMiddleware:
             if not isinstance(outcome, Principal) or not outcome.may(need):
                 await send({"type": "websocket.close", "code": 1008})  # policy violation
                 return
-            scope[PRINCIPAL_SCOPE_KEY] = outcome.id
+            scope[PRINCIPAL_SCOPE_KEY] = outcome
         await self.app(scope, receive, send)
 
     async def _audited(
@@ -232,7 +235,7 @@ class AuthMiddleware:
     ) -> None:
         log.error("cannot %s for %s", what, scope["path"], exc_info=exc)
         error = NotReady(f"cannot {what} right now ({type(exc).__name__}); retry shortly")
-        response = error_response(scope["path"], error)
+        response = error_response(scope, error)
         response.headers["Retry-After"] = "1"
         await response(scope, receive, send)
 
@@ -245,8 +248,7 @@ class AuthMiddleware:
         principal: Principal | None,
         key_id: str | None = None,
     ) -> None:
-        path = scope["path"]
-        response = error_response(path, error)
+        response = error_response(scope, error)
         reason = str(error.details.get("reason", error.code))
         if isinstance(error, Unauthorized):
             invalid = reason != "missing"
@@ -263,7 +265,7 @@ class AuthMiddleware:
                     actor,
                     f"auth.{error.code}",
                     host_of(scope),
-                    f"{scope['method']} {path}",
+                    f"{scope['method']} {scope['path']}",
                     reason,
                     response.status_code,
                 )

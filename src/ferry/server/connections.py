@@ -25,6 +25,7 @@ from uvicorn.server import ServerState
 from ferry.config.settings import Settings
 from ferry.errors import FerryError, RequestTimeout, TooManyConnections
 from ferry.server.errors import error_body, status_of
+from ferry.server.routes import Protocol, RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,18 @@ class CapNotice:
         return True
 
 
-def bounded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
-    """The class to pass uvicorn as ``http=``: ``BoundedHttpTools`` with ``limits``."""
+def bounded_protocol(
+    limits: ConnectionLimits, routes: RouteTable | None = None
+) -> type[asyncio.Protocol]:
+    """The class to pass uvicorn as ``http=``: ``BoundedHttpTools`` with ``limits``; its
+    refusals answer in the error shape of the path's protocol in the app's ``routes``."""
 
     class Bounded(BoundedHttpTools):
         pass
 
     Bounded.limits = limits
     Bounded.notice = CapNotice()
+    Bounded.routes = routes
     return Bounded
 
 
@@ -124,6 +129,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     limits: ClassVar[ConnectionLimits]
     notice: ClassVar[CapNotice]
+    routes: ClassVar[RouteTable | None]
 
     def __init__(
         self,
@@ -246,8 +252,9 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def _refuse(self, exc: FerryError, path: str) -> None:
         """Answer ``exc`` in the route's error shape and close the connection."""
-        status = status_of(exc, path)
-        body = error_body(path, status, exc.code, exc.message, exc.details)
+        protocol = self.routes.protocol_of(path) if self.routes else Protocol.NATIVE
+        status = status_of(exc, protocol)
+        body = error_body(protocol, status, exc.code, exc.message, exc.details)
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]

@@ -44,7 +44,7 @@ class HeaderLimit:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1009})  # message too big
                     return
-                response = error_response(scope["path"], error)
+                response = error_response(scope, error)
                 response.headers["Connection"] = "close"
                 await response(scope, receive, send)
                 return
@@ -56,9 +56,8 @@ def _is_limit(middleware: Middleware) -> bool:
     return cls is HeaderLimit
 
 
-def install_header_limit(app: FastAPI, max_bytes: int) -> None:
+def install_header_limit(app: FastAPI, max_bytes: int, metrics: ServingMetrics | None) -> None:
     """``HeaderLimit`` in front of every middleware ``app`` has so far."""
-    metrics = getattr(getattr(app.state, "serving", None), "metrics", None)
     app.user_middleware.insert(0, Middleware(HeaderLimit, max_bytes=max_bytes, metrics=metrics))
 
 

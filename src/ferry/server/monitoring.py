@@ -1,7 +1,7 @@
-"""attach_monitoring(): the prediction log, output metrics, feedback and performance for an app.
+"""The prediction log, output metrics, feedback and performance of an app.
 
-Called by ``ferry serve`` and ``ferry server`` on the app create_app() built, before any
-worker forks: it adds observers to the serving context and the monitoring routes. Threads
+Built by create_app() (``Features.monitoring``) before any worker forks: observers for the
+serving context, and the state the monitoring routes use. Threads
 and database connections are made lazily in each worker process, never in the parent.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from starlette.requests import Request
 
 from ferry.config.settings import Settings
+from ferry.db.events import PredictionObserver
 from ferry.errors import PredictionLogDisabled
 from ferry.forks import reset_after_fork
 from ferry.monitoring.metrics import ServingMetrics
@@ -31,6 +31,7 @@ from ferry.monitoring.performance import (
 )
 from ferry.monitoring.predlog import LogPolicy, PredictionLog, parse_duration
 from ferry.server.serving.catalog import RegistryModels
+from ferry.server.serving.context import ServingContext
 
 if TYPE_CHECKING:  # SQLAlchemy: imported only when a store is opened
     from ferry.monitoring.predlog.store import PredictionStore
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Monitoring:
-    """Per-app monitoring state, reached through ``request.app.state.monitoring``."""
+    """Per-app monitoring state, reached through ``monitoring_of(request)``."""
 
     database_url: str
     policy: LogPolicy
@@ -82,19 +83,19 @@ class Monitoring:
             gauge.labels(performance.model, performance.version, metric).set(value)
 
 
-def attach_monitoring(
-    app: FastAPI,
+def build_monitoring(
     settings: Settings,
+    context: ServingContext,
     *,
     prediction_log: str,
     alert_hooks: Sequence[AlertHook] = (),
-) -> Monitoring:
-    """Wire monitoring into ``app``: ``prediction_log`` is off, all or a sample fraction."""
+) -> tuple[Monitoring, list[PredictionObserver]]:
+    """The monitoring of an app serving ``context`` and the observers it adds (output
+    metrics, the prediction log when ``prediction_log`` is all or a sample fraction);
+    create_app() calls it and adds the monitoring routes."""
     from ferry.config.paths import database_url
-    from ferry.server.serving.feedback import monitoring_router
 
-    context = app.state.serving
-    metrics: ServingMetrics = context.metrics
+    metrics = context.metrics
     policy = LogPolicy.parse(prediction_log)
     monitor = PerformanceMonitor(
         thresholds=check_thresholds(settings.performance_thresholds),
@@ -104,7 +105,7 @@ def attach_monitoring(
     )
     monitoring = Monitoring(database_url(settings), policy, metrics, monitor)
     monitor.export = monitoring.export
-    observers = [*context.observers, OutputMetrics(metrics)]
+    observers: list[PredictionObserver] = [OutputMetrics(metrics)]
     if policy.enabled:
         monitoring.log = PredictionLog(
             monitoring.store,
@@ -124,18 +125,18 @@ def attach_monitoring(
             or settings.home.expanduser() / "spool" / "predictions",
         )
         observers.append(monitoring.log)
-    context.observers = tuple(observers)
     if isinstance(context.models, RegistryModels):  # ferry server: versions load on demand
         context.models.on_load = lambda model, seconds: metrics.model_load_seconds.labels(
             model.name, model.version
         ).set(seconds)
-    app.state.monitoring = monitoring
-    app.include_router(monitoring_router())
-    return monitoring
+    return monitoring, observers
 
 
 def monitoring_of(request: Request) -> Monitoring:
-    monitoring: Monitoring = request.app.state.monitoring
+    from ferry.server.state import ferry_state
+
+    monitoring = ferry_state(request).monitoring
+    assert monitoring is not None  # its routes exist only when monitoring is on
     return monitoring
 
 

@@ -53,14 +53,23 @@ def _freeze_loaded() -> None:
 def run(app: ASGIApp, host: str, port: int, workers: int, options: dict[str, Any]) -> None:
     """Serve ``app`` until stopped: in this process (one worker) or in ``workers`` forks.
 
-    ``options`` are uvicorn's (log level, TLS files, ...)."""
+    ``options`` are uvicorn's (log level, TLS files, ...). Logging is set up before (see
+    ``ferry.config.logging``): uvicorn is told to keep it (``log_config=None``), and forked
+    workers inherit it. Every request goes through the access log."""
     from ferry.config.settings import get_settings
+    from ferry.server.accesslog import AccessLogMiddleware
     from ferry.server.connections import ConnectionLimits, bounded_protocol, raise_descriptor_limit
+    from ferry.server.state import STATE_NAME, FerryState
 
-    limits = ConnectionLimits.from_settings(get_settings(), raise_descriptor_limit())
+    settings = get_settings()
+    limits = ConnectionLimits.from_settings(settings, raise_descriptor_limit())
     log.debug("connection limits: %s", limits)
     # no route speaks WebSocket: without this uvicorn imports a WebSocket stack per process
-    options = {"ws": "none", "http": bounded_protocol(limits), **options}
+    state = getattr(getattr(app, "state", None), STATE_NAME, None)
+    routes = state.routes if isinstance(state, FerryState) else None
+    http = bounded_protocol(limits, routes)
+    options = {"ws": "none", "http": http, "log_config": None, **options}
+    app = AccessLogMiddleware(app, settings.access_log_sample)
     _freeze_loaded()
     if workers == 1:
         import uvicorn

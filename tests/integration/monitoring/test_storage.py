@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,18 +17,25 @@ from ferry.monitoring.sites import METRIC_NAMES as SITE_METRIC_NAMES
 from ferry.monitoring.sites import render_site_metrics
 from ferry.monitoring.storage import MonitoringStore
 from ferry.registry import Registry
-from tests.registry_fixtures import bundle_variant
+from tests.registry_fixtures import Backend, bundle_variant
 from tests.unit.monitoring.test_drift import SHIFTED, iris_population, shift
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def monitoring(registry_backend: Backend) -> Iterator[MonitoringStore]:
+    """Monitoring's own database: the same one the registry fixture opened."""
+    with MonitoringStore.open(registry_backend.database_url) as store:
+        yield store
+
+
 def test_profiles_drift_history_and_gauges(
-    registry: Registry, iris_bundle: Path, tmp_path: Path
+    monitoring: MonitoringStore, registry: Registry, iris_bundle: Path, tmp_path: Path
 ) -> None:
     registry.register(iris_bundle, "iris")
     registry.register(bundle_variant(iris_bundle, tmp_path / "v2", "two"), "iris")
-    store = MonitoringStore.of(registry)
+    store = monitoring
     with pytest.raises(ProfileNotFound, match="no reference profile"):
         store.get_profile("iris", 1)
     with pytest.raises(VersionNotFound):
@@ -86,8 +94,8 @@ def test_profiles_drift_history_and_gauges(
     assert store.latest_drift() == []
 
 
-def test_telemetry_imports_are_kept_once(registry: Registry) -> None:
-    store = MonitoringStore.of(registry)
+def test_telemetry_imports_are_kept_once(monitoring: MonitoringStore, registry: Registry) -> None:
+    store = monitoring
     now = datetime.now(UTC).replace(microsecond=0)
     first, created = store.add_telemetry(
         site="acme",
@@ -114,8 +122,10 @@ def test_telemetry_imports_are_kept_once(registry: Registry) -> None:
     assert store.telemetry("other") == []
 
 
-def test_each_sites_newest_bundle_and_its_gauges(registry: Registry) -> None:
-    store = MonitoringStore.of(registry)
+def test_each_sites_newest_bundle_and_its_gauges(
+    monitoring: MonitoringStore, registry: Registry
+) -> None:
+    store = monitoring
     now = datetime.now(UTC).replace(microsecond=0)
 
     def add(site: str, age_hours: int, summary: dict[str, object]) -> None:
@@ -174,14 +184,14 @@ def test_each_sites_newest_bundle_and_its_gauges(registry: Registry) -> None:
 
 
 def test_profile_made_from_the_stored_example_when_missing(
-    registry: Registry, iris_bundle: Path
+    monitoring: MonitoringStore, registry: Registry, iris_bundle: Path
 ) -> None:
     from ferry.monitoring.references import reference_profile
 
     registry.register(iris_bundle, "iris")  # directly: no upload, so no profile yet
-    store = MonitoringStore.of(registry)
+    store = monitoring
     assert store.profiled_versions() == []
-    profile = reference_profile(registry, "iris", 1)
+    profile = reference_profile(registry, store, "iris", 1)
     assert profile.source == "example"
     assert profile.rows == 8  # the bundle's example rows
     assert [f.name for f in profile.features] == [

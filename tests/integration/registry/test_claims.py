@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from ferry.registry.metadata.claims import claim_once, hold_lease, new_holder, release_lease
-from ferry.registry.metadata.engine import create_engine
-from ferry.registry.migrations import upgrade
+from ferry.db.engine import create_engine
+from ferry.db.leases import claim_once, hold_lease, new_holder, release_lease
+from ferry.db.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ferry.db.engine import Connections, create_engine
+from ferry.db.leases import quota_counters
+from ferry.db.migrations import upgrade
 from ferry.errors import Conflict, StorageError
 from ferry.monitoring.storage import MonitoringStore
-from ferry.registry.metadata.engine import Connections, create_engine
 from ferry.registry.metadata.sql import SqlMetadataStore
-from ferry.registry.metadata.tables import quota_counters
-from ferry.registry.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 

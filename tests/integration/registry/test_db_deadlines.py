@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from ferry.config.settings import get_settings
+from ferry.db.engine import Connections, create_engine, postgres_deadlines
+from ferry.db.migrations import upgrade
 from ferry.errors import StorageError, StorageUnavailable
-from ferry.registry.metadata.engine import Connections, create_engine, postgres_deadlines
-from ferry.registry.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ferry.db.engine import create_engine
+from ferry.db.migrations import HEAD, SCRIPT_LOCATION, current_revision, upgrade
+from ferry.db.schema import load_tables, metadata
 from ferry.registry import Registry
-from ferry.registry.metadata.engine import create_engine
-from ferry.registry.metadata.tables import ALL_TABLES, metadata
-from ferry.registry.migrations import HEAD, SCRIPT_LOCATION, current_revision, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_upgrade_an_empty_database_then_again(empty_database: str) -> None:
         tables = set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {t.name for t in ALL_TABLES} | {"alembic_version"} == tables
+    assert set(load_tables().tables) | {"alembic_version"} == tables
     assert upgrade(empty_database) == HEAD  # idempotent
     assert _schema_diff(empty_database) == []
 

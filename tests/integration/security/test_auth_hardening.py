@@ -17,7 +17,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ferry.registry.metadata.tables import audit_log
+from ferry.ids import ANONYMOUS
+from ferry.registry.tables import audit_log
 from ferry.security.database import SecurityDatabase
 from tests.integration.conftest import start_ferry, stop_server
 from tests.integration.security.conftest import Home, StartServer
@@ -192,7 +193,7 @@ def test_refusals_are_counted_and_audited_in_aggregate(
         by_actor[row.actor] = by_actor.get(row.actor, 0) + row.details["count"]
         assert row.details["client"] == "127.0.0.1"
         assert row.target == f"POST {PREDICT}"
-    assert by_actor == {"-": 150, "0123456789abcdef": 150}
+    assert by_actor == {ANONYMOUS: 150, "0123456789abcdef": 150}
 
 
 def test_readyz_says_ready_without_naming_models(home: Home, start_server: StartServer) -> None:

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ferry.client import Client
 from ferry.errors import Forbidden, Unauthorized
+from ferry.ids import ANONYMOUS
 from ferry.registry import Registry
 from tests.conftest import IRIS_COLUMNS
 from tests.integration.security.conftest import Home, StartServer
@@ -171,7 +172,7 @@ def test_admin_api_and_audit_log(home: Home, server: str, start_server: StartSer
     writes = [e for e in events["items"] if e["target"] == "POST /api/v1/keys"]
     assert [w["details"]["status"] for w in writes] == [400, 201]  # newest first
     assert writes[-1]["details"]["name"] == "root"
-    assert writes[-1]["actor"] != "-"
+    assert writes[-1]["actor"] != ANONYMOUS
     # refusals are aggregated per minute, key id and client (issue 13: one row per 401 let
     # unauthenticated traffic fill the log), written when the minute ends or at shutdown
     start_server.stop(server)  # SIGTERM: the worker writes its counts on the way out

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import ferry.cli.main
 import ferry.server.workers
-from ferry.cli.serve import _monitor, serve_app
+from ferry.cli.serve import serve_app
 from ferry.model.loaded import load
 from starlette.testclient import TestClient
 
-app = serve_app(load(Path(sys.argv[1])), auth=False)
-_monitor(app, sys.argv[2])
+app = serve_app(load(Path(sys.argv[1])), auth=False, log_predictions=sys.argv[2])
 row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 with TestClient(app) as client:
     answer = client.post("/v1/models/iris/predict", json={"instances": [row]})

@@ -40,7 +40,7 @@ Data = tuple[pd.DataFrame, pd.Series]
 
 @pytest.fixture(scope="module")
 def http(iris_bundle: Path) -> Iterator[TestClient]:
-    with TestClient(create_app([load(iris_bundle)]), raise_server_exceptions=False) as client:
+    with TestClient(create_app(None, [load(iris_bundle)]), raise_server_exceptions=False) as client:
         yield client
 
 

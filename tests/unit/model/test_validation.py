@@ -18,9 +18,9 @@ from ferry.errors import (
     MissingColumn,
     UnknownColumn,
 )
+from ferry.model.arrays import batch_from_arrays
 from ferry.model.signature import ColumnSpec, Signature
 from ferry.model.validation import (
-    batch_from_arrays,
     batch_from_columns,
     batch_from_records,
 )

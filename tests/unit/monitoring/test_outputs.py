@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from ferry.monitoring.events import PredictionEvent
+from ferry.db.events import PredictionEvent
 from ferry.monitoring.metrics import VALUE_BUCKETS, ServingMetrics
 from ferry.monitoring.outputs import OutputMetrics, observe_many
 

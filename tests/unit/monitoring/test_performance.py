@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
 
+from ferry.db.events import PredictionEvent
 from ferry.errors import ConfigError
 from ferry.model.signature import Batch
-from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.performance import (
     PerformanceAlert,
     PerformanceMonitor,

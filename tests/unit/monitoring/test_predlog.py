@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ferry.db.events import PredictionEvent
 from ferry.errors import ConfigError, InvalidRequest, PredictionNotFound
 from ferry.model.signature import Batch
-from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog import (
     Feedback,
     LogPolicy,
@@ -272,9 +272,9 @@ def test_rows_of_the_old_table_are_carried_over_and_found(tmp_path: Path) -> Non
     joined with their feedback."""
     import sqlalchemy as sa
 
+    from ferry.db.migrations import upgrade
     from ferry.ids import time_ordered_id
     from ferry.monitoring.predlog.codec import _hashed_key, request_key
-    from ferry.registry.migrations import upgrade
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
     upgrade(url, "0004_builds")
@@ -511,7 +511,7 @@ def test_migrating_down_and_up_keeps_every_request(store: PredictionStore) -> No
     gathers them back: every request is found as it was, by id and in lists."""
     from alembic import command
 
-    from ferry.registry.migrations import _config, upgrade
+    from ferry.db.migrations import _config, upgrade
 
     log = PredictionLog(lambda: store, flush_seconds=3600)
     for item in mixed_events():

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from ferry.db.events import PredictionEvent
 from ferry.model.signature import Batch
-from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog import PredictionLog, PredictionStore
 from ferry.monitoring.predlog.backlog import SUFFIX, decode, encode
 from ferry.monitoring.predlog.codec import event_entry

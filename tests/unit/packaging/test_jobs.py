@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ferry.db.migrations import upgrade
 from ferry.errors import BuildInProgress, BuildNotFound
 from ferry.packaging.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, BuildStore
-from ferry.registry.metadata.tables import builds
-from ferry.registry.migrations import upgrade
+from ferry.packaging.tables import builds
 
 
 @pytest.fixture

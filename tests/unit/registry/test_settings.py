@@ -8,10 +8,10 @@ import pytest
 
 from ferry.config.paths import artifacts_url, database_url
 from ferry.config.settings import Settings, get_settings
+from ferry.db.migrations import HEAD, current_revision
 from ferry.errors import ConfigError
 from ferry.registry import Registry
 from ferry.registry.artifacts.local import LocalStore
-from ferry.registry.migrations import HEAD, current_revision
 
 
 def test_defaults_live_under_ferry_home(tmp_path: Path) -> None:

@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ferry.registry.metadata.tables import audit_log
+from ferry.ids import ANONYMOUS
+from ferry.registry.tables import audit_log
 from ferry.security.audit import MAX_TALLIES, AuditWriter, Refusal, RefusalTally
 from ferry.security.database import SecurityDatabase
 
 PREDICT = "POST /v1/models/iris/predict"
 
 
-def refusal(actor: str = "-", client: str = "10.0.0.1", reason: str = "missing") -> Refusal:
+def refusal(actor: str = ANONYMOUS, client: str = "10.0.0.1", reason: str = "missing") -> Refusal:
     return Refusal(actor, "auth.unauthorized", client, PREDICT, reason, 401)
 
 
@@ -34,7 +35,7 @@ def test_refusals_become_one_row_per_key_id_and_client(security_db: SecurityData
         assert row.action == "auth.unauthorized"
         assert row.target == PREDICT
         by_actor[row.actor] = by_actor.get(row.actor, 0) + row.details["count"]
-    assert by_actor == {"-": 1_000, "0123456789abcdef": 300}
+    assert by_actor == {ANONYMOUS: 1_000, "0123456789abcdef": 300}
     keyed = next(r for r in rows if r.actor == "0123456789abcdef")
     assert keyed.details["reasons"] == {"invalid": keyed.details["count"]}
     assert keyed.details["client"] == "10.0.0.1"

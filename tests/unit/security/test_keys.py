@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from ferry.config.settings import Settings
+from ferry.durations import parse_duration
 from ferry.errors import InvalidRequest, NotFound, Unauthorized
 from ferry.security.authenticator import Authenticator
 from ferry.security.database import SecurityDatabase
-from ferry.security.keys import KeyStore, parse_duration, server_secret
+from ferry.security.keys import KeyStore, server_secret
 from ferry.security.scopes import Action, Requirement
 
 SECRET = b"0123456789abcdef0123456789abcdef-test"

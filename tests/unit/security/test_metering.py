@@ -8,7 +8,8 @@ from datetime import date
 
 import pytest
 
-from ferry.monitoring.events import PredictionEvent
+from ferry.db.events import PredictionEvent
+from ferry.ids import ANONYMOUS
 from ferry.security.database import SecurityDatabase
 from ferry.security.metering import UsageMeter, read_usage, usage_csv
 
@@ -49,7 +50,7 @@ def test_totals_are_exact_after_concurrent_load(security_db: SecurityDatabase) -
     assert rows["a", "wine"].errors == 1000
     assert rows["b", "iris"].rows == expected_rows
     assert rows["b", "iris"].compute_ms == pytest.approx(500 * 2.0)
-    assert rows["-", "iris"].rows == 5  # no principal: counted as anonymous
+    assert rows[ANONYMOUS, "iris"].rows == 5  # no principal: counted as anonymous
     today = date.today()
     assert read_usage(security_db, since=today, principals=["b"], model="wine")[0].requests == 500
     assert read_usage(security_db, until=date(2000, 1, 1)) == []

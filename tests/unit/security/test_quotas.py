@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ferry.db.events import PredictionEvent
 from ferry.errors import RateLimited
-from ferry.monitoring.events import PredictionEvent
 from ferry.security.database import SecurityDatabase
 from ferry.security.identity import Principal
 from ferry.security.quotas import Counters, QuotaGate, RedisCounters, SqlCounters

@@ -12,9 +12,11 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ferry.config.settings import Settings
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
+from ferry.security.identity import principal_id
 from ferry.security.keys import KeyStore
+from ferry.security.scopes import Action
 from ferry.server.auth import AuthMiddleware, Security, credentials
+from ferry.server.routes import RouteTable, need
 
 with warnings.catch_warnings():
     # Starlette 1.x nudges TestClient users towards httpx2; httpx is what Ferry's client uses
@@ -45,10 +47,13 @@ def secured(tmp_path: Path) -> Iterator[tuple[TestClient, KeyStore]]:
 
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_text(str(websocket.scope.get(PRINCIPAL_SCOPE_KEY)))
+        await websocket.send_text(str(principal_id(websocket.scope)))
         await websocket.close()
 
-    security = Security.from_settings(settings)
+    # a route that speaks WebSocket gets the access of its GET in the route table
+    table = RouteTable()
+    table.add("/v1/models/{name}/stream", echo, "GET", need(Action.READ, Action.PREDICT, on="name"))
+    security = Security.from_settings(settings, table)
     app = Starlette(routes=[WebSocketRoute("/v1/models/iris/stream", echo)])
     wrapped = AuthMiddleware(app, security)
     with TestClient(wrapped) as client:  # type: ignore[arg-type]
@@ -91,7 +96,9 @@ def test_unreachable_quota_counters_fail_closed(tmp_path: Path) -> None:
     async def ok(request: object) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    security = Security.from_settings(settings)
+    table = RouteTable()
+    table.add("/v1/models/{name}/predict", ok, "POST", need(Action.PREDICT, on="name"))
+    security = Security.from_settings(settings, table)
     app = Starlette(routes=[Route("/v1/models/iris/predict", ok, methods=["POST"])])
     try:
         with TestClient(AuthMiddleware(app, security)) as client:  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ EXAMPLES = settings(
 
 @pytest.fixture(scope="module")
 def client(iris_bundle: Path, mixed_bundle: Path) -> Iterator[TestClient]:
-    app = create_app([load(iris_bundle), load(mixed_bundle)])
+    app = create_app(None, [load(iris_bundle), load(mixed_bundle)])
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
 

@@ -12,9 +12,10 @@ import pytest
 from ferry.config.settings import Settings
 from ferry.model import load
 from ferry.security.keys import KeyStore
-from ferry.server.app import create_app
+from ferry.server.app import Features, create_app
 from ferry.server.auth import AuthMiddleware, Security
 from ferry.server.headers import HeaderLimit
+from ferry.server.state import ferry_state
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -26,10 +27,9 @@ BODY = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 @pytest.fixture
 def secured(tmp_path: Path, iris_bundle: Path) -> Iterator[tuple[TestClient, Security]]:
     settings = Settings(home=tmp_path, auth="required", max_header_bytes=4096)
-    security = Security.from_settings(settings)
-    security.database.migrate()
-    app = create_app([load(iris_bundle)], settings, observers=[security])
-    security.install(app)
+    app = create_app(settings, [load(iris_bundle)], Features(security=True))
+    security = ferry_state(app).security
+    assert security is not None
     assert [m.cls for m in app.user_middleware][:2] == [HeaderLimit, AuthMiddleware]
     with TestClient(app) as client:
         yield client, security
@@ -58,10 +58,9 @@ def test_long_credentials_under_the_header_limit_are_401_and_not_cached(
     tmp_path: Path, iris_bundle: Path
 ) -> None:
     settings = Settings(home=tmp_path, auth="required", max_header_bytes=64 * 1024)
-    security = Security.from_settings(settings)
-    security.database.migrate()
-    app = create_app([load(iris_bundle)], settings, observers=[security])
-    security.install(app)
+    app = create_app(settings, [load(iris_bundle)], Features(security=True))
+    security = ferry_state(app).security
+    assert security is not None
     with TestClient(app) as client:
         answer = client.post(
             "/v1/models/iris/predict", json=BODY, headers={"x-api-key": "k" * 20_000}
@@ -89,7 +88,7 @@ def test_readyz_names_models_only_to_a_read_key(
 
 
 def test_without_auth_readyz_keeps_its_detail(iris_bundle: Path, tmp_path: Path) -> None:
-    with TestClient(create_app([load(iris_bundle)], Settings(home=tmp_path))) as client:
+    with TestClient(create_app(Settings(home=tmp_path), [load(iris_bundle)])) as client:
         body = client.get("/readyz").json()
         assert body["ready"] is True
         assert body["models"]

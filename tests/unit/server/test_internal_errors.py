@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-from fastapi import APIRouter
 
 import ferry.model
 from ferry.model import load
@@ -48,9 +47,8 @@ def test_internal_errors_are_counted(tmp_path: Path) -> None:
     async def broken() -> None:
         raise RuntimeError("a bug in a route")
 
-    router = APIRouter()
-    router.add_api_route("/broken", broken, methods=["GET"])
-    app = create_app([load(bundle, trust=True)], routers=[router])  # our own test class
+    app = create_app(None, [load(bundle, trust=True)])  # our own test class
+    app.add_api_route("/broken", broken, methods=["GET"])
     with TestClient(app, raise_server_exceptions=False) as client:
         assert internal_errors(client.get("/metrics").text) == 0.0
         fast = client.post("/v1/models/odd/predict", json={"instances": [{"x": -1.0}]})

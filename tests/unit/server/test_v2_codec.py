@@ -19,7 +19,7 @@ from ferry.errors import (
     MalformedBody,
     PredictionFailed,
 )
-from ferry.server.serving.v2_codec import (
+from ferry.server.serving.protocols.v2_codec import (
     InferRequest,
     RequestedOutput,
     datatype_of,

@@ -7,10 +7,10 @@ A flavor knows how to store one kind of model in a bundle and how to load it bac
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -48,8 +48,29 @@ class SavedArtifact:
     libraries: dict[str, str] = field(default_factory=dict)  # library -> version at save time
 
 
+# how a pickle file is read: joblib.load (numpy buffers beside the stream) or pickle.load
+PickleLoader = Literal["joblib", "pickle"]
+PickleFiles = Iterator[tuple[Path, PickleLoader]]
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".pck", ".p"})
+
+
+def has_pickle_header(file: Path) -> bool:
+    """A pickle's PROTO opcode (protocol 2-5) opens the file."""
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 class Flavor(Protocol):
     name: str
+
+    def pickles(self, artifact: Path, options: Mapping[str, str]) -> PickleFiles:
+        """The files loading ``artifact`` would unpickle, each with the loader that reads it:
+        the scanner checks exactly these before anything loads (it knows no flavor's files)."""
+        ...
 
     def detect(self, path: Path) -> bool:
         """True when ``path`` (a file or folder the user gave) is a model of this flavor."""

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, copy_model_file, instance_of, library_version
+from ferry.model.flavors import (
+    Flavor,
+    PickleFiles,
+    SavedArtifact,
+    copy_model_file,
+    instance_of,
+    library_version,
+)
 from ferry.model.signature import Batch, ColumnSpec
 
 _SUFFIXES = {".txt", ".lgb", ".model"}
@@ -67,6 +74,9 @@ class LightGBMPredictor:
 
 class LightGBMFlavor:
     name = "lightgbm"
+
+    def pickles(self, artifact: Path, options: Mapping[str, str]) -> PickleFiles:
+        return iter(())  # LightGBM's own text model
 
     def detect(self, path: Path) -> bool:
         if not path.is_file() or path.suffix.lower() not in _SUFFIXES:
@@ -152,4 +162,4 @@ def _matrix(batch: Batch, features: list[str]) -> np.ndarray:
     return np.asarray(batch.to_matrix(), dtype=np.float64)
 
 
-FLAVOR = LightGBMFlavor()
+FLAVOR: Flavor = LightGBMFlavor()

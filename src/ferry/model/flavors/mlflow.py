@@ -20,7 +20,16 @@ import numpy as np
 import yaml
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import Predictor, SavedArtifact, get_flavor, library_version
+from ferry.model.flavors import (
+    PICKLE_SUFFIXES,
+    Flavor,
+    PickleFiles,
+    Predictor,
+    SavedArtifact,
+    get_flavor,
+    has_pickle_header,
+    library_version,
+)
 from ferry.model.signature import Batch, ColumnSpec, DType, dtype_of
 
 MLMODEL_FILE = "MLmodel"
@@ -107,6 +116,29 @@ class PyfuncPredictor:
 
 class MLflowFlavor:
     name = "mlflow"
+
+    def pickles(self, artifact: Path, options: Mapping[str, str]) -> PickleFiles:
+        """Ferry reads an MLflow model's scikit-learn (and pickled LightGBM) file with joblib;
+        any other pickle in the folder (a pyfunc's cloudpickle) is read by pickle."""
+        root = artifact.parent if artifact.name == "MLmodel" else artifact
+        loaded_by_joblib: set[Path] = set()
+        try:
+            mlmodel = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            mlmodel = None
+        flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
+        if isinstance(flavors, dict):
+            sklearn = flavors.get("sklearn")
+            if isinstance(sklearn, dict) and sklearn.get("serialization_format") != "skops":
+                loaded_by_joblib.add(root / str(sklearn.get("pickled_model", "model.pkl")))
+            lightgbm = flavors.get("lightgbm")
+            if isinstance(lightgbm, dict) and str(lightgbm.get("data", "")).endswith(".pkl"):
+                loaded_by_joblib.add(root / str(lightgbm["data"]))
+        for file in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+            if file in loaded_by_joblib:
+                yield file, "joblib"
+            elif file.suffix.lower() in PICKLE_SUFFIXES or has_pickle_header(file):
+                yield file, "joblib" if file.suffix.lower() == ".joblib" else "pickle"
 
     def detect(self, path: Path) -> bool:
         if path.is_file():
@@ -268,4 +300,4 @@ def _libraries(inner: str, mlmodel: Mapping[str, Any]) -> dict[str, str]:
     return libraries
 
 
-FLAVOR = MLflowFlavor()
+FLAVOR: Flavor = MLflowFlavor()

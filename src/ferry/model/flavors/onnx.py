@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency, PredictionFailed
-from ferry.model.flavors import SavedArtifact, instance_of, library_version
+from ferry.model.flavors import Flavor, PickleFiles, SavedArtifact, instance_of, library_version
 from ferry.model.signature import Batch, ColumnSpec, DType
 
 # onnxruntime element type -> (signature dtype, numpy dtype fed to the session)
@@ -115,6 +115,9 @@ class OnnxPredictor:
 class OnnxFlavor:
     name = "onnx"
 
+    def pickles(self, artifact: Path, options: Mapping[str, str]) -> PickleFiles:
+        return iter(())  # a protobuf graph, never unpickled
+
     def detect(self, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() == ".onnx"
 
@@ -210,4 +213,4 @@ def _graph_classes(path: Path) -> list[Any] | None:
     return None
 
 
-FLAVOR = OnnxFlavor()
+FLAVOR: Flavor = OnnxFlavor()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, copy_model_file, library_version
+from ferry.model.flavors import Flavor, PickleFiles, SavedArtifact, copy_model_file, library_version
 from ferry.model.signature import Batch, ColumnSpec
 
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".sav"}
@@ -72,6 +72,11 @@ class SklearnPredictor:
 
 class SklearnFlavor:
     name = "sklearn"
+
+    def pickles(self, artifact: Path, options: Mapping[str, str]) -> PickleFiles:
+        """The model file, read by joblib.load, unless it is skops (which loads no pickle)."""
+        if options.get("format") != "skops" and artifact.suffix.lower() != ".skops":
+            yield artifact, "joblib"
 
     def detect(self, path: Path) -> bool:
         return path.is_file() and (
@@ -267,4 +272,4 @@ def _skops_data_type(dotted: str) -> bool:
     return True
 
 
-FLAVOR = SklearnFlavor()
+FLAVOR: Flavor = SklearnFlavor()

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import FlavorError, MissingDependency
-from ferry.model.flavors import SavedArtifact, copy_model_file, instance_of, library_version
+from ferry.model.flavors import (
+    Flavor,
+    PickleFiles,
+    SavedArtifact,
+    copy_model_file,
+    instance_of,
+    library_version,
+)
 from ferry.model.signature import Batch, ColumnSpec, DType
 
 _SUFFIXES = {".json", ".ubj", ".bst", ".xgb"}
@@ -94,6 +101,9 @@ class XGBoostPredictor:
 
 class XGBoostFlavor:
     name = "xgboost"
+
+    def pickles(self, artifact: Path, options: Mapping[str, str]) -> PickleFiles:
+        return iter(())  # XGBoost's own JSON or UBJSON model
 
     def detect(self, path: Path) -> bool:
         if not path.is_file():
@@ -184,4 +194,4 @@ def _matrix(batch: Batch, features: list[str]) -> np.ndarray:
     return np.asarray(batch.to_matrix(), dtype=np.float32)
 
 
-FLAVOR = XGBoostFlavor()
+FLAVOR: Flavor = XGBoostFlavor()

@@ -22,18 +22,17 @@ import bz2
 import io
 import lzma
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 from ferry.errors import UnsafeModel
+from ferry.model.flavors import PICKLE_SUFFIXES, PickleFiles, PickleLoader, get_flavor
 from ferry.model.kinds import DATA, ModelKind, classify
 from ferry.model.scanner.machine import Machine
 from ferry.model.scanner.resolve import Resolver, size_limit
 from ferry.model.scanner.stream import GlobalRef, PickleRejected, Stream, UseRef
 
-PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".pck", ".p"})
 MAX_DECOMPRESSED_BYTES = 16 * 1024**3
 _READ_CHUNK = 1 << 20
 # joblib's compressors, by the magic bytes joblib.load looks for (in its order)
@@ -46,7 +45,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xfd\x37\x7a\x58\x5a", "xz"),
     (b"\x04\x22\x4d\x18", "lz4"),
 )
-Loader = Literal["joblib", "pickle"]
+Loader = PickleLoader
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,72 +281,27 @@ def _opened(
     return io.BufferedReader(_Limited(inner, max_bytes), buffer_size=_READ_CHUNK)
 
 
-# --- which files of a model are pickles --------------------------------------------------------
-def model_pickles(path: Path, flavor: str | None = None) -> Iterator[tuple[Path, Loader]]:
-    """The pickle files loading ``path`` would unpickle, each with the loader that reads it."""
+# --- which files of a model are pickles: its flavor says -----------------------------------------
+def model_pickles(path: Path, flavor: str | None = None) -> PickleFiles:
+    """The pickle files loading ``path`` would unpickle, each with the loader that reads it,
+    as the model's flavor declares them (``Flavor.pickles``)."""
     from ferry.model.manifest import MANIFEST_FILE, read_manifest
 
-    if path.is_file():
-        if path.name == "MLmodel":
-            yield from _mlflow_pickles(path.parent)
-        elif _is_sklearn_pickle(path, flavor):
-            yield path, "joblib"
-        return
-    if not path.is_dir():
-        return
-    if (path / MANIFEST_FILE).is_file():
+    if path.is_dir() and (path / MANIFEST_FILE).is_file():
         manifest = read_manifest(path)
         artifact = path / manifest.artifact
-        if manifest.flavor == "sklearn":
-            if manifest.flavor_options.get("format") != "skops":
-                yield artifact, "joblib"
-        elif manifest.flavor == "mlflow":
-            yield from _mlflow_pickles(artifact)
-        return
-    if (path / "MLmodel").is_file():
-        yield from _mlflow_pickles(path)
+        yield from get_flavor(manifest.flavor).pickles(artifact, manifest.flavor_options)
+    elif path.name == "MLmodel" or (path.is_dir() and (path / "MLmodel").is_file()):
+        yield from get_flavor("mlflow").pickles(path, {})
+    elif path.is_file() and _is_sklearn_pickle(path, flavor):
+        yield from get_flavor("sklearn").pickles(path, {})
 
 
 def _is_sklearn_pickle(path: Path, flavor: str | None) -> bool:
-    if path.suffix.lower() == ".skops":
-        return False
+    """A bare model file the scikit-learn flavor would load (named so, or by its suffix)."""
     if flavor is not None:
         return flavor == "sklearn"
     return path.suffix.lower() in PICKLE_SUFFIXES
-
-
-def _mlflow_pickles(root: Path) -> Iterator[tuple[Path, Loader]]:
-    """Ferry reads an MLflow model's scikit-learn (and pickled LightGBM) file with joblib;
-    any other pickle in the folder (a pyfunc's cloudpickle) is read by pickle."""
-    import yaml
-
-    loaded_by_joblib: set[Path] = set()
-    try:
-        mlmodel = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        mlmodel = None
-    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
-    if isinstance(flavors, dict):
-        sklearn = flavors.get("sklearn")
-        if isinstance(sklearn, dict) and sklearn.get("serialization_format") != "skops":
-            loaded_by_joblib.add(root / str(sklearn.get("pickled_model", "model.pkl")))
-        lightgbm = flavors.get("lightgbm")
-        if isinstance(lightgbm, dict) and str(lightgbm.get("data", "")).endswith(".pkl"):
-            loaded_by_joblib.add(root / str(lightgbm["data"]))
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        if file in loaded_by_joblib:
-            yield file, "joblib"
-        elif file.suffix.lower() in PICKLE_SUFFIXES or _has_pickle_header(file):
-            yield file, "joblib" if file.suffix.lower() == ".joblib" else "pickle"
-
-
-def _has_pickle_header(file: Path) -> bool:
-    try:
-        with file.open("rb") as handle:
-            head = handle.read(2)
-    except OSError:
-        return False
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def scan_model(path: Path, flavor: str | None = None, *, trust: bool = False) -> ScanReport:

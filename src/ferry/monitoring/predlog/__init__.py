@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ferry.durations import parse_duration
 from ferry.monitoring.predlog.records import (
     Feedback,
     Labeled,
     LoggedPrediction,
-    parse_duration,
     parse_time,
 )
 from ferry.monitoring.predlog.writer import LogPolicy, PredictionLog

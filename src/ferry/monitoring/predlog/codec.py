@@ -12,8 +12,8 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 import orjson
 
+from ferry.db.events import PredictionEvent
 from ferry.model.signature import Batch
-from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.records import LoggedPrediction
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from ferry import durations
 from ferry.errors import InvalidRequest
-from ferry.monitoring import durations
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +65,10 @@ class Labeled:
     truth: list[Any]
 
 
-def parse_duration(text: str, field: str = "window") -> timedelta:
-    """``90s``, ``30m``, ``1h``, ``7d``, ``2w`` -> a timedelta (InvalidRequest naming ``field``)."""
-    return durations.parse_duration(text or "", field=field)
-
-
 def parse_time(text: str, field: str = "since") -> datetime:
     """A duration back from now (``1h``) or an ISO 8601 time (naive means UTC)."""
     if durations.is_duration(text or ""):
-        return datetime.now(UTC) - parse_duration(text, field)
+        return datetime.now(UTC) - durations.parse_duration(text, field)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from ferry.db.engine import create_engine, describe, redact, write_transaction
 from ferry.errors import (
     AmbiguousRequestId,
     DatabaseUnavailable,
@@ -53,9 +54,8 @@ from ferry.monitoring.predlog.codec import (
     stored_requests,
 )
 from ferry.monitoring.predlog.records import Feedback, Labeled, LoggedPrediction
-from ferry.registry.metadata.engine import create_engine, redact, write_transaction
-from ferry.registry.metadata.tables import prediction_chunks as chunks
-from ferry.registry.metadata.tables import prediction_feedback, prediction_ids
+from ferry.monitoring.tables import prediction_chunks as chunks
+from ferry.monitoring.tables import prediction_feedback, prediction_ids
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class PredictionStore:
     def open(cls, url: str, *, migrate: bool = False) -> PredictionStore:
         """The store over the database at ``url``; ``migrate`` brings its schema up first."""
         if migrate:
-            from ferry.registry.migrations import upgrade
+            from ferry.db.migrations import upgrade
 
             upgrade(url)
         return cls(create_engine(url))
@@ -138,7 +138,9 @@ class PredictionStore:
                 cause=type(getattr(exc, "orig", None) or exc).__name__,
             ) from exc
         except DBAPIError as exc:
-            raise StorageError(f"prediction log at {redact(self.engine.url)}: {exc}") from exc
+            raise StorageError(
+                f"prediction log at {redact(self.engine.url)}: {describe(exc)}"
+            ) from exc
 
     # --- writing ------------------------------------------------------------------------------
     def append(self, entries: Sequence[Entry]) -> None:

@@ -33,9 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ferry.db.events import PredictionEvent
 from ferry.errors import ConfigError, DatabaseUnavailable
 from ferry.forks import reset_after_fork
-from ferry.monitoring.events import PredictionEvent
 from ferry.monitoring.predlog.backlog import Backlog
 from ferry.monitoring.predlog.codec import Entry, event_entry
 

@@ -105,4 +105,5 @@ def choose_builder(name: str | None = None) -> Builder:
         "no image builder works here (" + "; ".join(reasons) + "); install podman "
         "(scripts/setup-containers.sh) or start a docker daemon",
         builders=names,
+        setting="builder",
     )

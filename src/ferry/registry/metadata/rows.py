@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection, Row
 from ferry.errors import AliasNotFound, ModelNotFound, VersionNotFound
 from ferry.model.manifest import FileEntry, Manifest
 from ferry.model.signature import Signature
-from ferry.registry.metadata.tables import (
+from ferry.registry.records import AliasRecord, Lineage, ModelRecord, VersionRecord
+from ferry.registry.tables import (
     aliases,
     model_tags,
     models,
@@ -20,7 +21,6 @@ from ferry.registry.metadata.tables import (
     version_tags,
     versions,
 )
-from ferry.registry.records import AliasRecord, Lineage, ModelRecord, VersionRecord
 
 VERSION_COLUMNS = sa.select(versions, models.c.name.label("model_name")).join(
     models, models.c.id == versions.c.model_id

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ferry.db.engine import Connections, create_engine, is_postgres
 from ferry.errors import ModelExists, VersionNotFound
 from ferry.registry.filters import MetricFilter, TagFilter
 from ferry.registry.metadata.base import NewVersion
-from ferry.registry.metadata.engine import Connections, create_engine, is_postgres
 from ferry.registry.metadata.rows import (
     ALIAS_COLUMNS,
     VERSION_COLUMNS,
@@ -28,8 +28,16 @@ from ferry.registry.metadata.rows import (
     model_row,
     version_row,
 )
-from ferry.registry.metadata.tables import (
-    ALL_TABLES,
+from ferry.registry.records import (
+    AliasEvent,
+    AliasRecord,
+    AuditEvent,
+    ModelRecord,
+    Page,
+    VersionRecord,
+)
+from ferry.registry.tables import (
+    TABLES,
     alias_history,
     aliases,
     audit_log,
@@ -39,14 +47,6 @@ from ferry.registry.metadata.tables import (
     version_metrics,
     version_tags,
     versions,
-)
-from ferry.registry.records import (
-    AliasEvent,
-    AliasRecord,
-    AuditEvent,
-    ModelRecord,
-    Page,
-    VersionRecord,
 )
 
 
@@ -88,7 +88,7 @@ class SqlMetadataStore:
         return self._engine
 
     def migrate(self) -> str:
-        from ferry.registry.migrations import upgrade_engine
+        from ferry.db.migrations import upgrade_engine
 
         return upgrade_engine(self._engine)
 
@@ -424,7 +424,7 @@ class SqlMetadataStore:
         with self._db.read() as conn:
             return {
                 table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                for table in ALL_TABLES
+                for table in TABLES  # the registry's own
             }
 
     def close(self) -> None:

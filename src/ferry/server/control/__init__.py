@@ -10,16 +10,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ferry.server.control.api import control_router
+    from ferry.server.control.api import control_routes
     from ferry.server.control.config import ControlConfig
     from ferry.server.control.routing import RegistryProvider
 
-__all__ = ["ControlConfig", "RegistryProvider", "control_router"]
+__all__ = ["ControlConfig", "RegistryProvider", "control_routes"]
 
 _EXPORTS: dict[str, str] = {
     "ControlConfig": "ferry.server.control.config",
     "RegistryProvider": "ferry.server.control.routing",
-    "control_router": "ferry.server.control.api",
+    "control_routes": "ferry.server.control.api",
 }
 
 

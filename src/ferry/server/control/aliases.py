@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,11 +13,12 @@ from ferry.registry.filters import check_page
 from ferry.registry.names import check_alias
 from ferry.server.control.models import Limit, Offset
 from ferry.server.control.routing import (
-    ERROR_RESPONSES,
-    ControlRoute,
+    PUBLISH_MODEL,
+    READ_MODEL,
     RegistryProvider,
     VersionHook,
     actor_of,
+    control_routes,
 )
 from ferry.server.control.schemas import (
     AliasHistoryPage,
@@ -28,6 +28,7 @@ from ferry.server.control.schemas import (
     alias_event_out,
     alias_out,
 )
+from ferry.server.routes import RouteTable
 
 T = TypeVar("T")
 
@@ -37,21 +38,22 @@ class AliasRoutes:
         self.registry = registry
         self.on_version = on_version  # told when an alias moves to a version
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["registry"])
         base = "/models/{name}/aliases"
-        router.add_api_route(base, self.list_aliases, methods=["GET"])
-        router.add_api_route(base + "/{alias}", self.get_alias, methods=["GET"])
-        router.add_api_route(base + "/{alias}", self.set_alias, methods=["PUT"])
-        router.add_api_route(
+        routes.add(base, self.list_aliases, "GET", READ_MODEL)
+        routes.add(base + "/{alias}", self.get_alias, "GET", READ_MODEL)
+        routes.add(base + "/{alias}", self.set_alias, "PUT", PUBLISH_MODEL)
+        routes.add(
             base + "/{alias}",
             self.delete_alias,
-            methods=["DELETE"],
+            "DELETE",
+            PUBLISH_MODEL,
             status_code=204,
             response_class=Response,
         )
-        router.add_api_route(base + "/{alias}/history", self.history, methods=["GET"])
-        return router
+        routes.add(base + "/{alias}/history", self.history, "GET", READ_MODEL)
+        return routes
 
     def list_aliases(self, name: str, limit: Limit = 100, offset: Offset = 0) -> AliasPage:
         """The model's aliases, by name."""

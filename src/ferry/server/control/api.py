@@ -1,10 +1,9 @@
-"""control_router(): the registry's REST API under /api/v1, for ``create_app(routers=[...])``."""
+"""control_router(): the registry's REST API under /api/v1 (in the app with Features.control)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from ferry.config.settings import Settings, get_settings
+from ferry.monitoring.storage import MonitoringStore
 from ferry.server.control.aliases import AliasRoutes
 from ferry.server.control.builds import build_routes
 from ferry.server.control.config import ControlConfig
@@ -15,14 +14,16 @@ from ferry.server.control.routing import PREFIX, RegistryProvider
 from ferry.server.control.uploads import UploadRoutes
 from ferry.server.control.versions import VersionRoutes
 from ferry.server.control.workdirs import sweep_staging
+from ferry.server.routes import Protocol, RouteTable
 
 
-def control_router(
+def control_routes(
     registry_provider: RegistryProvider,
     *,
     settings: Settings | None = None,
     config: ControlConfig | None = None,
-) -> APIRouter:
+    monitoring: MonitoringStore | None = None,
+) -> RouteTable:
     """Models, versions (with uploads and downloads), aliases, lineage and the audit log.
 
     ``registry_provider`` returns the process's open ``Registry``; it is called on every
@@ -32,23 +33,29 @@ def control_router(
     settings = settings or get_settings()
     config = config or ControlConfig.from_settings(settings)
     sweep_staging(config.staging_root())  # what a killed server left behind
-    router = APIRouter(prefix=PREFIX)
+    routes = RouteTable(Protocol.CONTROL)
+    # monitoring's own database (from settings unless given), shared by its routes
+    monitoring = monitoring or MonitoringStore.from_settings(settings)
     builds = build_routes(registry_provider, settings or get_settings())
-    router.include_router(ModelRoutes(registry_provider).router())
-    router.include_router(UploadRoutes(registry_provider, config, builds.auto_build).router())
-    router.include_router(VersionRoutes(registry_provider, config).router())
-    router.include_router(AliasRoutes(registry_provider, builds.auto_build).router())
-    router.include_router(builds.router())
-    router.include_router(SecurityRoutes(settings).router())
-    router.include_router(monitoring_routes(registry_provider, settings).router())
-    router.include_router(TelemetryRoutes(registry_provider, TELEMETRY_MAX_BYTES).router())
-    return router
+    routes.include(ModelRoutes(registry_provider).routes(), PREFIX)
+    routes.include(
+        UploadRoutes(registry_provider, config, builds.auto_build, monitoring).routes(), PREFIX
+    )
+    routes.include(VersionRoutes(registry_provider, config).routes(), PREFIX)
+    routes.include(AliasRoutes(registry_provider, builds.auto_build).routes(), PREFIX)
+    routes.include(builds.routes(), PREFIX)
+    routes.include(SecurityRoutes(settings).routes(), PREFIX)
+    routes.include(monitoring_routes(registry_provider, settings, monitoring).routes(), PREFIX)
+    routes.include(TelemetryRoutes(monitoring, TELEMETRY_MAX_BYTES).routes(), PREFIX)
+    return routes
 
 
 TELEMETRY_MAX_BYTES = 64 * 1024 * 1024
 
 
-def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -> MonitoringRoutes:
+def monitoring_routes(
+    registry_provider: RegistryProvider, settings: Settings, store: MonitoringStore
+) -> MonitoringRoutes:
     from ferry.monitoring.drift import thresholds_from_settings
     from ferry.monitoring.webhooks import WebhookConfig
 
@@ -57,4 +64,5 @@ def monitoring_routes(registry_provider: RegistryProvider, settings: Settings) -
         registry_provider,
         thresholds_from_settings(settings),
         WebhookConfig(url) if url else None,
+        store,
     )

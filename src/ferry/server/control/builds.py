@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 
@@ -23,12 +23,14 @@ from ferry.packaging.images import ImageOptions
 from ferry.packaging.jobs import BuildJobs, BuildRecord, BuildStore
 from ferry.registry import names
 from ferry.server.control.routing import (
-    ERROR_RESPONSES,
-    ControlRoute,
+    PUBLISH_MODEL,
+    READ_MODEL,
     RegistryProvider,
     actor_of,
+    control_routes,
 )
 from ferry.server.control.schemas import Body
+from ferry.server.routes import RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +111,13 @@ class BuildRoutes:
             return
         log.info("auto-build started", extra={"model": name, "version": version, "build": build.id})
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["builds"], responses=ERROR_RESPONSES)
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["builds"])
         base = "/models/{name}/versions/{version}/builds"
-        router.add_api_route(base, self.start, methods=["POST"], status_code=202)
-        router.add_api_route(base, self.list_builds, methods=["GET"])
-        router.add_api_route(base + "/{build_id}", self.get_build, methods=["GET"])
-        return router
+        routes.add(base, self.start, "POST", PUBLISH_MODEL, status_code=202)
+        routes.add(base, self.list_builds, "GET", READ_MODEL)
+        routes.add(base + "/{build_id}", self.get_build, "GET", READ_MODEL)
+        return routes
 
     def start(
         self, request: Request, name: str, version: int, body: BuildIn | None = None

@@ -90,25 +90,22 @@ def scan_pickles(path: Path, flavor: str | None, trust: bool) -> ScanReport:
 def check_bundle(bundle: Path, *, verify: bool = True) -> InspectReport:
     """Load the bundle (checksums verified) and compare its example's answers with the stored
     expected output."""
-    from ferry.model.example import compare_outputs, outputs_to_json
+    from ferry.model.example import replay_example
     from ferry.model.loaded import load_bundle
 
     model = load_bundle(bundle, verify=verify)
     flavor = model.manifest.flavor
-    if model.example is None:
-        return InspectReport(ok=True, flavor=flavor, example_check="no_example")
-    wanted = [n for n in (model.expected or {"predictions": None}) if n in model.output_names]
     try:
-        outputs = model.predict_outputs(model.example, wanted or ["predictions"])
+        replay = replay_example(model)
     except FerryError:
         raise
     except Exception as exc:
         raise BundleError(
             f"the model fails on its own input example: {type(exc).__name__}: {exc}"
         ) from exc
-    if model.expected is None:
-        return InspectReport(ok=True, flavor=flavor, example_check="no_expected_output")
-    mismatches = compare_outputs(model.expected, outputs_to_json(outputs))
+    if replay.status != "mismatch":
+        return InspectReport(ok=True, flavor=flavor, example_check=replay.status)
+    mismatches = replay.mismatches
     if mismatches:
         first = mismatches[0]
         raise BundleError(

@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.config.settings import Settings
+from ferry.durations import parse_duration
 from ferry.security.database import SecurityDatabase
-from ferry.security.keys import KeyStore, parse_duration
+from ferry.security.keys import KeyStore
 from ferry.security.metering import parse_day, read_usage, usage_csv, usage_json
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, actor_of
+from ferry.server.control.routing import ADMIN, actor_of, control_routes
 from ferry.server.control.schemas import Body
+from ferry.server.routes import RouteTable
 
 
 class KeyIn(Body):
@@ -77,19 +79,20 @@ class SecurityRoutes:
 
         return KeyStore(self.database, server_secret(self.settings))
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["admin"], responses=ERROR_RESPONSES)
-        router.add_api_route("/keys", self.list_keys, methods=["GET"])
-        router.add_api_route("/keys", self.create_key, methods=["POST"], status_code=201)
-        router.add_api_route("/keys/{key}", self.revoke_key, methods=["DELETE"])
-        router.add_api_route(
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["admin"])
+        routes.add("/keys", self.list_keys, "GET", ADMIN)
+        routes.add("/keys", self.create_key, "POST", ADMIN, status_code=201)
+        routes.add("/keys/{key}", self.revoke_key, "DELETE", ADMIN)
+        routes.add(
             "/usage",
             self.usage,
-            methods=["GET"],
+            "GET",
+            ADMIN,
             response_model=UsageList,
             responses={200: {"content": {"text/csv": {}}}},
         )
-        return router
+        return routes
 
     def list_keys(self) -> KeyList:
         """Every key (never its secret): scopes, status, expiry, limits."""
@@ -100,7 +103,7 @@ class SecurityRoutes:
         new = self.keys.create(
             body.name,
             body.scopes,
-            expires_in=None if body.expires is None else parse_duration(body.expires),
+            expires_in=None if body.expires is None else parse_duration(body.expires, "expires"),
             requests_per_minute=body.requests_per_minute,
             rows_per_day=body.rows_per_day,
             actor=actor_of(request),

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.security.trust import check_may_make_public
 from ferry.server.control.routing import (
-    ERROR_RESPONSES,
-    ControlRoute,
+    ADMIN,
+    PUBLISH_ALL,
+    PUBLISH_MODEL,
+    READ_ALL,
+    READ_MODEL,
     RegistryProvider,
     actor_of,
+    control_routes,
     principal_of,
 )
 from ferry.server.control.schemas import (
@@ -26,6 +30,7 @@ from ferry.server.control.schemas import (
     model_out,
     page_fields,
 )
+from ferry.server.routes import RouteTable
 
 Limit = Annotated[int, Query(description="Page size (1-1000).")]
 Offset = Annotated[int, Query(description="Items to skip.")]
@@ -37,21 +42,22 @@ class ModelRoutes:
     def __init__(self, registry: RegistryProvider) -> None:
         self.registry = registry
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
-        router.add_api_route("/models", self.list_models, methods=["GET"])
-        router.add_api_route("/models", self.create_model, methods=["POST"], status_code=201)
-        router.add_api_route("/models/{name}", self.get_model, methods=["GET"])
-        router.add_api_route("/models/{name}", self.update_model, methods=["PATCH"])
-        router.add_api_route(
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["registry"])
+        routes.add("/models", self.list_models, "GET", READ_ALL)
+        routes.add("/models", self.create_model, "POST", PUBLISH_ALL, status_code=201)
+        routes.add("/models/{name}", self.get_model, "GET", READ_MODEL)
+        routes.add("/models/{name}", self.update_model, "PATCH", PUBLISH_MODEL)
+        routes.add(
             "/models/{name}",
             self.delete_model,
-            methods=["DELETE"],
+            "DELETE",
+            PUBLISH_MODEL,
             status_code=204,
             response_class=Response,
         )
-        router.add_api_route("/audit", self.audit, methods=["GET"], tags=["admin"])
-        return router
+        routes.add("/audit", self.audit, "GET", ADMIN, tags=["admin"])
+        return routes
 
     def list_models(
         self,

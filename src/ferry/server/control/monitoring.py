@@ -11,29 +11,42 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from ferry.errors import ConfigError, InvalidRequest, NotReady, PayloadTooLarge
+from ferry.durations import MAX_DURATION
+from ferry.errors import ConfigError, FeatureNotConfigured, InvalidRequest, PayloadTooLarge
 from ferry.monitoring.drift import DriftThresholds, compute_drift
-from ferry.monitoring.durations import MAX_DURATION
 from ferry.monitoring.jobs import Window, drift_of_window
 from ferry.monitoring.profile import ReferenceProfile
 from ferry.monitoring.references import reference_profile
 from ferry.monitoring.runs import DriftHistory, DriftRun, DriftSummary
-from ferry.monitoring.storage import DriftRecord, MonitoringStore
+from ferry.monitoring.storage import MAX_ROW_ID, DriftRecord, MonitoringStore
 from ferry.monitoring.webhooks import WebhookConfig, drift_alert
 from ferry.registry.names import MAX_VERSION
 from ferry.server.alerting import post_in_background
-from ferry.server.control.routing import ERROR_RESPONSES, ControlRoute, RegistryProvider
+from ferry.server.control.routing import (
+    ADMIN,
+    PUBLISH_MODEL,
+    READ_ALL,
+    READ_MODEL,
+    RegistryProvider,
+    control_routes,
+)
+from ferry.server.routes import RouteTable
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_LIVE_ROWS = 1_000_000
 _BINARY = {"type": "string", "format": "binary"}
+
+
+# bounded as the columns are: a larger number overflowed the database driver (a 500)
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version number.")]
+ReportId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A drift report's id.")]
 
 
 class SplitFrame(BaseModel):
@@ -61,47 +74,50 @@ class MonitoringRoutes:
         registry: RegistryProvider,
         thresholds: DriftThresholds,
         webhook: WebhookConfig | None,
+        store: MonitoringStore,
     ) -> None:
         self.registry = registry
         self.thresholds = thresholds
         self.webhook = webhook
+        self.store = store
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["monitoring"], responses=ERROR_RESPONSES)
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["monitoring"])
         version = "/models/{name}/versions/{version}"
-        router.add_api_route(version + "/profile", self.get_profile, methods=["GET"])
-        router.add_api_route(version + "/drift", self.run_drift, methods=["POST"])
-        router.add_api_route("/models/{name}/drift", self.history, methods=["GET"])
-        router.add_api_route("/drift/{report_id}", self.get_report, methods=["GET"])
-        router.add_api_route(
+        routes.add(version + "/profile", self.get_profile, "GET", READ_MODEL)
+        routes.add(version + "/drift", self.run_drift, "POST", PUBLISH_MODEL)
+        routes.add("/models/{name}/drift", self.history, "GET", READ_MODEL)
+        routes.add("/drift/{report_id}", self.get_report, "GET", READ_ALL)
+        routes.add(
             "/drift/{report_id}/report.html",
             self.get_report_html,
-            methods=["GET"],
+            "GET",
+            READ_ALL,
             response_model=None,
             responses={200: {"content": {"text/html": {}}, "description": "The HTML report"}},
         )
-        return router
+        return routes
 
     def _store(self) -> MonitoringStore:
-        return MonitoringStore.of(self.registry())
+        return self.store
 
-    def get_profile(self, name: str, version: int) -> ReferenceProfile:
+    def get_profile(self, name: str, version: VersionNumber) -> ReferenceProfile:
         """The version's reference profile (per feature: quantiles, bins, categories)."""
-        return reference_profile(self.registry(), name, version)
+        return reference_profile(self.registry(), self.store, name, version)
 
-    def run_drift(self, name: str, version: int, body: DriftIn) -> DriftRun:
+    def run_drift(self, name: str, version: VersionNumber, body: DriftIn) -> DriftRun:
         """Compare live rows with the version's reference profile; store and alert."""
         registry = self.registry()
-        store = MonitoringStore.of(registry)
+        store = self.store
         registry.get_version(name, version)
         live = _live_rows(body)
         if live is None:
             assert body.window_seconds is not None
             window = Window.last(timedelta(seconds=body.window_seconds))
-            report = drift_of_window(registry, name, version, window, self.thresholds)
+            report = drift_of_window(registry, store, name, version, window, self.thresholds)
         else:
             thresholds = self.thresholds.with_overrides(registry.get_model(name).tags)
-            profile = reference_profile(registry, name, version)
+            profile = reference_profile(registry, store, name, version)
             report = compute_drift(profile, live, thresholds).model_copy(
                 update={"model": name, "version": version}
             )
@@ -123,13 +139,13 @@ class MonitoringRoutes:
         """Stored drift reports of a model, newest first."""
         registry = self.registry()
         registry.get_model(name)
-        records = MonitoringStore.of(registry).drift_history(name, version, limit=limit)
+        records = self.store.drift_history(name, version, limit=limit)
         return DriftHistory(items=[_summary(r) for r in records])
 
-    def get_report(self, report_id: int) -> DriftRun:
+    def get_report(self, report_id: ReportId) -> DriftRun:
         return DriftRun(id=report_id, report=self._store().get_drift(report_id).report)
 
-    def get_report_html(self, report_id: int) -> HTMLResponse:
+    def get_report_html(self, report_id: ReportId) -> HTMLResponse:
         """The report as a self-contained HTML page with its plots."""
         from ferry.monitoring.report import render_html
 
@@ -210,16 +226,17 @@ class TelemetryRoutes:
     """``POST /api/v1/telemetry``: a site pushes a signed bundle (``ferry telemetry push``);
     ``GET /api/v1/telemetry/sites``: the sites heard from, with their latest summary."""
 
-    def __init__(self, registry: RegistryProvider, max_bytes: int) -> None:
-        self.registry = registry
+    def __init__(self, store: MonitoringStore, max_bytes: int) -> None:
+        self.store = store
         self.max_bytes = max_bytes
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["telemetry"], responses=ERROR_RESPONSES)
-        router.add_api_route(
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["telemetry"])
+        routes.add(
             "/telemetry",
             self.receive,
-            methods=["POST"],
+            "POST",
+            ADMIN,
             response_model=TelemetryReceipt,
             openapi_extra={
                 "requestBody": {
@@ -234,8 +251,8 @@ class TelemetryRoutes:
                 }
             },
         )
-        router.add_api_route("/telemetry/sites", self.sites, methods=["GET"])
-        return router
+        routes.add("/telemetry/sites", self.sites, "GET", READ_ALL)
+        return routes
 
     async def receive(self, request: Request) -> TelemetryReceipt:
         """Verify a pushed bundle with this server's FERRY_TELEMETRY_KEY and keep its summary."""
@@ -252,19 +269,21 @@ class TelemetryRoutes:
 
     def _import(self, data: bytes) -> TelemetryReceipt:
         from ferry.monitoring.export import import_site
-        from ferry.monitoring.telemetry import load_key, verify_bundle
+        from ferry.monitoring.telemetry import KEY_ENV, load_key, verify_bundle
 
         try:
             key = load_key()
         except ConfigError as exc:
-            raise NotReady(f"this server takes no telemetry: {exc.message}") from exc
+            raise FeatureNotConfigured(
+                f"this server takes no telemetry: {exc.message}", setting=KEY_ENV
+            ) from exc
         record, created = import_site(verify_bundle(data, key), self._store())
         return TelemetryReceipt(
             site=record.site, created=created, since=record.since, until=record.until
         )
 
     def _store(self) -> MonitoringStore:
-        return MonitoringStore.of(self.registry())
+        return self.store
 
     def sites(self) -> TelemetrySites:
         return TelemetrySites(

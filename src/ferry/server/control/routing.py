@@ -11,22 +11,38 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import InvalidRequest, MalformedBody
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
+from ferry.errors import InvalidRequest, MalformedBody, first_problem
+from ferry.ids import ANONYMOUS
 from ferry.registry import Registry
-from ferry.registry.service import ANONYMOUS
-from ferry.security.identity import IDENTITY_SCOPE_KEY, Principal
+from ferry.security.identity import Principal, principal_id, principal_in
+from ferry.security.scopes import Action
 from ferry.server.control.schemas import ErrorAnswer
+from ferry.server.routes import Protocol, RouteTable, need
 
 RegistryProvider = Callable[[], Registry]
 # told (model, version, actor) after a version is registered or an alias moves to it
 # (auto-builds, recorded as started by the actor whose write set them off)
 VersionHook = Callable[[str, int, str], None]
 PREFIX = "/api/v1"
+# who may call a control route (README "Access control"): a model's routes need read on it
+# to GET and publish on it otherwise; the registry's listing read (publish to create a
+# model, its name in the body), and keys, usage and the audit log admin
+READ_MODEL = need(Action.READ, on="name")
+PUBLISH_MODEL = need(Action.PUBLISH, on="name")
+READ_ALL = need(Action.READ)
+PUBLISH_ALL = need(Action.PUBLISH)
+ADMIN = need(Action.ADMIN)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorAnswer, "description": "The caller's mistake, in Ferry's error shape."}
 }
+
+
+def control_routes(tags: list[str]) -> RouteTable:
+    """A table of control-plane routes: Ferry's 400s for invalid parameters, error docs."""
+    return RouteTable(
+        Protocol.CONTROL, route_class=ControlRoute, tags=tags, responses=ERROR_RESPONSES
+    )
 
 
 class ControlRoute(APIRoute):
@@ -52,25 +68,19 @@ class ControlRoute(APIRoute):
 def actor_of(request: Request) -> str:
     """The authenticated caller's principal id (an API key's id, ``jwt:<subject>``), as the
     auth layer left it in the ASGI scope; ``anonymous`` when auth is off or the route is open."""
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
-    return str(principal) if principal else ANONYMOUS
+    return principal_id(request.scope) or ANONYMOUS
 
 
 def principal_of(request: Request) -> Principal | None:
     """The authenticated caller with its scopes, for a route that decides on a body field
     (an upload's ``trust=true``, a ``public=true`` tag); None when auth is off."""
-    principal = request.scope.get(IDENTITY_SCOPE_KEY)
-    return principal if isinstance(principal, Principal) else None
+    return principal_in(request.scope)
 
 
 def invalid_request(errors: Sequence[Any]) -> InvalidRequest:
     """The first of pydantic's/FastAPI's validation errors as an ``InvalidRequest``."""
-    first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
-    if loc and loc[0] in ("body", "query", "path", "header"):
-        loc = loc[1:]
-    field = ".".join(loc) or "body"
-    message = str(first.get("msg", "invalid value"))
-    if first.get("type") == "json_invalid":
+    field, message = first_problem(errors)
+    field = field or "body"
+    if errors and errors[0].get("type") == "json_invalid":
         return MalformedBody(f"request body is not valid JSON: {message}", field="body")
     return InvalidRequest(f"{field}: {message}", field=field, problems=len(errors))

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
 
-from ferry.errors import BundleError, InvalidRequest, PayloadTooLarge
+from ferry.errors import BundleError, InvalidRequest, PayloadTooLarge, first_problem
 from ferry.model.bundle import verify_files
 from ferry.model.flavors import FLAVORS
 from ferry.model.manifest import MANIFEST_FILE, read_manifest
@@ -24,7 +24,6 @@ from ferry.registry import names as rules
 from ferry.registry.bundles import check_paths
 from ferry.server.control.inspector import InspectSpec
 from ferry.server.control.multipart import Part
-from ferry.server.control.routing import invalid_request
 from ferry.server.control.schemas import UploadMetadata
 
 FILE_PARTS = ("bundle", "model", "example", "reference")
@@ -110,15 +109,10 @@ def _metadata(part: Part | None) -> UploadMetadata:
     try:
         metadata = UploadMetadata.model_validate_json(text or "{}")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise InvalidRequest(
-                f"metadata is not valid JSON: {first['msg']}", field="metadata"
-            ) from exc
-        error = invalid_request(exc.errors())
-        inner = str(error.details["field"])
-        field = "metadata" if inner == "body" else f"metadata.{inner}"
-        reason = error.message.split(": ", 1)[-1]
+        inner, reason = first_problem(exc.errors())
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise InvalidRequest(f"metadata is not valid JSON: {reason}", field="metadata") from exc
+        field = f"metadata.{inner}" if inner else "metadata"
         raise InvalidRequest(f"{field}: {reason}", field=field) from exc
     _check_metadata(metadata)
     return metadata

@@ -19,10 +19,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ferry.config.logging import bind_model
+from ferry.config.settings import get_settings
 from ferry.errors import FerryError, ModelNotFound, UnsafeModel, VersionNotFound
 from ferry.model.kinds import ModelKind, classify
 from ferry.monitoring.profile import ReferenceProfile, profile_bundle
@@ -41,11 +42,11 @@ from ferry.server.control.inspection import Inspector
 from ferry.server.control.inspector import InspectReport, InspectSpec
 from ferry.server.control.multipart import Part, receive_parts
 from ferry.server.control.routing import (
-    ERROR_RESPONSES,
-    ControlRoute,
+    PUBLISH_MODEL,
     RegistryProvider,
     VersionHook,
     actor_of,
+    control_routes,
     principal_of,
 )
 from ferry.server.control.schemas import UploadMetadata, UploadOut, version_fields
@@ -56,6 +57,7 @@ from ferry.server.control.staging import (
     stage_model,
 )
 from ferry.server.control.workdirs import WorkDir, relative_paths
+from ferry.server.routes import RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -126,27 +128,30 @@ class UploadRoutes:
         registry: RegistryProvider,
         config: ControlConfig,
         on_version: VersionHook | None = None,
+        monitoring: MonitoringStore | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
+        self.monitoring = monitoring or MonitoringStore.from_settings(get_settings())
         self.on_version = on_version  # told of a new version (or an alias moved to one)
         self.inspector = Inspector(
             timeout=config.inspect_timeout_seconds, slots=config.inspector_slots
         )
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
-        router.add_api_route(
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["registry"])
+        routes.add(
             # ``:path`` so that a name with '/' reaches check_name (400 invalid_name), not a 404
             "/models/{name:path}/versions",
             self.upload,
-            methods=["POST"],
+            "POST",
+            PUBLISH_MODEL,
             status_code=201,
             response_model=UploadOut,
             responses={200: {"model": UploadOut, "description": "Already registered"}},
             openapi_extra=UPLOAD_BODY,
         )
-        return router
+        return routes
 
     async def upload(self, name: str, request: Request) -> Response:
         """Register a new version from a bundle archive or a raw model file (multipart).
@@ -166,6 +171,7 @@ class UploadRoutes:
             raise
         finally:
             await anyio.to_thread.run_sync(work.remove)
+        bind_model(name, str(record.version))  # on this request's access line
         if metadata.alias is not None:
             set_alias = functools.partial(registry.set_alias, actor=actor)
             await anyio.to_thread.run_sync(set_alias, name, metadata.alias, record.version)
@@ -216,7 +222,7 @@ class UploadRoutes:
         profile = await anyio.to_thread.run_sync(_profile, bundle, form.reference)
         if existing is not None:
             if form.reference is not None and profile is not None:
-                await anyio.to_thread.run_sync(_save_profile, registry, existing, profile)
+                await anyio.to_thread.run_sync(_save_profile, self.monitoring, existing, profile)
             return existing, False, metadata
         scan = None if report is None else report.scan
         audit: dict[str, object] = {} if scan is None else {"pickle_scan": scan}
@@ -236,7 +242,7 @@ class UploadRoutes:
         )
         record = await anyio.to_thread.run_sync(register)
         if profile is not None:
-            await anyio.to_thread.run_sync(_save_profile, registry, record, profile)
+            await anyio.to_thread.run_sync(_save_profile, self.monitoring, record, profile)
         return record, True, metadata
 
     async def _inspect(self, name: str, spec: InspectSpec, work: Path) -> InspectReport:
@@ -258,8 +264,8 @@ def _profile(bundle: Path, reference: Part | None) -> ReferenceProfile | None:
     return profile_bundle(bundle, reference.path, suffix=suffix)
 
 
-def _save_profile(registry: Registry, record: VersionRecord, profile: ReferenceProfile) -> None:
-    MonitoringStore.of(registry).save_profile(record.model, record.version, profile)
+def _save_profile(store: MonitoringStore, record: VersionRecord, profile: ReferenceProfile) -> None:
+    store.save_profile(record.model, record.version, profile)
 
 
 def _check_targets(registry: Registry, name: str, metadata: UploadMetadata) -> None:

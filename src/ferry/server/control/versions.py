@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse
@@ -13,10 +13,11 @@ from ferry.security.trust import RESERVED_VERSION_TAGS, check_version_tags
 from ferry.server.control.config import ControlConfig
 from ferry.server.control.models import Limit, Offset
 from ferry.server.control.routing import (
-    ERROR_RESPONSES,
-    ControlRoute,
+    PUBLISH_MODEL,
+    READ_MODEL,
     RegistryProvider,
     actor_of,
+    control_routes,
 )
 from ferry.server.control.schemas import (
     LineageGraphOut,
@@ -29,6 +30,7 @@ from ferry.server.control.schemas import (
     version_out,
 )
 from ferry.server.control.workdirs import WorkDir
+from ferry.server.routes import RouteTable
 
 ARCHIVE_MEDIA_TYPE = "application/gzip"
 
@@ -38,22 +40,23 @@ class VersionRoutes:
         self.registry = registry
         self.config = config
 
-    def router(self) -> APIRouter:
-        router = APIRouter(route_class=ControlRoute, tags=["registry"], responses=ERROR_RESPONSES)
+    def routes(self) -> RouteTable:
+        routes = control_routes(tags=["registry"])
         base = "/models/{name}/versions"
-        router.add_api_route(base, self.list_versions, methods=["GET"])
-        router.add_api_route(base + "/{version}", self.get_version, methods=["GET"])
-        router.add_api_route(base + "/{version}", self.update_version, methods=["PATCH"])
-        router.add_api_route(base + "/{version}/metrics", self.log_metrics, methods=["POST"])
-        router.add_api_route(base + "/{version}/lineage", self.lineage, methods=["GET"])
-        router.add_api_route(
+        routes.add(base, self.list_versions, "GET", READ_MODEL)
+        routes.add(base + "/{version}", self.get_version, "GET", READ_MODEL)
+        routes.add(base + "/{version}", self.update_version, "PATCH", PUBLISH_MODEL)
+        routes.add(base + "/{version}/metrics", self.log_metrics, "POST", PUBLISH_MODEL)
+        routes.add(base + "/{version}/lineage", self.lineage, "GET", READ_MODEL)
+        routes.add(
             base + "/{version}/download",
             self.download,
-            methods=["GET"],
+            "GET",
+            READ_MODEL,
             response_class=FileResponse,
             responses={200: {"content": {ARCHIVE_MEDIA_TYPE: {}}, "description": "A .tar.gz"}},
         )
-        return router
+        return routes
 
     def list_versions(
         self,

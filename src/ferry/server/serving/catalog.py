@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
+from ferry.config.logging import bind_model
 from ferry.errors import (
     BundleError,
     DatabaseUnavailable,
@@ -139,6 +140,7 @@ class RegistryModels:
 
     async def _served(self, key: Key) -> LoadedModel:
         """The loaded model; a 503 when it must be fetched and the database cannot be read."""
+        bind_model(key[0], str(key[1]))  # the request's lines from here on, a failed load's too
         if self._down_since is not None and key not in self._loaded:
             raise _not_loaded(key)
         try:
@@ -217,7 +219,7 @@ class RegistryModels:
                 version=version,
             ) from exc
         self.checks[(model.name, model.version)] = check_example(model)
-        log.info("loaded %s version %s", name, version)
+        log.info("loaded %s version %s", name, version, extra={"model": name, "version": version})
         if self.on_load is not None:
             self.on_load(model, time.perf_counter() - started)
         return model
@@ -236,7 +238,11 @@ class RegistryModels:
             if self.on_evict is not None:
                 self.on_evict(evicted)
             log.info(
-                "unloaded %s version %s (max %d loaded)", victim[0], victim[1], self.max_loaded
+                "unloaded %s version %s (max %d loaded)",
+                victim[0],
+                victim[1],
+                self.max_loaded,
+                extra={"model": victim[0], "version": victim[1]},
             )
 
     async def _refresh_forever(self) -> None:

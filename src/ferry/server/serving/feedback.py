@@ -18,15 +18,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ferry.errors import InvalidRequest, PredictionNotFound
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY
 from ferry.monitoring.performance import TASKS, evaluate
 from ferry.monitoring.predlog import Feedback, LoggedPrediction, parse_duration, parse_time
+from ferry.security.identity import principal_id
+from ferry.security.scopes import Action
 from ferry.server.monitoring import Monitoring, monitoring_of
+from ferry.server.routes import Protocol, RouteTable, need
 from ferry.server.serving.inference import json_response, parse_json, read_body
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ async def post_feedback(request: Request) -> Response:
     monitoring.logged_store()  # a 409 before reading the body when logging is off
     items = parse_feedback(parse_json(await read_body(request, MAX_BODY_BYTES)))
     name = _model_name(request)
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    principal = principal_id(request.scope)
     answer = await anyio.to_thread.run_sync(record_feedback, monitoring, name, items, principal)
     return json_response(answer)
 
@@ -271,7 +272,7 @@ async def get_prediction(request: Request) -> Response:
     monitoring = monitoring_of(request)
     store = monitoring.logged_store()
     request_id: str = request.path_params["request_id"]
-    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    principal = principal_id(request.scope)
     record = await anyio.to_thread.run_sync(store.get, request_id, principal)
     return json_response(record.to_json())
 
@@ -286,34 +287,40 @@ def _path_parameter(name: str, description: str) -> dict[str, Any]:
 MODEL_PARAMETER = _path_parameter("name", "The model's name (or name@alias).")
 
 
-def monitoring_router() -> APIRouter:
-    router = APIRouter(tags=["monitoring"])
-    router.add_api_route(
+def feedback_routes() -> RouteTable:
+    routes = RouteTable(Protocol.NATIVE, tags=["monitoring"])
+    routes.add(
         "/v1/models/{name}/feedback",
         post_feedback,
-        methods=["POST"],
+        "POST",
+        need(Action.PREDICT, Action.PUBLISH, on="name"),
         summary="Send the true values for logged predictions",
         openapi_extra=MODEL_PARAMETER,
     )
-    router.add_api_route(
+    routes.add(
         "/v1/models/{name}/performance",
         get_performance,
-        methods=["GET"],
+        "GET",
+        need(Action.READ, Action.PREDICT, on="name"),
         summary="Live accuracy/F1 or MAE/RMSE per version, from feedback",
         openapi_extra=MODEL_PARAMETER,
     )
-    router.add_api_route(
+    routes.add(
         "/api/v1/models/{name}/predictions",
         list_predictions,
-        methods=["GET"],
+        "GET",
+        need(Action.READ, on="name"),
+        protocol=Protocol.CONTROL,
         summary="Logged predictions of a model, newest first",
         openapi_extra=MODEL_PARAMETER,
     )
-    router.add_api_route(
+    routes.add(
         "/api/v1/predictions/{request_id}",
         get_prediction,
-        methods=["GET"],
+        "GET",
+        need(Action.READ),
+        protocol=Protocol.CONTROL,
         summary="One logged prediction by request id",
         openapi_extra=_path_parameter("request_id", "The request id a prediction answered."),
     )
-    return router
+    return routes

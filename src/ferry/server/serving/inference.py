@@ -15,14 +15,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.config.logging import request_id_var
+from ferry.config.logging import bind_model, request_id_var
+from ferry.db.events import PredictionEvent
 from ferry.errors import EmptyBatch, FerryError, MalformedBody, PayloadTooLarge, PredictionFailed
 from ferry.ids import client_request_id, time_ordered_id
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch, Signature
 from ferry.model.validation import batch_from_columns
-from ferry.monitoring.events import PRINCIPAL_SCOPE_KEY, PredictionEvent
+from ferry.security.identity import principal_id
 from ferry.server.errors import status_of
+from ferry.server.routes import Protocol
 from ferry.server.serving.context import ServingContext
 from ferry.server.serving.jsonbody import loads
 
@@ -129,6 +131,7 @@ async def predict(
     context: ServingContext, model: LoadedModel, batch: Batch, outputs: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Run the model (batched, off the event loop); a model that raises is a 500."""
+    bind_model(model.name, model.version)
     try:
         return await context.batcher(model).predict(batch, outputs)
     except FerryError:
@@ -171,10 +174,10 @@ class Timer:
     """Times one request and records it in the metrics, whatever its outcome, and tells the
     context's observers (prediction log, metering) about it when there are any."""
 
-    __slots__ = ("client_id", "context", "path", "protocol", "request", "request_id", "start")
+    __slots__ = ("client_id", "context", "protocol", "request", "request_id", "start")
 
     def __init__(
-        self, context: ServingContext, request: Request, protocol: str, request_id: str
+        self, context: ServingContext, request: Request, protocol: Protocol, request_id: str
     ) -> None:
         self.context = context
         self.request = request
@@ -182,7 +185,6 @@ class Timer:
         self.request_id = request_id
         # the caller's own id, if it sent a well-formed one: logged beside ours, echoed back
         self.client_id = client_request_id(request.headers.get("x-request-id"))
-        self.path: str = request.scope["path"]
         self.start = time.perf_counter()
 
     def headers(self) -> dict[str, str]:
@@ -201,6 +203,8 @@ class Timer:
     ) -> None:
         seconds = time.perf_counter() - self.start
         name, version = (model.name, model.version) if model is not None else ("-", "-")
+        if model is not None:  # else keep what resolving bound (a version that failed to load)
+            bind_model(name, version)
         rows = batch.n_rows if batch is not None and error is None else 0
         self.context.metrics.observe(name, version, self.protocol, status, seconds, rows)
         observers = self.context.observers
@@ -216,7 +220,7 @@ class Timer:
             rows=rows,
             seconds=seconds,
             timestamp=time.time() - seconds,
-            principal=self.request.scope.get(PRINCIPAL_SCOPE_KEY),
+            principal=principal_id(self.request.scope),
             error_code=error.code if error is not None else None,
             inputs=batch,
             outputs=outputs,
@@ -228,4 +232,4 @@ class Timer:
         self, model: LoadedModel | None, exc: FerryError, batch: Batch | None = None
     ) -> None:
         self.context.metrics.errors.labels(exc.code).inc()
-        self.done(model, status_of(exc, self.path), batch, error=exc)
+        self.done(model, status_of(exc, self.protocol), batch, error=exc)

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import anyio.to_thread
 
 from ferry.errors import ModelNotFound, NotReady, VersionNotFound
-from ferry.model.example import compare_outputs, outputs_to_json
+from ferry.model.example import replay_example
 from ferry.model.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -133,28 +133,16 @@ class StaticModels:
 
 def check_example(model: LoadedModel) -> ExampleCheck:
     """Replay the bundle's input example and compare with its stored expected output."""
-    if model.example is None:
-        return ExampleCheck("no_example")
-    outputs = [
-        name for name in (model.expected or {"predictions": None}) if name in model.output_names
-    ]
     try:
-        actual = outputs_to_json(model.predict_outputs(model.example, outputs or ["predictions"]))
+        replay = replay_example(model)
     except Exception as exc:  # a model that cannot answer its own example is logged, not fatal
         log.error("model %s:%s failed on its example: %s", model.name, model.version, exc)
         return ExampleCheck("failed", str(exc))
-    if model.expected is None:
-        return ExampleCheck("no_expected_output")
-    mismatches = compare_outputs(model.expected, actual)
-    if mismatches:
-        first = mismatches[0]
-        message = (
-            f"{len(mismatches)} mismatches; first: {first.output} row {first.row}: "
-            f"expected {first.expected!r}, got {first.got!r}"
-        )
+    if replay.mismatches:
+        message = replay.summary()
         log.warning("model %s:%s example check: %s", model.name, model.version, message)
         return ExampleCheck("mismatch", message)
-    return ExampleCheck("passed")
+    return ExampleCheck(replay.status)
 
 
 def _version_key(version: str) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from ferry.errors import FerryError
 from ferry.registry import Registry, write_archive
-from ferry.server.control import ControlConfig, control_router
+from ferry.server.control import ControlConfig, control_routes
 from ferry.server.errors import ferry_error_handler, http_error_handler, unexpected_error_handler
 
 with warnings.catch_warnings():
@@ -99,19 +99,24 @@ def tar_bytes(entries: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def build_app(registry: Registry, config: ControlConfig) -> FastAPI:
+def build_app(registry: Registry, config: ControlConfig, database_url: str) -> FastAPI:
     app = FastAPI(title="control plane under test")
     app.add_exception_handler(FerryError, ferry_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    app.include_router(control_router(lambda: registry, config=config))
+    from ferry.monitoring.storage import MonitoringStore
+
+    # monitoring's own store, over the registry's database file (not FERRY_HOME's)
+    monitoring = MonitoringStore.open(database_url)
+    control_routes(lambda: registry, config=config, monitoring=monitoring).install(app)
     return app
 
 
 @contextmanager
 def running_control(root: Path, **config: object) -> Iterator[Control]:
     settings = ControlConfig(work_dir=root / "staging", **config)  # type: ignore[arg-type]
-    with Registry.open(f"sqlite:///{root / 'ferry.db'}", str(root / "artifacts")) as registry:
-        app = build_app(registry, settings)
+    url = f"sqlite:///{root / 'ferry.db'}"
+    with Registry.open(url, str(root / "artifacts")) as registry:
+        app = build_app(registry, settings, url)
         with TestClient(app, raise_server_exceptions=False) as http:
             yield Control(http, registry, root, settings)

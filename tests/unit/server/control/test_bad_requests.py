@@ -169,6 +169,24 @@ CASES: dict[str, tuple[Send, int, str]] = {
     ),
     "version not a number": (raw("GET", "/models/iris/versions/one"), 400, "invalid_request"),
     "version zero": (raw("GET", "/models/iris/versions/0"), 400, "invalid_request"),
+    # numbers past the columns' integers overflowed the driver: 500 (found by schemathesis)
+    "profile of a huge version": (
+        raw("GET", f"/models/iris/versions/{2**70}/profile"),
+        400,
+        "invalid_request",
+    ),
+    "drift of a huge version": (
+        raw("POST", f"/models/iris/versions/{2**70}/drift", json={"rows": [{"a": 1}]}),
+        400,
+        "invalid_request",
+    ),
+    "huge drift report id": (raw("GET", f"/drift/{2**70}"), 400, "invalid_request"),
+    "huge drift report id, html": (
+        raw("GET", f"/drift/{2**70}/report.html"),
+        400,
+        "invalid_request",
+    ),
+    "drift report id zero": (raw("GET", "/drift/0"), 400, "invalid_request"),
     "unknown alias": (raw("GET", "/models/iris/aliases/staging"), 404, "alias_not_found"),
     "delete unknown alias": (raw("DELETE", "/models/iris/aliases/staging"), 404, "alias_not_found"),
     # --- names

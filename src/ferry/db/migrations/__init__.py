@@ -1,4 +1,7 @@
-"""Alembic migrations for the registry database, run from code (no alembic.ini).
+"""Alembic migrations for Ferry's database (every layer's tables), run from code (no alembic.ini).
+
+They lived in ``ferry/registry/migrations`` until issue 14; the revision ids are unchanged, so
+a database stamped by an older Ferry upgrades in place.
 
 ``upgrade(url)`` brings a database to the newest schema and is safe to run again, and from
 several processes at once (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``).
@@ -36,7 +39,7 @@ def _config(connection: Connection | None = None) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> str:
     """Migrate the database at ``url`` up to ``revision``; returns the revision it is at."""
-    from ferry.registry.metadata.engine import create_engine
+    from ferry.db.engine import create_engine
 
     engine = create_engine(url)
     try:
@@ -50,7 +53,7 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> str:
     from alembic import command
     from sqlalchemy.exc import DBAPIError
 
-    from ferry.registry.metadata.engine import is_postgres, redact, write_transaction
+    from ferry.db.engine import describe, is_postgres, redact, write_transaction
 
     try:
         with write_transaction(engine) as connection:
@@ -61,14 +64,14 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> str:
     except FerryError:
         raise
     except DBAPIError as exc:
-        raise StorageError(f"cannot migrate {redact(engine.url)}: {exc}") from exc
-    log.info("registry database migrated", extra={"database": redact(engine.url), "revision": now})
+        raise StorageError(f"cannot migrate {redact(engine.url)}: {describe(exc)}") from exc
+    log.info("database migrated", extra={"database": redact(engine.url), "revision": now})
     return now
 
 
 def current_revision(url: str) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    from ferry.registry.metadata.engine import create_engine
+    from ferry.db.engine import create_engine
 
     engine = create_engine(url)
     try:

@@ -1,6 +1,6 @@
-"""Claims in the registry database: who runs a job, and what was done recently.
+"""Leases and claims in the database: who runs a job, and what was done recently.
 
-Several processes share one registry database: the workers of a ``ferry server``, and the
+Several processes share one database: the workers of a ``ferry server``, and the
 replicas of it on other hosts over PostgreSQL. Two things must happen once among them:
 
 - a lease (``hold_lease``): the scheduled drift job runs in the one process that holds
@@ -23,8 +23,19 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ferry.registry.metadata.engine import is_postgres, write_transaction
-from ferry.registry.metadata.tables import quota_counters
+from ferry.db.engine import is_postgres, write_transaction
+from ferry.db.schema import metadata
+
+# kind:key:window -> a count until expires_at: security's quota windows, and the leases and
+# cooldowns below (count: the holder's id)
+quota_counters = sa.Table(
+    "quota_counters",
+    metadata,
+    sa.Column("name", sa.String(320), primary_key=True),  # kind:key:window
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),  # unix seconds; swept after
+    sa.Index(None, "expires_at"),
+)
 
 
 def new_holder() -> int:

@@ -1,7 +1,8 @@
 """Durations as users type them: ``90s``, ``15m``, ``1h``, ``7d``, ``2w``.
 
-The one parser for every route and command that takes one (windows, ``since``, retention):
-the prediction log's ``parse_duration``/``parse_time`` call it. A duration is at most
+The one parser for every route and command that takes one (windows, ``since``, retention,
+API-key lifetimes): a ground module, so every layer can import it. The prediction log's
+``parse_time`` builds on it. A duration is at most
 MAX_DURATION: ``99999999999d`` overflowed ``timedelta`` (and ``now - 1000000d`` overflowed
 ``datetime``), an OverflowError answered as a 500.
 """
@@ -24,7 +25,9 @@ def is_duration(text: str) -> bool:
     return _DURATION.match(text.lower()) is not None
 
 
-def parse_duration(text: str, *, field: str = "window") -> timedelta:
+def parse_duration(text: str, field: str = "window") -> timedelta:
+    """``90s``, ``1.5h``, ``7d``, ``2w`` -> a timedelta; InvalidRequest naming ``field`` else."""
+    text = text or ""
     match = _DURATION.match(text.lower())
     if match is None or float(match[1]) <= 0:
         raise InvalidRequest(

@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ferry.durations import MAX_DURATION, parse_duration
 from ferry.errors import InvalidRequest
-from ferry.monitoring.durations import MAX_DURATION, parse_duration
 from ferry.monitoring.predlog import parse_duration as log_duration
 from ferry.monitoring.predlog import parse_time
-from ferry.security.keys import parse_duration as key_duration
 
 
 @pytest.mark.parametrize(
@@ -41,8 +40,35 @@ def test_the_longest_duration_is_a_century_back_from_now() -> None:
     assert parse_time(f"{MAX_DURATION.days}d") < datetime.now(UTC) - timedelta(days=36_000)
 
 
+def test_the_prediction_log_reexports_the_one_parser() -> None:
+    assert log_duration is parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3600s", timedelta(hours=1)),
+        ("90m", timedelta(minutes=90)),
+        (" 12h ", timedelta(hours=12)),
+        ("30d", timedelta(days=30)),
+        ("2w", timedelta(weeks=2)),
+        ("0.5s", timedelta(milliseconds=500)),
+    ],
+)
+def test_every_unit_is_accepted(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0d", "0.0h", "1y", "soon", "-3d", "", "1 h 2m", "h"])
+def test_malformed_durations_name_the_field(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="not a duration") as caught:
+        parse_duration(text, "expires")
+    assert caught.value.details["field"] == "expires"
+    assert "expires" in caught.value.message
+
+
 def test_key_lifetimes_are_bounded_too() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        key_duration("99999999999d")
+        parse_duration("99999999999d", "expires")
     assert caught.value.details["field"] == "expires"
-    assert key_duration("30d") == timedelta(days=30)
+    assert caught.value.details["limit"] == f"{MAX_DURATION.days}d"

@@ -1,6 +1,11 @@
-"""SQLAlchemy engines for the registry: URL normalising, SQLite pragmas, write transactions,
-and ``Connections``: reads and writes with foreign errors translated, for every store kept in
-the registry database (the metadata store, the monitoring tables).
+"""SQLAlchemy engines: URL normalising, SQLite pragmas, write transactions, and
+``Connections``: reads and writes with foreign errors translated, for every layer's store (the
+registry's metadata, the security, monitoring and packaging tables).
+
+Every engine hides its statements' parameters (``hide_parameters=True``) and ``describe``
+gives a driver error's text without its SQL, parameters or PostgreSQL's DETAIL line (which
+quotes the offending values): an error message never carries a value a caller stored
+(issue 14: a 500 once echoed ``[parameters: ('customer-ssn-123',)]``).
 
 SQLite: WAL journal (readers never wait for the writer), foreign keys on, a busy timeout, and
 write transactions opened with ``BEGIN IMMEDIATE`` so concurrent writers queue up instead of
@@ -70,7 +75,7 @@ def create_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     settings = get_settings()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"hide_parameters": True}
     memory = False
     if backend == "sqlite":
         database = parsed.database or ""
@@ -164,6 +169,22 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
+def describe(exc: BaseException) -> str:
+    """A database error's text that quotes no value: the driver's primary message (psycopg:
+    ``diag.message_primary``, without DETAIL's ``Key (name)=(...)``; SQLite's messages name
+    columns, never values), never the SQL or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if isinstance(primary, str) and primary:
+        text = primary
+    elif isinstance(exc, DBAPIError) or isinstance(orig, sqlite3.Error):
+        text = str(orig).split("\n", 1)[0]
+    else:
+        text = str(exc).split("\n", 1)[0]
+    return f"{type(orig).__name__}: {text}"
+
+
 def is_postgres(connection: Connection | Engine) -> bool:
     return connection.dialect.name == "postgresql"
 
@@ -198,12 +219,22 @@ class Connections:
         except FerryError:
             raise
         except IntegrityError as exc:
-            raise Conflict(f"{self.what} refused a conflicting write: {exc.orig}") from exc
+            raise Conflict(f"{self.what} refused a conflicting write: {describe(exc)}") from exc
         except (DBAPIError, PoolTimeout) as exc:
-            log.warning("database error", extra={"database": self.url, "store": self.what})
+            # the statement for the log (its parameters hidden by the engine), never the caller
+            statement = getattr(exc, "statement", None)
+            log.warning(
+                "database error",
+                extra={
+                    "database": self.url,
+                    "store": self.what,
+                    "error": describe(exc),
+                    "statement": statement,
+                },
+            )
             # past a deadline (connect, statement, pool, SQLite busy) or unreachable: a 503
             error = StorageUnavailable if _unreachable(exc) else StorageError
-            raise error(f"{self.what} at {self.url} failed: {exc}") from exc
+            raise error(f"{self.what} at {self.url} failed: {describe(exc)}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

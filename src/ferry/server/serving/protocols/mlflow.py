@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ferry import __version__
-from ferry.errors import FerryError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from ferry.errors import InvalidRequest, UnsupportedMediaType
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch
 from ferry.model.validation import batch_from_columns, batch_from_records
-from ferry.server.serving.context import ServingContext, serving_context
+from ferry.security.scopes import Action
+from ferry.server.openapi_bodies import mlflow_operation, ref
+from ferry.server.routes import PUBLIC, Access, Protocol, RouteTable, need
+from ferry.server.serving.context import ModelRef, serving_context
 from ferry.server.serving.inference import (
-    Timer,
     batch_from_csv,
     json_response,
     jsonable,
     media_type,
-    new_request_id,
     parse_json,
-    predict,
-    read_body,
 )
+from ferry.server.serving.pipeline import Answer, Decoded, run
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -75,53 +74,41 @@ def _from_split(data: Any, model: LoadedModel) -> Batch:
     )
 
 
-async def _invoke(request: Request, context: ServingContext, name: str | None) -> Response:
-    request_id = new_request_id(request)
-    timer = Timer(context, request, "mlflow", request_id)
-    model: LoadedModel | None = None
-    batch: Batch | None = None
-    try:
-        model = await _resolve(context, name)
-        body = await read_body(request, context.max_body_bytes)
+class _MlflowCodec:
+    """``mlflow models serve``'s four JSON layouts or a CSV in, ``{"predictions"}`` out."""
+
+    protocol = Protocol.MLFLOW
+    reads_body = True
+
+    def decode(self, request: Request, body: bytes, model: LoadedModel) -> Decoded:
         kind = media_type(request)
         if kind == "text/csv":
-            batch = batch_from_csv(body, model.signature)
-        elif kind == "application/json":
-            batch = parse_mlflow(parse_json(body), model)
-        else:
-            raise UnsupportedMediaType(
-                f"content type {kind or 'none'!r} is not supported; MLflow's protocol takes "
-                "application/json or text/csv",
-                content_type=kind,
-            )
-        if batch.n_rows > context.settings.max_request_rows:
-            raise PayloadTooLarge(f"{batch.n_rows} rows exceed the limit")
-        result = await predict(context, model, batch, ["predictions"])
-    except FerryError as exc:
-        timer.failed(model, exc, batch)
-        raise
-    timer.done(model, 200, batch, result)
-    return json_response({"predictions": jsonable(result["predictions"])}, headers=timer.headers())
-
-
-async def _resolve(context: ServingContext, name: str | None) -> LoadedModel:
-    if name is not None:
-        return await context.models.resolve(name)
-    names = context.models.names()
-    if len(names) != 1:
-        raise InvalidRequest(
-            f"this server has {len(names)} models; post to /mlflow/<name>/invocations",
-            models=names,
+            return Decoded(batch_from_csv(body, model.signature))
+        if kind == "application/json":
+            return Decoded(parse_mlflow(parse_json(body), model))
+        raise UnsupportedMediaType(
+            f"content type {kind or 'none'!r} is not supported; MLflow's protocol takes "
+            "application/json or text/csv",
+            content_type=kind,
         )
-    return await context.models.resolve(names[0])
+
+    def default_outputs(self, model: LoadedModel) -> list[str]:
+        return ["predictions"]
+
+    def encode(self, answer: Answer) -> Response:
+        predictions = jsonable(answer.result["predictions"])
+        return json_response({"predictions": predictions}, headers=answer.headers)
+
+
+CODEC = _MlflowCodec()
 
 
 async def invocations(request: Request) -> Response:
-    return await _invoke(request, serving_context(request), None)
+    return await run(request, CODEC, ModelRef(None))
 
 
 async def model_invocations(request: Request) -> Response:
-    return await _invoke(request, serving_context(request), request.path_params["name"])
+    return await run(request, CODEC, ModelRef(request.path_params["name"]))
 
 
 async def ping(request: Request) -> Response:
@@ -135,13 +122,48 @@ async def version(request: Request) -> Response:
     return PlainTextResponse(__version__)
 
 
-def mlflow_router() -> APIRouter:
-    router = APIRouter(tags=["mlflow"])
-    router.add_api_route("/invocations", invocations, methods=["POST"], summary="MLflow scoring")
-    router.add_api_route(
-        "/mlflow/{name}/invocations", model_invocations, methods=["POST"], summary="MLflow scoring"
+MLFLOW_OPERATION = mlflow_operation(ref("MLflowInvocationRequest"))
+
+
+def mlflow_routes() -> RouteTable:
+    routes = RouteTable(Protocol.MLFLOW, tags=["mlflow"])
+    routes.add(
+        "/invocations",
+        invocations,
+        "POST",
+        Access((Action.PREDICT,), single=True),
+        fast=True,
+        summary="MLflow scoring",
+        openapi_extra=MLFLOW_OPERATION,
     )
+    routes.add(
+        "/mlflow/{name}/invocations",
+        model_invocations,
+        "POST",
+        need(Action.PREDICT, on="name"),
+        fast=True,
+        summary="MLflow scoring",
+        openapi_extra=MLFLOW_OPERATION,
+    )
+    loading: dict[int | str, dict[str, Any]] = {
+        503: {"description": "Models still loading", "content": {"text/plain": {}}}
+    }
     for path in ("/ping", "/health"):
-        router.add_api_route(path, ping, methods=["GET"], summary="MLflow liveness")
-    router.add_api_route("/version", version, methods=["GET"], summary="Server version")
-    return router
+        routes.add(
+            path,
+            ping,
+            "GET",
+            PUBLIC,
+            summary="MLflow liveness",
+            response_class=PlainTextResponse,
+            responses=loading,
+        )
+    routes.add(
+        "/version",
+        version,
+        "GET",
+        PUBLIC,
+        summary="Server version",
+        response_class=PlainTextResponse,
+    )
+    return routes

@@ -5,26 +5,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferry.errors import FerryError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from ferry.errors import InvalidRequest, UnsupportedMediaType
 from ferry.model.loaded import LoadedModel
 from ferry.model.signature import Batch
 from ferry.model.validation import batch_from_columns, batch_from_records
-from ferry.server.serving.context import ServingContext, serving_context
+from ferry.security.scopes import Action
+from ferry.server.routes import Protocol, RouteTable, need
+from ferry.server.serving.context import ModelRef, ServingContext, serving_context
 from ferry.server.serving.inference import (
-    Timer,
     batch_from_csv,
     json_response,
     jsonable,
     media_type,
-    new_request_id,
     parse_json,
-    predict,
-    read_body,
 )
+from ferry.server.serving.pipeline import Answer, Decoded, run
 from ferry.server.serving.schemas import (
     column_schema,
     native_request_schema,
@@ -69,55 +67,62 @@ def parse_native(payload: Any, model: LoadedModel) -> tuple[Batch, list[str] | N
     return batch_from_columns(inputs, signature), requested
 
 
-async def answer(
-    request: Request,
-    context: ServingContext,
-    name: str,
-    version: str | None,
-    decode: Callable[[LoadedModel], Awaitable[tuple[Batch, list[str] | None]]],
-) -> Response:
-    request_id = new_request_id(request)
-    timer = Timer(context, request, "native", request_id)
-    model: LoadedModel | None = None
-    batch: Batch | None = None
-    try:
-        model = await context.models.resolve(name, version)
-        batch, requested = await decode(model)
-        if batch.n_rows > context.settings.max_request_rows:
-            raise PayloadTooLarge(
-                f"{batch.n_rows} rows exceed the limit of {context.settings.max_request_rows}",
-                limit=context.settings.max_request_rows,
-            )
-        outputs = model.resolve_outputs(requested)
-        result = await predict(context, model, batch, outputs)
-    except FerryError as exc:
-        timer.failed(model, exc, batch)
-        raise
-    content: dict[str, Any] = {key: jsonable(value) for key, value in result.items()}
-    content.update(model=model.name, version=model.version, request_id=request_id)
-    timer.done(model, 200, batch, result)
-    return json_response(content, headers=timer.headers())
+class _NativeCodec:
+    """Ferry's JSON (or CSV) body, or one row from the query string (``reads_body`` False)."""
+
+    protocol = Protocol.NATIVE
+
+    def __init__(self, reads_body: bool) -> None:
+        self.reads_body = reads_body
+
+    def decode(self, request: Request, body: bytes, model: LoadedModel) -> Decoded:
+        if not self.reads_body:
+            return _decode_query(request, model)
+        kind = media_type(request)
+        if kind == "text/csv":
+            return Decoded(batch_from_csv(body, model.signature))
+        if kind in _JSON_TYPES or kind.endswith("+json"):
+            batch, requested = parse_native(parse_json(body), model)
+            return Decoded(batch, requested)
+        raise UnsupportedMediaType(
+            f"content type {kind!r} is not supported; send application/json or text/csv",
+            content_type=kind,
+        )
+
+    def default_outputs(self, model: LoadedModel) -> list[str]:
+        return model.resolve_outputs(None)
+
+    def encode(self, answer: Answer) -> Response:
+        content: dict[str, Any] = {key: jsonable(value) for key, value in answer.result.items()}
+        content.update(
+            model=answer.model.name, version=answer.model.version, request_id=answer.request_id
+        )
+        return json_response(content, headers=answer.headers)
+
+
+def _decode_query(request: Request, model: LoadedModel) -> Decoded:
+    """One row from the query string, typed by the signature: ?col=value&..."""
+    params = request.query_params
+    outputs = params.getlist("outputs") or None
+    row = {key: value for key, value in params.items() if key != "outputs"}
+    if not row:
+        raise InvalidRequest(
+            "give the row's columns in the query string: ?"
+            + "&".join(f"{c}=..." for c in model.signature.names[:3]),
+            expected=model.signature.names,
+        )
+    return Decoded(batch_from_records([row], model.signature, source="text"), outputs)
+
+
+BODY = _NativeCodec(reads_body=True)
+QUERY = _NativeCodec(reads_body=False)
 
 
 def _post_endpoint(fixed_name: str | None = None) -> Endpoint:
     async def post_predict(request: Request) -> Response:
-        context = serving_context(request)
-        name = fixed_name or request.path_params["name"]
-        version = request.path_params.get("version")
-
-        async def decode(model: LoadedModel) -> tuple[Batch, list[str] | None]:
-            body = await read_body(request, context.max_body_bytes)
-            kind = media_type(request)
-            if kind == "text/csv":
-                return batch_from_csv(body, model.signature), None
-            if kind in _JSON_TYPES or kind.endswith("+json"):
-                return parse_native(parse_json(body), model)
-            raise UnsupportedMediaType(
-                f"content type {kind!r} is not supported; send application/json or text/csv",
-                content_type=kind,
-            )
-
-        return await answer(request, context, name, version, decode)
+        params = request.path_params
+        name = fixed_name or params["name"]
+        return await run(request, BODY, ModelRef(name, params.get("version")))
 
     return post_predict
 
@@ -125,25 +130,16 @@ def _post_endpoint(fixed_name: str | None = None) -> Endpoint:
 def _get_endpoint(fixed_name: str | None = None) -> Endpoint:
     async def get_predict(request: Request) -> Response:
         """One row from the query string, typed by the signature: ?col=value&..."""
-        context = serving_context(request)
-        name = fixed_name or request.path_params["name"]
-        version = request.path_params.get("version")
-
-        async def decode(model: LoadedModel) -> tuple[Batch, list[str] | None]:
-            params = request.query_params
-            outputs = params.getlist("outputs") or None
-            row = {key: value for key, value in params.items() if key != "outputs"}
-            if not row:
-                raise InvalidRequest(
-                    "give the row's columns in the query string: ?"
-                    + "&".join(f"{c}=..." for c in model.signature.names[:3]),
-                    expected=model.signature.names,
-                )
-            return batch_from_records([row], model.signature, source="text"), outputs
-
-        return await answer(request, context, name, version, decode)
+        params = request.path_params
+        name = fixed_name or params["name"]
+        return await run(request, QUERY, ModelRef(name, params.get("version")))
 
     return get_predict
+
+
+async def kserve_predict(request: Request) -> Response:
+    """KServe V1: ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}``."""
+    return await run(request, BODY, ModelRef(request.path_params["name"]))
 
 
 post_predict = _post_endpoint()
@@ -159,12 +155,32 @@ def _metadata(model: LoadedModel, context: ServingContext) -> dict[str, Any]:
         "created_at": model.manifest.created_at.isoformat(),
         "libraries": model.manifest.libraries,
         "example_check": check.status if check else "pending",
+        "loaded": True,
+        "ready": True,  # resolved, so loaded and answering in this worker
     }
 
 
 async def list_models(request: Request) -> Response:
+    """Every model the server can serve (the source's names: the registry's, on ``ferry
+    server``, the same from every worker), with its metadata where this worker has it loaded."""
     context = serving_context(request)
-    return json_response({"models": [_metadata(m, context) for m in context.models.loaded()]})
+    loaded: dict[str, LoadedModel] = {}
+    for model in context.models.loaded():
+        kept = loaded.get(model.name)
+        if kept is None or _newer(model.version, kept.version):
+            loaded[model.name] = model
+    listed = []
+    for name in sorted({*context.models.names(), *loaded}):
+        found = loaded.get(name)
+        if found is None:
+            listed.append({"name": name, "loaded": False, "ready": False})
+        else:
+            listed.append(_metadata(found, context))
+    return json_response({"models": listed})
+
+
+def _newer(a: str, b: str) -> bool:
+    return (int(a), a) > (int(b), b) if a.isdigit() and b.isdigit() else a > b
 
 
 async def model_metadata(request: Request) -> Response:
@@ -174,23 +190,26 @@ async def model_metadata(request: Request) -> Response:
     return json_response(_metadata(model, context))
 
 
-def native_router(models: list[LoadedModel]) -> APIRouter:
+def native_routes(models: list[LoadedModel]) -> RouteTable:
     """Routes for every model; each known model also gets its own typed, documented paths."""
-    router = APIRouter(tags=["predict"])
+    routes = RouteTable(Protocol.NATIVE, tags=["predict"])
     for model in {m.name: m for m in models}.values():
         path = f"/v1/models/{model.name}/predict"
-        router.add_api_route(
+        predict = need(Action.PREDICT, model=model.name)
+        routes.add(
             path,
             _post_endpoint(model.name),
-            methods=["POST"],
+            "POST",
+            predict,
             summary=f"Predict with {model.name}",
             tags=[model.name],
             openapi_extra=_post_openapi(model),
         )
-        router.add_api_route(
+        routes.add(
             path,
             _get_endpoint(model.name),
-            methods=["GET"],
+            "GET",
+            predict,
             summary=f"Predict one row of {model.name} from the query string",
             tags=[model.name],
             openapi_extra={
@@ -207,13 +226,19 @@ def native_router(models: list[LoadedModel]) -> APIRouter:
                 "responses": _responses(model),
             },
         )
+    predict = need(Action.PREDICT, on="name")
     for path in ("/v1/models/{name}/predict", "/v1/models/{name}/versions/{version}/predict"):
-        router.add_api_route(path, post_predict, methods=["POST"], summary="Predict")
-        router.add_api_route(path, _get_endpoint(), methods=["GET"], summary="Predict one row")
-    router.add_api_route("/v1/models", list_models, methods=["GET"], summary="List models")
+        routes.add(path, post_predict, "POST", predict, fast=True, summary="Predict")
+        routes.add(path, _get_endpoint(), "GET", predict, summary="Predict one row")
+    routes.add(
+        "/v1/models/{name}:predict", kserve_predict, "POST", predict, summary="KServe V1 predict"
+    )
+    listing = need(Action.READ, Action.PREDICT)
+    routes.add("/v1/models", list_models, "GET", listing, summary="List models")
+    metadata = need(Action.READ, Action.PREDICT, on="name")
     for path in ("/v1/models/{name}", "/v1/models/{name}/versions/{version}"):
-        router.add_api_route(path, model_metadata, methods=["GET"], summary="Model metadata")
-    return router
+        routes.add(path, model_metadata, "GET", metadata, summary="Model metadata")
+    return routes
 
 
 def _post_openapi(model: LoadedModel) -> dict[str, Any]:

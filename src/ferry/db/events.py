@@ -15,10 +15,6 @@ import numpy as np
 
 from ferry.model.signature import Batch
 
-# The ASGI scope key under which an authentication layer leaves who is calling (a key id or
-# a token's subject); events carry it so usage and logs can be attributed.
-PRINCIPAL_SCOPE_KEY = "ferry.principal"
-
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ cost 2 us a request; never mutate one
 class PredictionEvent:

@@ -209,6 +209,13 @@ def test_a_server_killed_while_it_inspects_an_upload_leaves_the_port_free(
         assert inspectors, "no inspector process started for the upload"
         server.send_signal(signal.SIGKILL)  # while the inspector runs
         server.wait()
+        # its workers follow by their parent-death signal, which takes a moment on a loaded
+        # machine (one answered the new server's readiness probe, then died: CI, stop 25);
+        # the inspectors are what this test is about and are not waited for
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in serving) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(pid) for pid in serving), "a worker outlived its supervisor"
         again = _serve_on(port, iris_bundle, 1, tmp_path / "again.log")  # would exit: in use
         try:
             assert _predict(port) == 200
